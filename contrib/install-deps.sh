@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages arctern's tests need (Dovecot for IMAP/POP3 and openssl for the
+# test CA) without starting or configuring the system services. Idempotent: does nothing when
+# everything is present. Usage: contrib/install-deps.sh [--bench] (--bench adds the peers).
+set -euo pipefail
+
+need=()
+command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd dovecot-pop3d)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ "${1:-}" = "--bench" ]; then
+  command -v mbsync >/dev/null 2>&1 || need+=(isync)
+  command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
+  command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+# Keep the packages' maintainer scripts from starting system daemons while installing.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  created_policy=1
+fi
+cleanup() { [ "$created_policy" = 1 ] && $sudo rm -f "$policy"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"

@@ -1,0 +1,105 @@
+//! The command line: argument definitions and the wiring from subcommands to the engine. No sync
+//! logic lives here; only parsing, printing and exit codes.
+
+pub mod check;
+pub mod status;
+pub mod sync;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Everything done.
+    pub const OK: u8 = 0;
+    /// Some folders or accounts failed; the rest was synced.
+    pub const PARTIAL: u8 = 1;
+    /// The config file is missing or invalid, or names no such account.
+    pub const CONFIG: u8 = 2;
+    /// Another arctern process is syncing the account.
+    pub const LOCKED: u8 = 3;
+    /// Could not connect, negotiate TLS or log in.
+    pub const CONNECT: u8 = 4;
+    /// The local side is unusable: state database or Maildir root.
+    pub const LOCAL: u8 = 5;
+}
+
+/// arctern: mirror IMAP mailboxes into Maildir, both ways, crash-safe.
+#[derive(Debug, Parser)]
+#[command(name = "arctern", version, about)]
+pub struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/arctern/config.toml).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mirror the accounts' IMAP folders and their Maildirs, both ways.
+    Sync {
+        /// Accounts to sync (default: all).
+        accounts: Vec<String>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Carry out deletions even above max_delete_percent.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the config, connect, log in and print the server's capabilities.
+    Check {
+        /// Accounts to check (default: all).
+        accounts: Vec<String>,
+    },
+    /// Show per-folder state: messages on each side, last sync, UIDVALIDITY, pending work.
+    Status {
+        /// Accounts to show (default: all).
+        accounts: Vec<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Loads the config named on the command line or the default one.
+pub fn load_config(cli: &Cli) -> Result<crate::config::Config, crate::config::ConfigError> {
+    let path = match &cli.config {
+        Some(p) => p.clone(),
+        None => crate::config::default_path()?,
+    };
+    crate::config::load(&path)
+}
+
+/// The accounts named, or all; an unknown name is a config error.
+pub fn select_accounts<'a>(
+    config: &'a crate::config::Config,
+    names: &[String],
+) -> Result<Vec<&'a crate::config::Account>, String> {
+    if names.is_empty() {
+        return Ok(config.accounts.values().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            config.accounts.get(n).ok_or_else(|| {
+                format!(
+                    "no account {n:?} in {} (accounts: {})",
+                    config.path.display(),
+                    config
+                        .accounts
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! `arctern status`: what the state database knows, per account and folder, plus local changes
+//! waiting for the next sync (found by scanning the Maildir; the server is not contacted).
+
+use super::exit;
+use crate::config::Config;
+use crate::db::StateDb;
+use crate::names::FolderName;
+use crate::store::maildir::{MaildirFolder, layout};
+use std::collections::BTreeSet;
+
+/// One folder's status line.
+#[derive(Debug, serde::Serialize)]
+pub struct FolderStatus {
+    /// Account.
+    pub account: String,
+    /// Folder.
+    pub folder: String,
+    /// Messages on the server at the last sync.
+    pub server_messages: i64,
+    /// Messages in the Maildir at the last sync.
+    pub local_messages: i64,
+    /// Unix time of the last sync of this folder.
+    pub last_sync: Option<i64>,
+    /// UIDVALIDITY at the last sync.
+    pub uidvalidity: Option<u32>,
+    /// Interrupted operations waiting to be settled.
+    pub pending_intents: i64,
+    /// Local messages not yet uploaded.
+    pub pending_local_new: usize,
+    /// Linked local messages deleted since the last sync.
+    pub pending_local_deleted: usize,
+    /// Linked local messages whose flags changed since the last sync.
+    pub pending_local_flags: usize,
+    /// A problem reading the local folder.
+    pub local_error: Option<String>,
+}
+
+/// Runs `status` and returns the exit code.
+pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
+    let selected = match super::select_accounts(config, accounts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut all = Vec::new();
+    for account in selected {
+        let path = crate::engine::state_path(config, &account.name);
+        let db = match StateDb::open_existing(&path) {
+            Ok(Some(db)) => db,
+            Ok(None) => {
+                if !json {
+                    println!("{}: never synced", account.name);
+                }
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", account.name);
+                return exit::LOCAL;
+            }
+        };
+        let folders = match db.folders() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{}: {e}", account.name);
+                return exit::LOCAL;
+            }
+        };
+        for f in folders {
+            let mut st = FolderStatus {
+                account: account.name.clone(),
+                folder: f.name.clone(),
+                server_messages: f.far_count,
+                local_messages: f.near_count,
+                last_sync: f.last_sync,
+                uidvalidity: f.uidvalidity.map(|v| v.0),
+                pending_intents: db.intent_count(f.id).unwrap_or(0),
+                pending_local_new: 0,
+                pending_local_deleted: 0,
+                pending_local_flags: 0,
+                local_error: None,
+            };
+            let scanned = FolderName::parse(&f.name)
+                .map_err(|e| e.to_string())
+                .and_then(|n| layout::folder_path(&account.maildir, account.layout, &n))
+                .and_then(|p| MaildirFolder::open(&p).map_err(|e| e.to_string()))
+                .and_then(|md| md.scan().map_err(|e| e.to_string()));
+            match (scanned, db.messages(f.id)) {
+                (Ok(near), Ok(rows)) => {
+                    let linked: BTreeSet<_> =
+                        rows.iter().filter_map(|r| r.state.near.clone()).collect();
+                    st.pending_local_new = near.keys().filter(|k| !linked.contains(*k)).count();
+                    for r in &rows {
+                        if let Some(k) = &r.state.near {
+                            match near.get(k) {
+                                None => st.pending_local_deleted += 1,
+                                Some(m)
+                                    if m.flags.minus(&r.state.flags).iter().next().is_some()
+                                        || r.state.flags.minus(&m.flags).iter().any(|fl| {
+                                            !matches!(fl, crate::model::Flag::Keyword(_))
+                                        }) =>
+                                {
+                                    st.pending_local_flags += 1
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                }
+                (Err(e), _) => st.local_error = Some(e),
+                (_, Err(e)) => st.local_error = Some(e.to_string()),
+            }
+            all.push(st);
+        }
+        if !json {
+            match db.last_run() {
+                Ok(Some((finished, ok, _))) => println!(
+                    "{}: last run {} ({})",
+                    account.name,
+                    format_time(Some(finished)),
+                    if ok { "ok" } else { "with errors" }
+                ),
+                _ => println!("{}: no completed run", account.name),
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else {
+        println!(
+            "{:<12} {:<24} {:>8} {:>8} {:>12} {:<20} pending",
+            "ACCOUNT", "FOLDER", "SERVER", "LOCAL", "UIDVALIDITY", "LAST SYNC"
+        );
+        for s in &all {
+            let mut pending = Vec::new();
+            if s.pending_local_new > 0 {
+                pending.push(format!("{} new ↑", s.pending_local_new));
+            }
+            if s.pending_local_flags > 0 {
+                pending.push(format!("{} flags ↑", s.pending_local_flags));
+            }
+            if s.pending_local_deleted > 0 {
+                pending.push(format!("{} deleted ↑", s.pending_local_deleted));
+            }
+            if s.pending_intents > 0 {
+                pending.push(format!("{} interrupted", s.pending_intents));
+            }
+            if let Some(e) = &s.local_error {
+                pending.push(format!("local error: {e}"));
+            }
+            println!(
+                "{:<12} {:<24} {:>8} {:>8} {:>12} {:<20} {}",
+                s.account,
+                s.folder,
+                s.server_messages,
+                s.local_messages,
+                s.uidvalidity
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                format_time(s.last_sync),
+                if pending.is_empty() {
+                    "-".to_string()
+                } else {
+                    pending.join(", ")
+                }
+            );
+        }
+    }
+    exit::OK
+}
+
+fn format_time(t: Option<i64>) -> String {
+    t.and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .map(|ts| ts.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "never".into())
+}

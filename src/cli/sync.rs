@@ -1,0 +1,59 @@
+//! `arctern sync`: runs the engine per account and prints a summary line each (or the plan with
+//! `--dry-run`).
+
+use super::exit;
+use crate::config::Config;
+use crate::engine::{self, FatalKind, SyncOptions};
+use std::io::IsTerminal;
+
+/// Runs `sync` and returns the exit code.
+pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> u8 {
+    let selected = match super::select_accounts(config, accounts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut code = exit::OK;
+    for account in selected {
+        let (report, fatal) = engine::sync_account(config, account, options, &progress).await;
+        progress.suspend(|| {
+            for f in &report.folders {
+                for n in &f.notes {
+                    println!("{}: {}: {n}", report.account, f.folder);
+                }
+                for p in &f.planned {
+                    println!("{}: {}: would {p}", report.account, f.folder);
+                }
+                if let Some(e) = &f.error {
+                    eprintln!("{}: {}: error: {e}", report.account, f.folder);
+                }
+            }
+            if options.dry_run {
+                println!("(dry run) {}", report.summary_line());
+            } else {
+                println!("{}", report.summary_line());
+            }
+        });
+        let this = match fatal {
+            Some(FatalKind::Locked) => exit::LOCKED,
+            Some(FatalKind::Connect) => exit::CONNECT,
+            Some(FatalKind::Local) => exit::LOCAL,
+            None if report.has_errors() => exit::PARTIAL,
+            None => exit::OK,
+        };
+        if code == exit::OK || (code == exit::PARTIAL && this > exit::PARTIAL) {
+            code = this;
+        }
+    }
+    progress.finish_and_clear();
+    code
+}

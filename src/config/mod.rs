@@ -1,0 +1,488 @@
+//! The configuration file: a serde mirror of the TOML that rejects unknown keys, turned into a
+//! validated [`Config`] with every default applied.
+//!
+//! Owns parsing, defaults, path resolution and validation messages (which always name the file,
+//! and the line where the parser knows it). Must not connect anywhere: password commands run only
+//! when [`PasswordSource::resolve`] is called by a store.
+
+mod secret;
+
+pub use secret::Secret;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration could not be loaded. Never retryable: the file must be fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse or did not fit the schema (unknown key, wrong type).
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending text.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The values parsed but do not make a usable configuration.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the account and key.
+        message: String,
+    },
+    /// No config file was given and no default location could be determined.
+    #[error("no config file given and no home directory to find the default one")]
+    NoDefaultLocation,
+}
+
+/// How the two sides are kept in step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// Changes flow both ways.
+    TwoWay,
+    /// Server → Maildir only; the server is never changed.
+    Pull,
+    /// Maildir → server only; the Maildir is never changed.
+    Push,
+}
+
+/// Where deletions are carried out when a message disappears from the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpungePolicy {
+    /// Deleted on the server → deleted locally, and the other way round (a true mirror).
+    Both,
+    /// Only server deletions are applied locally; local deletions never touch the server.
+    Near,
+    /// Only local deletions are applied on the server; the local archive keeps everything.
+    Far,
+    /// Deletions are never propagated; each side keeps what the other deleted.
+    None,
+}
+
+impl ExpungePolicy {
+    /// True when a message deleted on the server is also deleted locally.
+    pub fn deletes_near(self) -> bool {
+        matches!(self, ExpungePolicy::Both | ExpungePolicy::Near)
+    }
+    /// True when a message deleted locally is also deleted on the server.
+    pub fn deletes_far(self) -> bool {
+        matches!(self, ExpungePolicy::Both | ExpungePolicy::Far)
+    }
+}
+
+/// How folder names map to directories under the Maildir root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// Dovecot/Courier Maildir++: INBOX is the root, `A/B` is `<root>/.A.B`.
+    #[serde(rename = "maildir++")]
+    MaildirPlusPlus,
+    /// Nested directories: `A/B` is `<root>/A/B`, INBOX is `<root>/INBOX`.
+    Verbatim,
+}
+
+/// Transport security of the IMAP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS before anything else (port 143).
+    Starttls,
+    /// No encryption at all: only for loopback tests or trusted links, chosen explicitly.
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    accounts: BTreeMap<String, RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    maildir: PathBuf,
+    sync: Option<SyncMode>,
+    folders: Option<Vec<String>>,
+    layout: Option<Layout>,
+    expunge: Option<ExpungePolicy>,
+    max_delete_percent: Option<u8>,
+    imap: RawImap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImap {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    user: String,
+    password: Option<String>,
+    password_command: Option<String>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout_seconds: Option<u64>,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Where SQLite state (and later the index) lives.
+    pub state_dir: PathBuf,
+    /// Accounts by name, in name order.
+    pub accounts: BTreeMap<String, Account>,
+}
+
+/// One account: a server and the Maildir it mirrors into.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// The account's name (the TOML table key).
+    pub name: String,
+    /// The local Maildir root.
+    pub maildir: PathBuf,
+    /// Which way changes flow.
+    pub sync: SyncMode,
+    /// IMAP LIST-style patterns; `!` excludes. Last match wins.
+    pub folders: Vec<String>,
+    /// On-disk folder layout.
+    pub layout: Layout,
+    /// Where deletions are propagated.
+    pub expunge: ExpungePolicy,
+    /// A folder whose planned deletions exceed this share of its messages is not synced
+    /// without `--force`.
+    pub max_delete_percent: u8,
+    /// The server.
+    pub imap: ImapConfig,
+}
+
+/// How to reach and log in to an IMAP server.
+#[derive(Clone, Debug)]
+pub struct ImapConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: TlsMode,
+    /// Login name.
+    pub user: String,
+    /// Where the password comes from.
+    pub password: PasswordSource,
+    /// An extra trust root (PEM) for self-signed servers.
+    pub ca_file: Option<PathBuf>,
+    /// Per-command network timeout.
+    pub timeout: std::time::Duration,
+}
+
+/// Where a password comes from. Resolved only when a connection needs it.
+#[derive(Clone, Debug)]
+pub enum PasswordSource {
+    /// Written in the config file.
+    Literal(Secret),
+    /// The first line of this shell command's output.
+    Command(String),
+    /// This environment variable.
+    Env(String),
+}
+
+impl PasswordSource {
+    /// Produces the password. Errors name the account and never include the secret.
+    pub fn resolve(&self, account: &str) -> Result<Secret, String> {
+        match self {
+            PasswordSource::Literal(s) => Ok(s.clone()),
+            PasswordSource::Env(var) => std::env::var(var).map(Secret::new).map_err(|_| {
+                format!("account {account}: password_env {var} is not set in the environment")
+            }),
+            PasswordSource::Command(cmd) => {
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| format!("account {account}: cannot run password_command: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "account {account}: password_command exited with {}",
+                        out.status
+                    ));
+                }
+                let text = String::from_utf8(out.stdout).map_err(|_| {
+                    format!("account {account}: password_command printed non-UTF-8 output")
+                })?;
+                let line = text.lines().next().unwrap_or("").to_string();
+                if line.is_empty() {
+                    return Err(format!(
+                        "account {account}: password_command printed an empty password"
+                    ));
+                }
+                Ok(Secret::new(line))
+            }
+        }
+    }
+}
+
+/// The default config path: `$XDG_CONFIG_HOME/arctern/config.toml`.
+pub fn default_path() -> Result<PathBuf, ConfigError> {
+    let base = directories::BaseDirs::new().ok_or(ConfigError::NoDefaultLocation)?;
+    Ok(base.config_dir().join("arctern").join("config.toml"))
+}
+
+fn default_state_dir() -> Result<PathBuf, ConfigError> {
+    let base = directories::BaseDirs::new().ok_or(ConfigError::NoDefaultLocation)?;
+    Ok(base.data_dir().join("arctern"))
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` names it in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|span| line_column(text, span.start))
+            .unwrap_or((1, 1));
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let state_dir = match raw.state_dir {
+        Some(p) => resolve_path(base_dir, &p),
+        None => default_state_dir()?,
+    };
+    let mut accounts = BTreeMap::new();
+    for (name, a) in raw.accounts {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            || name.starts_with('.')
+        {
+            return Err(invalid(format!(
+                "account name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - (it names files in state_dir)"
+            )));
+        }
+        let tls = a.imap.tls.unwrap_or(TlsMode::Implicit);
+        let port = a.imap.port.unwrap_or(match tls {
+            TlsMode::Implicit => 993,
+            TlsMode::Starttls | TlsMode::None => 143,
+        });
+        if port == 0 {
+            return Err(invalid(format!("account {name}: imap.port must not be 0")));
+        }
+        if a.imap.host.trim().is_empty() {
+            return Err(invalid(format!("account {name}: imap.host is empty")));
+        }
+        let sources = [
+            a.imap.password.is_some(),
+            a.imap.password_command.is_some(),
+            a.imap.password_env.is_some(),
+        ];
+        let password = match (
+            a.imap.password,
+            a.imap.password_command,
+            a.imap.password_env,
+        ) {
+            (Some(p), None, None) => PasswordSource::Literal(Secret::new(p)),
+            (None, Some(c), None) => PasswordSource::Command(c),
+            (None, None, Some(v)) => PasswordSource::Env(v),
+            _ => {
+                let n = sources.iter().filter(|s| **s).count();
+                return Err(invalid(format!(
+                    "account {name}: imap needs exactly one of password, password_command, password_env (found {n})"
+                )));
+            }
+        };
+        let folders = a.folders.unwrap_or_else(|| vec!["*".to_string()]);
+        for pattern in &folders {
+            let body = pattern.strip_prefix('!').unwrap_or(pattern);
+            if body.is_empty() || body.contains('\0') {
+                return Err(invalid(format!(
+                    "account {name}: folders pattern {pattern:?} is empty or contains NUL"
+                )));
+            }
+        }
+        let max_delete_percent = a.max_delete_percent.unwrap_or(50);
+        if max_delete_percent > 100 {
+            return Err(invalid(format!(
+                "account {name}: max_delete_percent must be 0-100, not {max_delete_percent}"
+            )));
+        }
+        let timeout_seconds = a.imap.timeout_seconds.unwrap_or(120);
+        if timeout_seconds == 0 {
+            return Err(invalid(format!(
+                "account {name}: imap.timeout_seconds must be at least 1"
+            )));
+        }
+        let account = Account {
+            name: name.clone(),
+            maildir: resolve_path(base_dir, &a.maildir),
+            sync: a.sync.unwrap_or(SyncMode::TwoWay),
+            folders,
+            layout: a.layout.unwrap_or(Layout::MaildirPlusPlus),
+            expunge: a.expunge.unwrap_or(ExpungePolicy::Both),
+            max_delete_percent,
+            imap: ImapConfig {
+                host: a.imap.host,
+                port,
+                tls,
+                user: a.imap.user,
+                password,
+                ca_file: a.imap.ca_file.map(|p| resolve_path(base_dir, &p)),
+                timeout: std::time::Duration::from_secs(timeout_seconds),
+            },
+        };
+        accounts.insert(name, account);
+    }
+    if accounts.is_empty() {
+        return Err(invalid(
+            "no [accounts.NAME] table: nothing to sync".to_string(),
+        ));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        state_dir,
+        accounts,
+    })
+}
+
+/// Expands a leading `~/` and anchors relative paths at the config file's directory.
+fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf())
+    {
+        return home.join(rest);
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base_dir.join(p)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"
+state_dir = "/var/lib/arctern"      # SQLite state (and later the index); default $XDG_DATA_HOME/arctern
+
+[accounts.work]
+maildir = "/home/me/Mail/work"       # the local Maildir root for this account
+sync = "two-way"                     # "two-way" (default) | "pull" (never changes the server) | "push"
+folders = ["*", "!Trash"]            # IMAP LIST patterns, "!" excludes; default ["*"]
+
+[accounts.work.imap]
+host = "imap.example.com"
+port = 993                           # default from tls: 993 implicit, 143 starttls/none
+tls = "implicit"                     # "implicit" (default) | "starttls" | "none"
+user = "me@example.com"
+password = "…"                       # or password_command = "pass show mail/work", or password_env = "VAR"
+ca_file = "/path/ca.pem"             # optional extra trust root (self-signed servers)
+"#;
+
+    #[test]
+    fn the_documented_example_parses_verbatim() {
+        let c = parse(Path::new("/etc/arctern.toml"), ISSUE_EXAMPLE).unwrap();
+        let a = &c.accounts["work"];
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/arctern"));
+        assert_eq!(a.sync, SyncMode::TwoWay);
+        assert_eq!(a.folders, vec!["*", "!Trash"]);
+        assert_eq!(a.imap.port, 993);
+        assert_eq!(a.imap.tls, TlsMode::Implicit);
+        assert_eq!(a.expunge, ExpungePolicy::Both);
+        assert_eq!(a.max_delete_percent, 50);
+        assert_eq!(a.layout, Layout::MaildirPlusPlus);
+        assert!(matches!(a.imap.password, PasswordSource::Literal(_)));
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let text = ISSUE_EXAMPLE.replace("user = ", "usr = \"x\"\nuser = ");
+        let err = parse(Path::new("/etc/a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/a.toml:13:"), "{err}");
+        assert!(err.contains("usr"), "{err}");
+    }
+
+    #[test]
+    fn port_defaults_follow_tls() {
+        let text = ISSUE_EXAMPLE
+            .replace("port = 993", "")
+            .replace("\"implicit\"", "\"starttls\"");
+        let c = parse(Path::new("/x.toml"), &text).unwrap();
+        assert_eq!(c.accounts["work"].imap.port, 143);
+    }
+
+    #[test]
+    fn two_password_sources_are_rejected() {
+        let text = ISSUE_EXAMPLE.replace("ca_file", "password_env = \"X\"\nca_file");
+        let err = parse(Path::new("/x.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("exactly one of password"), "{err}");
+        assert!(!err.contains('…'), "the password must not be echoed: {err}");
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_config_file() {
+        let text = ISSUE_EXAMPLE.replace("/home/me/Mail/work", "mail/work");
+        let c = parse(Path::new("/etc/arctern/config.toml"), &text).unwrap();
+        assert_eq!(
+            c.accounts["work"].maildir,
+            PathBuf::from("/etc/arctern/mail/work")
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+    }
+}

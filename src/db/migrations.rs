@@ -1,0 +1,61 @@
+//! Forward-only schema migrations, numbered by `PRAGMA user_version`. Never edit a shipped step:
+//! add a new one.
+
+use rusqlite::Connection;
+
+const STEPS: &[&str] = &[
+    // 1: folders, linked messages, intents, runs.
+    "CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        uidvalidity INTEGER,
+        uidnext INTEGER,
+        highestmodseq INTEGER,
+        last_sync INTEGER,
+        far_count INTEGER NOT NULL DEFAULT 0,
+        near_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        far_uid INTEGER,
+        near_key TEXT,
+        flags TEXT NOT NULL,
+        message_id TEXT,
+        size INTEGER
+    );
+    CREATE UNIQUE INDEX messages_far ON messages(folder_id, far_uid) WHERE far_uid IS NOT NULL;
+    CREATE UNIQUE INDEX messages_near ON messages(folder_id, near_key) WHERE near_key IS NOT NULL;
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY,
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('download', 'upload')),
+        far_uid INTEGER,
+        near_key TEXT NOT NULL,
+        uidvalidity INTEGER,
+        uidnext INTEGER,
+        flags TEXT NOT NULL,
+        message_id TEXT,
+        size INTEGER,
+        sha256 BLOB
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started INTEGER NOT NULL,
+        finished INTEGER NOT NULL,
+        ok INTEGER NOT NULL,
+        summary TEXT NOT NULL
+    );",
+];
+
+/// Brings the schema up to date, one transaction per step.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in STEPS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,524 @@
+//! The state database: one SQLite file per account, the source of truth for what was synced.
+//!
+//! WAL journal, `synchronous = FULL` (a committed intent survives power loss, not only a killed
+//! process), foreign keys on, forward-only numbered migrations in [`migrations`]. Writes are
+//! grouped into one transaction per batch through [`StateDb::apply`].
+//!
+//! rusqlite is synchronous: the engine calls it from its async task for short statements only.
+
+mod migrations;
+
+use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
+use crate::sync::planner::{RowId, StateRow};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// A state database operation failed. Not retryable without intervention.
+#[derive(Debug, thiserror::Error)]
+#[error("state database {path}: {what}: {source}")]
+pub struct DbError {
+    /// The database file.
+    pub path: PathBuf,
+    /// What was being done.
+    pub what: String,
+    /// SQLite's error.
+    pub source: rusqlite::Error,
+}
+
+/// One folder's stored sync position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderRow {
+    /// Row id.
+    pub id: i64,
+    /// Canonical folder name.
+    pub name: String,
+    /// UIDVALIDITY of the last sync.
+    pub uidvalidity: Option<UidValidity>,
+    /// UIDNEXT seen at the last sync.
+    pub uidnext: Option<u32>,
+    /// Unix time of the last completed sync.
+    pub last_sync: Option<i64>,
+    /// Messages on the server at the last sync.
+    pub far_count: i64,
+    /// Messages in the Maildir at the last sync.
+    pub near_count: i64,
+}
+
+/// A linked message row with the evidence recorded for re-pairing.
+#[derive(Clone, Debug)]
+pub struct MessageRow {
+    /// The planner's view.
+    pub state: StateRow,
+    /// Normalised Message-ID.
+    pub message_id: Option<String>,
+    /// RFC822.SIZE on the server.
+    pub size: Option<u32>,
+}
+
+/// What kind of effect an intent announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntentKind {
+    /// A server message being written into the Maildir under a chosen key.
+    Download,
+    /// A local message being APPENDed to the server.
+    Upload,
+}
+
+/// An effect announced before it happens, so a crash in between can be reconciled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    /// Row id (0 before insertion).
+    pub id: i64,
+    /// Download or upload.
+    pub kind: IntentKind,
+    /// The server UID (downloads).
+    pub far_uid: Option<Uid>,
+    /// The Maildir key: chosen before a download, the source of an upload.
+    pub near_key: NearKey,
+    /// UIDVALIDITY when the intent was recorded.
+    pub uidvalidity: Option<UidValidity>,
+    /// The folder's UIDNEXT before an upload: the new UID is at least this.
+    pub uidnext: Option<u32>,
+    /// Flags written with the message.
+    pub flags: Flags,
+    /// Message-ID evidence.
+    pub message_id: Option<String>,
+    /// Size on the server (CRLF).
+    pub size: Option<u32>,
+    /// SHA-256 of the bytes sent (uploads).
+    pub sha256: Option<Vec<u8>>,
+}
+
+/// One change to the state, applied with others in a single transaction.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Link a server message and a Maildir file.
+    Link {
+        /// Server UID.
+        far: Uid,
+        /// Maildir key.
+        near: NearKey,
+        /// Synced flags.
+        flags: Flags,
+        /// Message-ID evidence.
+        message_id: Option<String>,
+        /// Server size.
+        size: Option<u32>,
+    },
+    /// New base flags for a row.
+    SetFlags(RowId, Flags),
+    /// Drop a row.
+    Delete(RowId),
+    /// The message is gone from `Side::Near` (keep far) or `Side::Far` (keep near): drop that link.
+    Detach(RowId, Side),
+    /// Give a row a new server UID (after UIDVALIDITY re-pairing).
+    Relink(RowId, Option<Uid>),
+    /// Record an intent.
+    AddIntent(Intent),
+    /// An intent was carried out or abandoned.
+    RemoveIntent(i64),
+}
+
+/// The state database of one account.
+pub struct StateDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn opt_uid(v: Option<i64>) -> Option<Uid> {
+    v.and_then(|x| u32::try_from(x).ok()).map(Uid)
+}
+
+impl StateDb {
+    /// Opens (creating and migrating as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<StateDb, DbError> {
+        let e = |what: &str| {
+            let what = what.to_string();
+            let path = path.to_path_buf();
+            move |source| DbError { path, what, source }
+        };
+        let mut conn = Connection::open(path).map_err(e("open"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(e("set busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(e("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(e("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(e("enable foreign keys"))?;
+        migrations::migrate(&mut conn).map_err(e("migrate schema"))?;
+        Ok(StateDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing database read-only-in-spirit (for `status`); `None` when it does not exist.
+    pub fn open_existing(path: &Path) -> Result<Option<StateDb>, DbError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Self::open(path).map(Some)
+    }
+
+    fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> DbError {
+        let path = self.path.clone();
+        let what = what.to_string();
+        move |source| DbError { path, what, source }
+    }
+
+    /// All folders with state.
+    pub fn folders(&self) -> Result<Vec<FolderRow>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, uidvalidity, uidnext, last_sync, far_count, near_count
+                 FROM folders ORDER BY name",
+            )
+            .map_err(self.err("list folders"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FolderRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    uidvalidity: r
+                        .get::<_, Option<i64>>(2)?
+                        .and_then(|v| u32::try_from(v).ok())
+                        .map(UidValidity),
+                    uidnext: r
+                        .get::<_, Option<i64>>(3)?
+                        .and_then(|v| u32::try_from(v).ok()),
+                    last_sync: r.get(4)?,
+                    far_count: r.get(5)?,
+                    near_count: r.get(6)?,
+                })
+            })
+            .map_err(self.err("list folders"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("list folders"))
+    }
+
+    /// The folder's row, created if missing.
+    pub fn ensure_folder(&self, name: &str) -> Result<FolderRow, DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO folders (name) VALUES (?1) ON CONFLICT(name) DO NOTHING",
+                [name],
+            )
+            .map_err(self.err("add folder"))?;
+        self.folders()?
+            .into_iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| DbError {
+                path: self.path.clone(),
+                what: format!("folder {name} vanished after insert"),
+                source: rusqlite::Error::QueryReturnedNoRows,
+            })
+    }
+
+    /// Drops a folder and all its rows.
+    pub fn forget_folder(&self, folder: i64) -> Result<(), DbError> {
+        self.conn
+            .execute("DELETE FROM folders WHERE id = ?1", [folder])
+            .map_err(self.err("forget folder"))?;
+        Ok(())
+    }
+
+    /// Records a completed sync of a folder.
+    pub fn finish_folder(
+        &self,
+        folder: i64,
+        uidvalidity: UidValidity,
+        uidnext: Option<u32>,
+        now: i64,
+    ) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, last_sync = ?4,
+                   far_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND far_uid IS NOT NULL),
+                   near_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND near_key IS NOT NULL)
+                 WHERE id = ?1",
+                params![folder, uidvalidity.0, uidnext, now],
+            )
+            .map_err(self.err("record folder sync"))?;
+        Ok(())
+    }
+
+    /// Sets a folder's UIDVALIDITY (first sync or after re-pairing).
+    pub fn set_uidvalidity(&self, folder: i64, v: UidValidity) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE folders SET uidvalidity = ?2 WHERE id = ?1",
+                params![folder, v.0],
+            )
+            .map_err(self.err("set uidvalidity"))?;
+        Ok(())
+    }
+
+    /// Every message row of a folder.
+    pub fn messages(&self, folder: i64) -> Result<Vec<MessageRow>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, far_uid, near_key, flags, message_id, size FROM messages
+                 WHERE folder_id = ?1 ORDER BY id",
+            )
+            .map_err(self.err("read messages"))?;
+        let rows = st
+            .query_map([folder], |r| {
+                Ok(MessageRow {
+                    state: StateRow {
+                        id: r.get(0)?,
+                        far: opt_uid(r.get(1)?),
+                        near: r.get::<_, Option<String>>(2)?.map(NearKey),
+                        flags: Flags::from_db(&r.get::<_, String>(3)?),
+                    },
+                    message_id: r.get(4)?,
+                    size: r
+                        .get::<_, Option<i64>>(5)?
+                        .and_then(|v| u32::try_from(v).ok()),
+                })
+            })
+            .map_err(self.err("read messages"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("read messages"))
+    }
+
+    /// Unfinished intents of a folder.
+    pub fn intents(&self, folder: i64) -> Result<Vec<Intent>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, far_uid, near_key, uidvalidity, uidnext, flags, message_id, size, sha256
+                 FROM intents WHERE folder_id = ?1 ORDER BY id",
+            )
+            .map_err(self.err("read intents"))?;
+        let rows = st
+            .query_map([folder], |r| {
+                Ok(Intent {
+                    id: r.get(0)?,
+                    kind: if r.get::<_, String>(1)? == "upload" {
+                        IntentKind::Upload
+                    } else {
+                        IntentKind::Download
+                    },
+                    far_uid: opt_uid(r.get(2)?),
+                    near_key: NearKey(r.get(3)?),
+                    uidvalidity: r
+                        .get::<_, Option<i64>>(4)?
+                        .and_then(|v| u32::try_from(v).ok())
+                        .map(UidValidity),
+                    uidnext: r
+                        .get::<_, Option<i64>>(5)?
+                        .and_then(|v| u32::try_from(v).ok()),
+                    flags: Flags::from_db(&r.get::<_, String>(6)?),
+                    message_id: r.get(7)?,
+                    size: r
+                        .get::<_, Option<i64>>(8)?
+                        .and_then(|v| u32::try_from(v).ok()),
+                    sha256: r.get(9)?,
+                })
+            })
+            .map_err(self.err("read intents"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("read intents"))
+    }
+
+    /// Number of unfinished intents across all folders.
+    pub fn intent_count(&self, folder: i64) -> Result<i64, DbError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM intents WHERE folder_id = ?1",
+                [folder],
+                |r| r.get(0),
+            )
+            .map_err(self.err("count intents"))
+    }
+
+    /// Applies changes to one folder in one transaction; returns the ids of added intents in
+    /// order.
+    pub fn apply(&mut self, folder: i64, changes: &[Change]) -> Result<Vec<i64>, DbError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = self.path.clone();
+        let e = move |what: &'static str| {
+            let path = path.clone();
+            move |source| DbError {
+                path,
+                what: what.to_string(),
+                source,
+            }
+        };
+        let tx = self.conn.transaction().map_err(e("begin"))?;
+        let mut intent_ids = Vec::new();
+        for change in changes {
+            match change {
+                Change::Link {
+                    far,
+                    near,
+                    flags,
+                    message_id,
+                    size,
+                } => {
+                    tx.prepare_cached(
+                        "INSERT INTO messages (folder_id, far_uid, near_key, flags, message_id, size)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![folder, far.0, near.0, flags.to_db(), message_id, size])
+                    })
+                    .map_err(e("link message"))?;
+                }
+                Change::SetFlags(row, flags) => {
+                    tx.prepare_cached("UPDATE messages SET flags = ?2 WHERE id = ?1")
+                        .and_then(|mut s| s.execute(params![row, flags.to_db()]))
+                        .map_err(e("update flags"))?;
+                }
+                Change::Delete(row) => {
+                    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
+                        .and_then(|mut s| s.execute([row]))
+                        .map_err(e("delete message row"))?;
+                }
+                Change::Detach(row, side) => {
+                    let sql = match side {
+                        Side::Near => "UPDATE messages SET far_uid = NULL WHERE id = ?1",
+                        Side::Far => "UPDATE messages SET near_key = NULL WHERE id = ?1",
+                    };
+                    tx.prepare_cached(sql)
+                        .and_then(|mut s| s.execute([row]))
+                        .map_err(e("detach message row"))?;
+                }
+                Change::Relink(row, uid) => {
+                    tx.prepare_cached("UPDATE messages SET far_uid = ?2 WHERE id = ?1")
+                        .and_then(|mut s| s.execute(params![row, uid.map(|u| u.0)]))
+                        .map_err(e("relink message row"))?;
+                }
+                Change::AddIntent(i) => {
+                    tx.prepare_cached(
+                        "INSERT INTO intents (folder_id, kind, far_uid, near_key, uidvalidity, uidnext,
+                                              flags, message_id, size, sha256)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            folder,
+                            match i.kind {
+                                IntentKind::Download => "download",
+                                IntentKind::Upload => "upload",
+                            },
+                            i.far_uid.map(|u| u.0),
+                            i.near_key.0,
+                            i.uidvalidity.map(|v| v.0),
+                            i.uidnext,
+                            i.flags.to_db(),
+                            i.message_id,
+                            i.size,
+                            i.sha256,
+                        ])
+                    })
+                    .map_err(e("record intent"))?;
+                    intent_ids.push(tx.last_insert_rowid());
+                }
+                Change::RemoveIntent(id) => {
+                    tx.prepare_cached("DELETE FROM intents WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(e("remove intent"))?;
+                }
+            }
+        }
+        tx.commit().map_err(e("commit"))?;
+        Ok(intent_ids)
+    }
+
+    /// Records a finished run for `status`.
+    pub fn record_run(
+        &self,
+        started: i64,
+        finished: i64,
+        ok: bool,
+        summary: &str,
+    ) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started, finished, ok, summary) VALUES (?1, ?2, ?3, ?4)",
+                params![started, finished, ok, summary],
+            )
+            .map_err(self.err("record run"))?;
+        Ok(())
+    }
+
+    /// The last run: (finished, ok, summary).
+    pub fn last_run(&self) -> Result<Option<(i64, bool, String)>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT finished, ok, summary FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err("read last run"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Flag;
+
+    #[test]
+    fn links_intents_and_detaches_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(&dir.path().join("a.sqlite3")).unwrap();
+        let f = db.ensure_folder("INBOX").unwrap();
+        assert_eq!(db.ensure_folder("INBOX").unwrap().id, f.id);
+        let flags: Flags = [Flag::Seen].into_iter().collect();
+        let ids = db
+            .apply(
+                f.id,
+                &[
+                    Change::Link {
+                        far: Uid(5),
+                        near: NearKey("k".into()),
+                        flags: flags.clone(),
+                        message_id: Some("m@x".into()),
+                        size: Some(10),
+                    },
+                    Change::AddIntent(Intent {
+                        id: 0,
+                        kind: IntentKind::Upload,
+                        far_uid: None,
+                        near_key: NearKey("u".into()),
+                        uidvalidity: Some(UidValidity(7)),
+                        uidnext: Some(9),
+                        flags: Flags::new(),
+                        message_id: None,
+                        size: Some(3),
+                        sha256: Some(vec![1, 2]),
+                    }),
+                ],
+            )
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        let rows = db.messages(f.id).unwrap();
+        assert_eq!(rows[0].state.far, Some(Uid(5)));
+        assert_eq!(rows[0].state.flags, flags);
+        let intents = db.intents(f.id).unwrap();
+        assert_eq!(intents[0].uidnext, Some(9));
+        assert_eq!(intents[0].sha256, Some(vec![1, 2]));
+        db.apply(
+            f.id,
+            &[
+                Change::Detach(rows[0].state.id, Side::Near),
+                Change::RemoveIntent(ids[0]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(db.messages(f.id).unwrap()[0].state.far, None);
+        assert!(db.intents(f.id).unwrap().is_empty());
+        // Reopening runs no migration twice.
+        drop(db);
+        let db = StateDb::open(&dir.path().join("a.sqlite3")).unwrap();
+        assert_eq!(db.folders().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,560 @@
+//! Syncing one folder: snapshot both sides, settle unfinished intents, re-pair after a
+//! UIDVALIDITY change, plan, guard, execute, record.
+//!
+//! Order of effects, chosen so a kill at any point converges on the next run:
+//! flags (idempotent) → deletions (idempotent: a message gone from both sides is forgotten) →
+//! downloads and uploads (announced as intents first, linked in SQLite after the Maildir
+//! directory is fsynced or the server confirmed).
+
+use super::SyncOptions;
+use super::recover;
+use super::report::FolderReport;
+use crate::config::Account;
+use crate::db::{Change, Intent, IntentKind, StateDb};
+use crate::model::{Flag, Flags, NearKey, Uid, UidValidity};
+use crate::names::FolderName;
+use crate::store::eol;
+use crate::store::imap::{self, ImapConn};
+use crate::store::maildir::{self, MaildirFolder, NearMessage};
+use crate::sync::planner::{self, Plan, Policy, StateRow};
+use crate::sync::repair;
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Messages fetched per batch; the batch is made durable once (one directory fsync, one commit).
+const DOWNLOAD_BATCH: usize = 200;
+/// Messages appended per batch between intent commits.
+const UPLOAD_BATCH: usize = 100;
+
+/// Syncs one existing folder pair. Errors are returned as text for the report.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_folder(
+    conn: &mut ImapConn,
+    db: &mut StateDb,
+    account: &Account,
+    name: &FolderName,
+    wire: &str,
+    path: &Path,
+    options: SyncOptions,
+    progress: &indicatif::ProgressBar,
+    fr: &mut FolderReport,
+) -> Result<(), String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    let folder_row = if options.dry_run {
+        match db
+            .folders()
+            .map_err(|e| s(&e))?
+            .into_iter()
+            .find(|f| f.name == name.as_str())
+        {
+            Some(f) => f,
+            None => crate::db::FolderRow {
+                id: -1,
+                name: name.to_string(),
+                uidvalidity: None,
+                uidnext: None,
+                last_sync: None,
+                far_count: 0,
+                near_count: 0,
+            },
+        }
+    } else {
+        db.ensure_folder(name.as_str()).map_err(|e| s(&e))?
+    };
+    let fid = folder_row.id;
+    let sel = conn.select(wire).await.map_err(|e| s(&e))?;
+    let far = conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?;
+    let mut md = MaildirFolder::open(path).map_err(|e| s(&e))?;
+    let mut near = md.scan().map_err(|e| s(&e))?;
+
+    if !options.dry_run {
+        fr.recovered += recover::settle_intents(conn, db, fid, &sel, &mut md, &mut near)
+            .await
+            .map_err(|e| format!("recovering an interrupted run: {e}"))?;
+    } else {
+        let pending = db.intent_count(fid).unwrap_or(0);
+        if pending > 0 {
+            fr.planned.push(format!(
+                "settle {pending} operation(s) interrupted by an earlier run"
+            ));
+        }
+    }
+
+    // UIDVALIDITY: a change voids every stored UID; re-pair by evidence.
+    match folder_row.uidvalidity {
+        Some(old) if old != sel.uidvalidity => {
+            let rows = db.messages(fid).map_err(|e| s(&e))?;
+            let evidence = if sel.exists > 0 {
+                conn.fetch_evidence("1:*").await.map_err(|e| s(&e))?
+            } else {
+                Vec::new()
+            };
+            let far_ev: Vec<repair::FarEvidence> = evidence
+                .into_iter()
+                .map(|e| repair::FarEvidence {
+                    uid: e.uid,
+                    message_id: e.message_id,
+                    size: e.size,
+                })
+                .collect();
+            let row_ev: Vec<repair::RowEvidence> = rows
+                .into_iter()
+                .map(|r| repair::RowEvidence {
+                    row: r.state,
+                    message_id: r.message_id,
+                    size: r.size,
+                })
+                .collect();
+            let rep = repair::repair(&row_ev, &far_ev);
+            let relinked = rep.relinked.iter().filter(|(_, u)| u.is_some()).count();
+            fr.notes.push(format!(
+                "UIDVALIDITY changed from {old} to {}: re-paired {relinked} message(s) by Message-ID and size; {} local message(s) without a match will be uploaded, unmatched server messages downloaded",
+                sel.uidvalidity,
+                rep.unmatched_near.len()
+            ));
+            if !options.dry_run {
+                // Drop rows first, then move the survivors to their new UIDs: a new UID may equal
+                // an old one still held by another row, so clear them all before relinking.
+                let mut changes: Vec<Change> =
+                    rep.dropped.iter().map(|r| Change::Delete(*r)).collect();
+                changes.extend(
+                    rep.relinked
+                        .iter()
+                        .filter(|(_, u)| u.is_some())
+                        .map(|(r, _)| Change::Relink(*r, None)),
+                );
+                changes.extend(
+                    rep.relinked
+                        .iter()
+                        .filter(|(_, u)| u.is_some())
+                        .map(|(r, u)| Change::Relink(*r, *u)),
+                );
+                db.apply(fid, &changes).map_err(|e| s(&e))?;
+                db.set_uidvalidity(fid, sel.uidvalidity)
+                    .map_err(|e| s(&e))?;
+            }
+        }
+        Some(_) => {}
+        None => {
+            if !options.dry_run {
+                db.set_uidvalidity(fid, sel.uidvalidity)
+                    .map_err(|e| s(&e))?;
+            }
+        }
+    }
+
+    let rows: Vec<StateRow> = if fid < 0 {
+        Vec::new()
+    } else {
+        db.messages(fid)
+            .map_err(|e| s(&e))?
+            .into_iter()
+            .map(|r| r.state)
+            .collect()
+    };
+    let near_flags = complete_near_flags(&rows, &near, &md);
+    let policy = Policy {
+        mode: account.sync,
+        expunge: account.expunge,
+    };
+    let plan = planner::plan(&rows, &far, &near_flags, policy);
+    if !options.force {
+        planner::check_deletion_guard(&plan, &rows, account.max_delete_percent)
+            .map_err(|e| s(&e))?;
+    }
+    if options.dry_run {
+        describe(&plan, fr);
+        return Ok(());
+    }
+
+    let mut exec = Executor {
+        conn,
+        db,
+        fid,
+        md: &mut md,
+        near: &mut near,
+        far: &far,
+        wire,
+        uidvalidity: sel.uidvalidity,
+        uidnext: sel
+            .uidnext
+            .unwrap_or_else(|| far.keys().last().map_or(1, |u| u.0 + 1)),
+        progress,
+        folder: name.as_str(),
+    };
+    exec.flags(&plan, fr).await?;
+    exec.deletions(&plan, fr).await?;
+    exec.downloads(&plan, fr).await?;
+    exec.uploads(&plan, fr).await?;
+    let uidnext_after = sel.uidnext;
+    db.finish_folder(fid, sel.uidvalidity, uidnext_after, super::unix_now())
+        .map_err(|e| s(&e))?;
+    Ok(())
+}
+
+/// Near flags as the planner must see them: keywords the folder cannot write into file names
+/// (no letter left in dovecot-keywords) are taken from the base, so their absence on disk is not
+/// read as "removed locally".
+fn complete_near_flags(
+    rows: &[StateRow],
+    near: &BTreeMap<NearKey, NearMessage>,
+    md: &MaildirFolder,
+) -> BTreeMap<NearKey, Flags> {
+    let mut out: BTreeMap<NearKey, Flags> = near
+        .iter()
+        .map(|(k, m)| (k.clone(), m.flags.clone()))
+        .collect();
+    for row in rows {
+        if let Some(k) = &row.near
+            && let Some(flags) = out.get_mut(k)
+        {
+            for f in row.flags.iter() {
+                if !md.can_represent(f) {
+                    flags.0.insert(f.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn describe(plan: &Plan, fr: &mut FolderReport) {
+    for (u, f) in &plan.downloads {
+        fr.planned
+            .push(format!("download UID {u} {}", f.to_imap_list()));
+    }
+    for (k, f) in &plan.uploads {
+        fr.planned.push(format!("upload {k} {}", f.to_imap_list()));
+    }
+    for u in &plan.flags {
+        if let Some((uid, f)) = &u.far {
+            fr.planned.push(format!(
+                "set server flags of UID {uid} to {}",
+                f.to_imap_list()
+            ));
+        }
+        if let Some((k, f)) = &u.near {
+            fr.planned
+                .push(format!("set local flags of {k} to {}", f.to_imap_list()));
+        }
+    }
+    for (_, k) in &plan.delete_near {
+        fr.planned
+            .push(format!("delete local {k} (expunged on the server)"));
+    }
+    for (_, u) in &plan.delete_far {
+        fr.planned
+            .push(format!("delete server UID {u} (deleted locally)"));
+    }
+    for (_, side) in &plan.detach {
+        fr.planned.push(format!(
+            "keep the {side} copy of a message deleted on the other side"
+        ));
+    }
+    fr.downloaded = plan.downloads.len();
+    fr.uploaded = plan.uploads.len();
+    fr.flags_far = plan.flag_changes(crate::model::Side::Far);
+    fr.flags_near = plan.flag_changes(crate::model::Side::Near);
+    fr.deleted_near = plan.delete_near.len();
+    fr.deleted_far = plan.delete_far.len();
+}
+
+struct Executor<'a> {
+    conn: &'a mut ImapConn,
+    db: &'a mut StateDb,
+    fid: i64,
+    md: &'a mut MaildirFolder,
+    near: &'a mut BTreeMap<NearKey, NearMessage>,
+    far: &'a BTreeMap<Uid, Flags>,
+    wire: &'a str,
+    uidvalidity: UidValidity,
+    uidnext: u32,
+    progress: &'a indicatif::ProgressBar,
+    folder: &'a str,
+}
+
+fn s(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Executor<'_> {
+    async fn flags(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+        if plan.flags.is_empty() {
+            return Ok(());
+        }
+        // Server: group identical changes so one STORE covers many messages.
+        let mut adds: BTreeMap<Flags, Vec<Uid>> = BTreeMap::new();
+        let mut removes: BTreeMap<Flags, Vec<Uid>> = BTreeMap::new();
+        for u in &plan.flags {
+            if let Some((uid, new)) = &u.far {
+                let old = &self.far[uid];
+                let add = new.minus(old);
+                let remove = old.minus(new);
+                if !add.is_empty() {
+                    adds.entry(add).or_default().push(*uid);
+                }
+                if !remove.is_empty() {
+                    removes.entry(remove).or_default().push(*uid);
+                }
+                fr.flags_far += 1;
+            }
+        }
+        for (flags, uids) in &adds {
+            self.conn.store_flags(uids, flags, true).await.map_err(s)?;
+        }
+        for (flags, uids) in &removes {
+            self.conn.store_flags(uids, flags, false).await.map_err(s)?;
+        }
+        // Maildir: one rename each.
+        for u in &plan.flags {
+            if let Some((key, new)) = &u.near {
+                let msg =
+                    self.near.get(key).cloned().ok_or_else(|| {
+                        format!("local message {key} vanished while syncing flags")
+                    })?;
+                let renamed = self.md.set_flags(&msg, new).map_err(s)?;
+                self.near.insert(key.clone(), renamed);
+                fr.flags_near += 1;
+            }
+        }
+        self.md.sync_dirs().map_err(s)?;
+        let changes: Vec<Change> = plan
+            .flags
+            .iter()
+            .map(|u| Change::SetFlags(u.row, u.base.clone()))
+            .collect();
+        self.db.apply(self.fid, &changes).map_err(s)?;
+        Ok(())
+    }
+
+    async fn deletions(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+        let mut changes = Vec::new();
+        for (row, key) in &plan.delete_near {
+            if let Some(msg) = self.near.remove(key) {
+                self.md.delete(&msg).map_err(s)?;
+            }
+            changes.push(Change::Delete(*row));
+            fr.deleted_near += 1;
+        }
+        if !plan.delete_near.is_empty() {
+            self.md.sync_dirs().map_err(s)?;
+        }
+        if !plan.delete_far.is_empty() {
+            let ours: Vec<Uid> = plan.delete_far.iter().map(|(_, u)| *u).collect();
+            let others_deleted = self
+                .far
+                .iter()
+                .any(|(u, f)| f.contains(&Flag::Deleted) && !ours.contains(u));
+            let expunged = self
+                .conn
+                .delete_messages(&ours, others_deleted)
+                .await
+                .map_err(s)?;
+            if expunged {
+                changes.extend(plan.delete_far.iter().map(|(row, _)| Change::Delete(*row)));
+                fr.deleted_far += ours.len();
+            } else {
+                fr.notes.push(format!(
+                    "{} server message(s) marked \\Deleted but not expunged: the server lacks UIDPLUS and other messages are marked \\Deleted too",
+                    ours.len()
+                ));
+            }
+        }
+        for (row, side) in &plan.detach {
+            changes.push(Change::Detach(*row, *side));
+        }
+        changes.extend(plan.forget.iter().map(|r| Change::Delete(*r)));
+        self.db.apply(self.fid, &changes).map_err(s)?;
+        Ok(())
+    }
+
+    async fn downloads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+        let total = plan.downloads.len();
+        for (done, batch) in plan.downloads.chunks(DOWNLOAD_BATCH).enumerate() {
+            self.progress.set_message(format!(
+                "{}: ↓ {}/{}",
+                self.folder,
+                done * DOWNLOAD_BATCH,
+                total
+            ));
+            let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
+                .iter()
+                .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
+                .collect();
+            let intents: Vec<Change> = keys
+                .iter()
+                .map(|(u, (k, f))| {
+                    Change::AddIntent(Intent {
+                        id: 0,
+                        kind: IntentKind::Download,
+                        far_uid: Some(*u),
+                        near_key: k.clone(),
+                        uidvalidity: Some(self.uidvalidity),
+                        uidnext: None,
+                        flags: f.clone(),
+                        message_id: None,
+                        size: None,
+                        sha256: None,
+                    })
+                })
+                .collect();
+            let ids = self.db.apply(self.fid, &intents).map_err(s)?;
+            let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
+
+            let uids: Vec<Uid> = keys.keys().copied().collect();
+            let mut delivered: Vec<Change> = Vec::new();
+            let mut local_error: Option<String> = None;
+            let md = &mut *self.md;
+            let near = &mut *self.near;
+            self.conn
+                .fetch_bodies(&uids, |m| {
+                    if local_error.is_some() {
+                        return Ok(());
+                    }
+                    let Some((key, planned)) = keys.get(&m.uid) else {
+                        return Ok(());
+                    };
+                    let flags = m.flags.clone().unwrap_or_else(|| planned.clone());
+                    let body = eol::crlf_to_lf(&m.body);
+                    let mtime = m
+                        .internal_date
+                        .as_deref()
+                        .and_then(imap::parse_internal_date);
+                    match md.deliver(key, &body, &flags, mtime) {
+                        Ok(msg) => {
+                            near.insert(key.clone(), msg);
+                            delivered.push(Change::Link {
+                                far: m.uid,
+                                near: key.clone(),
+                                flags,
+                                message_id: crate::message::message_id(&m.body),
+                                size: Some(m.size.unwrap_or(m.body.len() as u32)),
+                            });
+                        }
+                        Err(e) => local_error = Some(e.to_string()),
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(s)?;
+            // Durable on disk before the state says so.
+            self.md.sync_dirs().map_err(s)?;
+            let mut changes = Vec::new();
+            let mut linked = std::collections::BTreeSet::new();
+            for c in delivered {
+                if let Change::Link { far, .. } = &c {
+                    linked.insert(*far);
+                    fr.downloaded += 1;
+                }
+                changes.push(c);
+            }
+            for (u, id) in &intent_of {
+                if !linked.contains(u) {
+                    // Not delivered (expunged meanwhile, or a local error): roll the intent back.
+                    self.md.remove_tmp(&keys[u].0);
+                }
+                changes.push(Change::RemoveIntent(*id));
+            }
+            self.db.apply(self.fid, &changes).map_err(s)?;
+            if let Some(e) = local_error {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn uploads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+        let total = plan.uploads.len();
+        for (done, batch) in plan.uploads.chunks(UPLOAD_BATCH).enumerate() {
+            self.progress.set_message(format!(
+                "{}: ↑ {}/{}",
+                self.folder,
+                done * UPLOAD_BATCH,
+                total
+            ));
+            struct Pending {
+                intent: Intent,
+                body: Vec<u8>,
+                date: Option<String>,
+            }
+            let mut pending = Vec::new();
+            for (key, flags) in batch {
+                let Some(msg) = self.near.get(key) else {
+                    continue;
+                };
+                let raw = match self.md.read(msg) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Gone since the scan (a mail reader moved it): next run sees it again.
+                        fr.notes.push(format!("skipped upload of {key}: {e}"));
+                        continue;
+                    }
+                };
+                let body = eol::lf_to_crlf(&raw);
+                let date = self.md.mtime(msg).and_then(imap::format_internal_date);
+                pending.push(Pending {
+                    intent: Intent {
+                        id: 0,
+                        kind: IntentKind::Upload,
+                        far_uid: None,
+                        near_key: key.clone(),
+                        uidvalidity: Some(self.uidvalidity),
+                        uidnext: Some(self.uidnext),
+                        flags: flags.clone(),
+                        message_id: crate::message::message_id(&raw),
+                        size: Some(body.len() as u32),
+                        sha256: Some(sha2::Sha256::digest(&body).to_vec()),
+                    },
+                    body,
+                    date,
+                });
+            }
+            let ids = self
+                .db
+                .apply(
+                    self.fid,
+                    &pending
+                        .iter()
+                        .map(|p| Change::AddIntent(p.intent.clone()))
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(s)?;
+            for (p, id) in pending.iter_mut().zip(ids) {
+                p.intent.id = id;
+            }
+            let mut changes = Vec::new();
+            let mut unresolved = Vec::new();
+            for p in pending {
+                let appended = self
+                    .conn
+                    .append(self.wire, &p.intent.flags, p.date.as_deref(), &p.body)
+                    .await
+                    .map_err(s)?;
+                match appended {
+                    Some((v, uid)) if v == self.uidvalidity => {
+                        changes.push(Change::Link {
+                            far: uid,
+                            near: p.intent.near_key.clone(),
+                            flags: p.intent.flags.clone(),
+                            message_id: p.intent.message_id.clone(),
+                            size: p.intent.size,
+                        });
+                        changes.push(Change::RemoveIntent(p.intent.id));
+                        fr.uploaded += 1;
+                    }
+                    _ => unresolved.push(p.intent),
+                }
+            }
+            self.db.apply(self.fid, &changes).map_err(s)?;
+            if !unresolved.is_empty() {
+                // No APPENDUID (server without UIDPLUS): find the new UIDs by content.
+                let found = recover::resolve_uploads(self.conn, self.db, self.fid, &unresolved)
+                    .await
+                    .map_err(s)?;
+                fr.uploaded += found;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! The `arctern` binary: parse arguments, set up logging, run, map the outcome to an exit code.
+
+use arctern::cli::{self, Cli, Command, exit};
+use arctern::engine::SyncOptions;
+use clap::Parser;
+use std::process::ExitCode;
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Deliberately no `log` → tracing bridge: async-imap logs raw protocol lines (LOGIN and
+    // AUTHENTICATE included) through `log` at trace level, and passwords must never reach a log.
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_logging(args.verbose);
+    let config = match cli::load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("arctern: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::LOCAL);
+        }
+    };
+    let code = runtime.block_on(async {
+        match &args.command {
+            Command::Sync {
+                accounts,
+                dry_run,
+                force,
+            } => {
+                cli::sync::run(
+                    &config,
+                    accounts,
+                    SyncOptions {
+                        dry_run: *dry_run,
+                        force: *force,
+                    },
+                )
+                .await
+            }
+            Command::Check { accounts } => cli::check::run(&config, accounts).await,
+            Command::Status { accounts, json } => cli::status::run(&config, accounts, *json),
+        }
+    });
+    ExitCode::from(code)
+}

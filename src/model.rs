@@ -1,0 +1,285 @@
+//! Shared vocabulary: identifiers, flags and the two sides of a sync.
+//!
+//! Owns the newtypes that cross module boundaries (`Uid`, `UidValidity`, `NearKey`), the flag set
+//! model shared by IMAP and Maildir, and `Side`/`PerSide`. Holds no I/O and no policy.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// An IMAP message UID (RFC 3501 §2.3.1.1): unique within a mailbox for one UIDVALIDITY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Uid(pub u32);
+
+/// A mailbox's UIDVALIDITY (RFC 3501 §2.3.1.1). When it changes, every stored UID is void.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UidValidity(pub u32);
+
+/// The unique part of a Maildir file name (everything before `:2,`): our identity for a local
+/// message, stable across flag changes and moves between `new/` and `cur/`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NearKey(pub String);
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for UidValidity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for NearKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The two ends of a sync, named as isync does: `Far` is the server, `Near` the Maildir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// The IMAP server.
+    Far,
+    /// The local Maildir.
+    Near,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Far => "server",
+            Side::Near => "local",
+        })
+    }
+}
+
+/// One value per side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerSide<T> {
+    /// The server's value.
+    pub far: T,
+    /// The Maildir's value.
+    pub near: T,
+}
+
+impl<T> PerSide<T> {
+    /// The value for `side`.
+    pub fn get(&self, side: Side) -> &T {
+        match side {
+            Side::Far => &self.far,
+            Side::Near => &self.near,
+        }
+    }
+
+    /// The value for `side`, mutably.
+    pub fn get_mut(&mut self, side: Side) -> &mut T {
+        match side {
+            Side::Far => &mut self.far,
+            Side::Near => &mut self.near,
+        }
+    }
+}
+
+/// One message flag: an IMAP system flag or a keyword.
+///
+/// `\Recent` is deliberately absent: it is session state, not something a client can sync.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// `\Draft`, Maildir `D`.
+    Draft,
+    /// `\Flagged`, Maildir `F`.
+    Flagged,
+    /// `$Forwarded` keyword, Maildir `P` (passed), as isync and Dovecot map it.
+    Forwarded,
+    /// `\Answered`, Maildir `R` (replied).
+    Answered,
+    /// `\Seen`, Maildir `S`.
+    Seen,
+    /// `\Deleted`, Maildir `T` (trashed).
+    Deleted,
+    /// Any other IMAP keyword (RFC 3501 §2.3.2 flag-keyword), kept as the server spelled it.
+    Keyword(String),
+}
+
+impl Flag {
+    /// Parses one IMAP flag as sent on the wire (`\Seen`, `$Forwarded`, `work`). Returns `None`
+    /// for `\Recent`, the `\*` wildcard and anything that is not a valid atom.
+    pub fn from_imap(s: &str) -> Option<Flag> {
+        if let Some(system) = s.strip_prefix('\\') {
+            return match system.to_ascii_lowercase().as_str() {
+                "seen" => Some(Flag::Seen),
+                "answered" => Some(Flag::Answered),
+                "flagged" => Some(Flag::Flagged),
+                "deleted" => Some(Flag::Deleted),
+                "draft" => Some(Flag::Draft),
+                _ => None,
+            };
+        }
+        if s.eq_ignore_ascii_case("$Forwarded") {
+            return Some(Flag::Forwarded);
+        }
+        if is_imap_atom(s) {
+            Some(Flag::Keyword(s.to_string()))
+        } else {
+            None
+        }
+    }
+
+    /// The IMAP spelling of this flag.
+    pub fn to_imap(&self) -> &str {
+        match self {
+            Flag::Draft => "\\Draft",
+            Flag::Flagged => "\\Flagged",
+            Flag::Forwarded => "$Forwarded",
+            Flag::Answered => "\\Answered",
+            Flag::Seen => "\\Seen",
+            Flag::Deleted => "\\Deleted",
+            Flag::Keyword(k) => k,
+        }
+    }
+
+    /// The Maildir info letter of a system flag; keywords have none of their own.
+    pub fn maildir_letter(&self) -> Option<char> {
+        match self {
+            Flag::Draft => Some('D'),
+            Flag::Flagged => Some('F'),
+            Flag::Forwarded => Some('P'),
+            Flag::Answered => Some('R'),
+            Flag::Seen => Some('S'),
+            Flag::Deleted => Some('T'),
+            Flag::Keyword(_) => None,
+        }
+    }
+
+    /// The flag a Maildir info letter stands for, if it is one of the standard six.
+    pub fn from_maildir_letter(c: char) -> Option<Flag> {
+        match c {
+            'D' => Some(Flag::Draft),
+            'F' => Some(Flag::Flagged),
+            'P' => Some(Flag::Forwarded),
+            'R' => Some(Flag::Answered),
+            'S' => Some(Flag::Seen),
+            'T' => Some(Flag::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// True when `s` is a non-empty IMAP atom usable as a keyword (RFC 3501 §9: no specials, no
+/// controls, no space, ASCII only).
+pub fn is_imap_atom(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+        })
+}
+
+/// A set of flags, ordered deterministically.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Flags(pub BTreeSet<Flag>);
+
+impl Flags {
+    /// The empty set.
+    pub fn new() -> Flags {
+        Flags(BTreeSet::new())
+    }
+
+    /// Builds a set from IMAP flag strings, skipping `\Recent` and invalid ones.
+    pub fn from_imap<'a>(items: impl IntoIterator<Item = &'a str>) -> Flags {
+        Flags(items.into_iter().filter_map(Flag::from_imap).collect())
+    }
+
+    /// True when the flag is set.
+    pub fn contains(&self, flag: &Flag) -> bool {
+        self.0.contains(flag)
+    }
+
+    /// True when no flag is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Iterates over the flags in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Flag> {
+        self.0.iter()
+    }
+
+    /// The parenthesised IMAP flag list, e.g. `(\Flagged \Seen)`.
+    pub fn to_imap_list(&self) -> String {
+        let items: Vec<&str> = self.0.iter().map(Flag::to_imap).collect();
+        format!("({})", items.join(" "))
+    }
+
+    /// A stable text form for the state database: IMAP spellings separated by spaces.
+    pub fn to_db(&self) -> String {
+        let items: Vec<&str> = self.0.iter().map(Flag::to_imap).collect();
+        items.join(" ")
+    }
+
+    /// Parses the text form written by [`Flags::to_db`].
+    pub fn from_db(s: &str) -> Flags {
+        Flags::from_imap(s.split(' ').filter(|p| !p.is_empty()))
+    }
+
+    /// The flags in `self` but not in `other`.
+    pub fn minus(&self, other: &Flags) -> Flags {
+        Flags(self.0.difference(&other.0).cloned().collect())
+    }
+
+    /// Applies the changes that turned `from` into `to` onto `self`: flags added there are added
+    /// here, flags removed there are removed here, everything else is left alone.
+    pub fn apply_change(&self, from: &Flags, to: &Flags) -> Flags {
+        let mut out = self.0.clone();
+        for added in to.0.difference(&from.0) {
+            out.insert(added.clone());
+        }
+        for removed in from.0.difference(&to.0) {
+            out.remove(removed);
+        }
+        Flags(out)
+    }
+}
+
+impl FromIterator<Flag> for Flags {
+    fn from_iter<I: IntoIterator<Item = Flag>>(iter: I) -> Self {
+        Flags(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imap_flags_parse_case_insensitively_and_skip_recent() {
+        let f = Flags::from_imap(["\\SEEN", "\\Recent", "$forwarded", "work", "bad(atom"]);
+        assert_eq!(
+            f,
+            [Flag::Seen, Flag::Forwarded, Flag::Keyword("work".into())]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn db_form_round_trips() {
+        let f: Flags = [Flag::Seen, Flag::Draft, Flag::Keyword("$Label1".into())]
+            .into_iter()
+            .collect();
+        assert_eq!(Flags::from_db(&f.to_db()), f);
+        assert_eq!(Flags::from_db(""), Flags::new());
+    }
+
+    #[test]
+    fn apply_change_adds_and_removes_only_what_changed() {
+        let base: Flags = [Flag::Seen].into_iter().collect();
+        let changed: Flags = [Flag::Flagged].into_iter().collect();
+        let other: Flags = [Flag::Seen, Flag::Answered].into_iter().collect();
+        let got = other.apply_change(&base, &changed);
+        assert_eq!(got, [Flag::Flagged, Flag::Answered].into_iter().collect());
+    }
+}

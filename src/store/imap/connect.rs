@@ -1,0 +1,195 @@
+//! Opening a session: TCP, then implicit TLS, STARTTLS or (only when chosen) plain text; the
+//! greeting; login; capabilities.
+//!
+//! STARTTLS is done before async-imap sees the stream, with our own line reader, so we can check
+//! that the server sent nothing after its OK (bytes injected there would otherwise be read as if
+//! they came over TLS). The password is sent only over TLS, or in plain text when the config says
+//! `tls = "none"`.
+
+use super::{ImapConn, ImapError, Transport, tls};
+use crate::config::{ImapConfig, Secret, TlsMode};
+use async_imap::Client;
+use async_imap::imap_proto::{Response, Status};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct PlainAuth {
+    user: String,
+    password: Secret,
+}
+
+impl async_imap::Authenticator for PlainAuth {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(0);
+        out.extend_from_slice(self.user.as_bytes());
+        out.push(0);
+        out.extend_from_slice(self.password.expose().as_bytes());
+        out
+    }
+}
+
+/// Connects, logs in as `cfg.user` with `password`, and reads the capabilities.
+pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, ImapError> {
+    let timeout = cfg.timeout;
+    let connect_err = |source: std::io::Error| ImapError::Connect {
+        host: cfg.host.clone(),
+        port: cfg.port,
+        source,
+    };
+    let timed_out = || ImapError::Timeout {
+        command: format!("connect to {}:{}", cfg.host, cfg.port),
+        secs: timeout.as_secs(),
+    };
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((cfg.host.as_str(), cfg.port)))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(connect_err)?;
+    let _ = tcp.set_nodelay(true);
+
+    let (stream, needs_greeting): (Box<dyn Transport>, bool) = match cfg.tls {
+        TlsMode::None => (Box::new(tcp), true),
+        TlsMode::Implicit => (Box::new(tls_handshake(cfg, tcp).await?), true),
+        TlsMode::Starttls => {
+            let tcp = tokio::time::timeout(timeout, starttls(cfg, tcp))
+                .await
+                .map_err(|_| timed_out())??;
+            (Box::new(tls_handshake(cfg, tcp).await?), false)
+        }
+    };
+
+    let mut client = Client::new(stream);
+    if needs_greeting {
+        let greeting = tokio::time::timeout(timeout, client.read_response())
+            .await
+            .map_err(|_| timed_out())?;
+        match greeting {
+            Ok(Some(r)) => match r.parsed() {
+                Response::Data {
+                    status: Status::Ok | Status::PreAuth,
+                    ..
+                } => {}
+                other => {
+                    return Err(ImapError::Protocol {
+                        command: "greeting".into(),
+                        message: format!("server refused the connection: {other:?}"),
+                    });
+                }
+            },
+            Ok(None) => {
+                return Err(ImapError::Connection {
+                    command: "greeting".into(),
+                    message: "server closed the connection".into(),
+                });
+            }
+            Err(e) => {
+                return Err(ImapError::Connection {
+                    command: "greeting".into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+
+    // LOGIN sends a quoted string, which cannot carry every password; AUTHENTICATE PLAIN can.
+    let simple = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let login = async {
+        if simple(&cfg.user) && simple(password.expose()) {
+            client.login(&cfg.user, password.expose()).await
+        } else {
+            client
+                .authenticate(
+                    "PLAIN",
+                    PlainAuth {
+                        user: cfg.user.clone(),
+                        password: password.clone(),
+                    },
+                )
+                .await
+        }
+    };
+    let session = match tokio::time::timeout(timeout, login).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Ok(s)) => s,
+        Ok(Err((e, _))) => {
+            return Err(ImapError::Auth {
+                user: cfg.user.clone(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let mut conn = ImapConn::new(session, timeout);
+    conn.refresh_capabilities().await?;
+    Ok(conn)
+}
+
+async fn tls_handshake(
+    cfg: &ImapConfig,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+    let config = tls::client_config(&cfg.host, cfg.ca_file.as_deref())?;
+    let name = ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
+        host: cfg.host.clone(),
+        message: format!("invalid server name: {e}"),
+    })?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(cfg.timeout, connector.connect(name, tcp)).await {
+        Err(_) => Err(ImapError::Timeout {
+            command: "TLS handshake".into(),
+            secs: cfg.timeout.as_secs(),
+        }),
+        Ok(Err(e)) => Err(ImapError::Tls {
+            host: cfg.host.clone(),
+            message: e.to_string(),
+        }),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+async fn starttls(cfg: &ImapConfig, tcp: TcpStream) -> Result<TcpStream, ImapError> {
+    let proto = |message: String| ImapError::Protocol {
+        command: "STARTTLS".into(),
+        message,
+    };
+    let io = |e: std::io::Error| ImapError::Connection {
+        command: "STARTTLS".into(),
+        message: e.to_string(),
+    };
+    let mut reader = BufReader::new(tcp);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.map_err(io)?;
+    if !line.starts_with("* OK") {
+        return Err(proto(format!("unexpected greeting {:?}", line.trim_end())));
+    }
+    reader
+        .get_mut()
+        .write_all(b"a0 STARTTLS\r\n")
+        .await
+        .map_err(io)?;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await.map_err(io)? == 0 {
+            return Err(proto("server closed the connection".into()));
+        }
+        if line.starts_with("* ") {
+            continue;
+        }
+        if line.starts_with("a0 OK") {
+            break;
+        }
+        return Err(ImapError::Tls {
+            host: cfg.host.clone(),
+            message: format!("server refused STARTTLS: {}", line.trim_end()),
+        });
+    }
+    if !reader.buffer().is_empty() {
+        return Err(ImapError::Tls {
+            host: cfg.host.clone(),
+            message: "server sent data after accepting STARTTLS; refusing (possible injection)"
+                .into(),
+        });
+    }
+    Ok(reader.into_inner())
+}

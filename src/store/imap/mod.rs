@@ -1,0 +1,874 @@
+//! The IMAP store: connecting (TLS, STARTTLS, login) and the commands the engine needs, all behind
+//! [`ImapConn`] so the protocol backend can change without touching the engine.
+//!
+//! async-imap provides the connection, framing, response parsing (imap-proto) and login. Every
+//! command after login goes through [`ImapConn::run`], our raw-command helper, and never through
+//! async-imap's typed calls: after a parse error those report *success with empty results*, which
+//! a sync engine would read as "the server deleted everything". The helper demands the tagged OK
+//! for its own tag, turns EOF, parse errors and timeouts into errors, and poisons the connection
+//! after any of them so it cannot be used again.
+
+mod connect;
+mod tls;
+
+pub use connect::connect;
+
+use crate::model::{Flags, Uid, UidValidity};
+use async_imap::Session;
+use async_imap::imap_proto::{
+    self, AttributeValue, MailboxDatum, Response, ResponseCode, Status, rfc4315::UidSetMember,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// Anything a session can run over: TCP, TLS over TCP, or (in tests) a pipe.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Transport for T {}
+
+/// An IMAP failure. `retryable` says whether a later run may succeed without a config change.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// TCP connection failed.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS setup or handshake failed (certificate not trusted, wrong name, ...).
+    #[error("TLS with {host}: {message}")]
+    Tls {
+        /// Host.
+        host: String,
+        /// What failed.
+        message: String,
+    },
+    /// The server refused the login.
+    #[error("login as {user} refused: {message}")]
+    Auth {
+        /// Login name.
+        user: String,
+        /// The server's text.
+        message: String,
+    },
+    /// The configuration asks for something unsafe or impossible.
+    #[error("{0}")]
+    Config(String),
+    /// No answer in time.
+    #[error("timeout after {secs}s waiting for the answer to {command}")]
+    Timeout {
+        /// The command.
+        command: String,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// The connection closed or failed mid-command.
+    #[error("connection lost during {command}: {message}")]
+    Connection {
+        /// The command.
+        command: String,
+        /// What happened.
+        message: String,
+    },
+    /// The server said NO or BAD.
+    #[error("server refused {command}: {status:?} {text}")]
+    Refused {
+        /// The command.
+        command: String,
+        /// NO or BAD.
+        status: String,
+        /// The server's text.
+        text: String,
+    },
+    /// The server's answer made no sense for the command (missing UIDVALIDITY, short listing).
+    #[error("unexpected answer to {command}: {message}")]
+    Protocol {
+        /// The command.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ImapError {
+    /// True when a later run may succeed unchanged (network trouble), false for config, auth and
+    /// refusals.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Connect { .. } | ImapError::Timeout { .. } | ImapError::Connection { .. }
+        )
+    }
+}
+
+/// What SELECT reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SelectInfo {
+    /// UIDVALIDITY (required).
+    pub uidvalidity: UidValidity,
+    /// UIDNEXT, when sent.
+    pub uidnext: Option<u32>,
+    /// Message count.
+    pub exists: u32,
+    /// HIGHESTMODSEQ, when CONDSTORE is active.
+    pub highestmodseq: Option<u64>,
+}
+
+/// A LIST entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The name as sent (modified UTF-7).
+    pub wire_name: String,
+    /// The hierarchy delimiter.
+    pub delimiter: Option<char>,
+    /// `\Noselect` or `\NonExistent`: not a mailbox.
+    pub selectable: bool,
+}
+
+/// A fetched message.
+#[derive(Debug)]
+pub struct FetchedMessage {
+    /// Its UID.
+    pub uid: Uid,
+    /// Its flags at fetch time.
+    pub flags: Option<Flags>,
+    /// INTERNALDATE as sent.
+    pub internal_date: Option<String>,
+    /// RFC822.SIZE.
+    pub size: Option<u32>,
+    /// The full message (CRLF as on the wire).
+    pub body: Vec<u8>,
+}
+
+/// Header evidence for one message: size and Message-ID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// UID.
+    pub uid: Uid,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// Normalised Message-ID.
+    pub message_id: Option<String>,
+}
+
+/// The response code of a tagged OK, where it matters to us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneCode {
+    /// No code we use.
+    None,
+    /// `[READ-ONLY]` after SELECT.
+    ReadOnly,
+    /// `[APPENDUID v uid]` (RFC 4315) for a single message.
+    AppendUid(UidValidity, Uid),
+}
+
+impl DoneCode {
+    fn from_code(code: Option<&ResponseCode<'_>>) -> DoneCode {
+        match code {
+            Some(ResponseCode::ReadOnly) => DoneCode::ReadOnly,
+            Some(ResponseCode::AppendUid(v, uids)) => match uids.as_slice() {
+                [UidSetMember::Uid(u)] => DoneCode::AppendUid(UidValidity(*v), Uid(*u)),
+                [UidSetMember::UidRange(r)] if r.start() == r.end() => {
+                    DoneCode::AppendUid(UidValidity(*v), Uid(*r.start()))
+                }
+                _ => DoneCode::None,
+            },
+            _ => DoneCode::None,
+        }
+    }
+}
+
+/// A logged-in IMAP connection.
+pub struct ImapConn {
+    session: Session<Box<dyn Transport>>,
+    timeout: Duration,
+    capabilities: BTreeSet<String>,
+    poisoned: bool,
+    selected: Option<String>,
+}
+
+/// Quotes a string for IMAP (RFC 3501 quoted). Names reaching here are validated: no CR, LF, NUL.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Formats UIDs as compact sequence sets (`1:4,7,9:12`), at most `max_ranges` ranges per set.
+pub fn uid_sets(uids: &[Uid], max_ranges: usize) -> Vec<String> {
+    let mut sorted: Vec<u32> = uids.iter().map(|u| u.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for u in sorted {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == u => *end = u,
+            _ => ranges.push((u, u)),
+        }
+    }
+    ranges
+        .chunks(max_ranges.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}:{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+/// Formats a time as an IMAP date-time (`"07-Mar-2024 09:05:00 +0000"`), for APPEND.
+pub fn format_internal_date(t: std::time::SystemTime) -> Option<String> {
+    let ts = jiff::Timestamp::try_from(t).ok()?;
+    Some(
+        ts.to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%d-%b-%Y %H:%M:%S +0000")
+            .to_string(),
+    )
+}
+
+/// Parses an IMAP date-time (`" 7-Mar-2024 09:05:00 -0700"`).
+pub fn parse_internal_date(s: &str) -> Option<std::time::SystemTime> {
+    let s = s.trim();
+    let padded = if s.find('-') == Some(1) {
+        format!("0{s}")
+    } else {
+        s.to_string()
+    };
+    let z = jiff::fmt::strtime::parse("%d-%b-%Y %H:%M:%S %z", &padded)
+        .ok()?
+        .to_timestamp()
+        .ok()?;
+    std::time::SystemTime::try_from(z).ok()
+}
+
+fn status_name(s: &Status) -> &'static str {
+    match s {
+        Status::Ok => "OK",
+        Status::No => "NO",
+        Status::Bad => "BAD",
+        Status::PreAuth => "PREAUTH",
+        Status::Bye => "BYE",
+    }
+}
+
+fn flags_of(attrs: &[AttributeValue<'_>]) -> Option<Flags> {
+    attrs.iter().find_map(|a| match a {
+        AttributeValue::Flags(f) => Some(Flags::from_imap(f.iter().map(|s| s.as_ref()))),
+        _ => None,
+    })
+}
+
+fn uid_of(attrs: &[AttributeValue<'_>]) -> Option<Uid> {
+    attrs.iter().find_map(|a| match a {
+        AttributeValue::Uid(u) => Some(Uid(*u)),
+        _ => None,
+    })
+}
+
+impl ImapConn {
+    fn new(session: Session<Box<dyn Transport>>, timeout: Duration) -> ImapConn {
+        ImapConn {
+            session,
+            timeout,
+            capabilities: BTreeSet::new(),
+            poisoned: false,
+            selected: None,
+        }
+    }
+
+    /// The server's capabilities after login, upper-cased.
+    pub fn capabilities(&self) -> &BTreeSet<String> {
+        &self.capabilities
+    }
+
+    /// True when the server announced `cap` (case-insensitive).
+    pub fn has(&self, cap: &str) -> bool {
+        self.capabilities.contains(&cap.to_ascii_uppercase())
+    }
+
+    /// True after an error that leaves the connection unusable; reconnect.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    fn poison<T>(&mut self, e: ImapError) -> Result<T, ImapError> {
+        self.poisoned = true;
+        Err(e)
+    }
+
+    /// Sends `command` and hands every untagged response to `each` until the tagged answer,
+    /// which is returned. NO/BAD become [`ImapError::Refused`]; EOF, parse errors and timeouts
+    /// poison the connection.
+    pub async fn run_with(
+        &mut self,
+        command: &str,
+        mut each: impl FnMut(&Response<'_>) -> Result<(), ImapError>,
+    ) -> Result<DoneCode, ImapError> {
+        let label: String = command.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        if self.poisoned {
+            return Err(ImapError::Connection {
+                command: label,
+                message: "connection unusable after an earlier error".into(),
+            });
+        }
+        tracing::debug!(command = %command.chars().take(200).collect::<String>(), "imap send");
+        let tag = match tokio::time::timeout(self.timeout, self.session.run_command(command)).await
+        {
+            Ok(Ok(tag)) => tag,
+            Ok(Err(e)) => {
+                return self.poison(ImapError::Connection {
+                    command: label,
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return self.poison(ImapError::Timeout {
+                    command: label,
+                    secs: self.timeout.as_secs(),
+                });
+            }
+        };
+        self.read_until_tagged(&tag, &label, &mut each).await
+    }
+
+    async fn read_until_tagged(
+        &mut self,
+        tag: &imap_proto::RequestId,
+        label: &str,
+        each: &mut impl FnMut(&Response<'_>) -> Result<(), ImapError>,
+    ) -> Result<DoneCode, ImapError> {
+        loop {
+            let next = match tokio::time::timeout(self.timeout, self.session.read_response()).await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    return self.poison(ImapError::Timeout {
+                        command: label.to_string(),
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            };
+            let resp = match next {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return self.poison(ImapError::Connection {
+                        command: label.to_string(),
+                        message: "server closed the connection".into(),
+                    });
+                }
+                Err(e) => {
+                    return self.poison(ImapError::Connection {
+                        command: label.to_string(),
+                        message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
+                    });
+                }
+            };
+            match resp.parsed() {
+                Response::Done {
+                    tag: t,
+                    status,
+                    outcome,
+                } if t == tag => {
+                    return match status {
+                        Status::Ok => Ok(DoneCode::from_code(outcome.code.as_ref())),
+                        other => Err(ImapError::Refused {
+                            command: label.to_string(),
+                            status: status_name(other).to_string(),
+                            text: outcome.information.as_deref().unwrap_or("").to_string(),
+                        }),
+                    };
+                }
+                Response::Done { .. } => {
+                    return self.poison(ImapError::Protocol {
+                        command: label.to_string(),
+                        message: "tagged answer for another command".into(),
+                    });
+                }
+                Response::Data {
+                    status: Status::Bye,
+                    outcome,
+                } => {
+                    let text = outcome.information.as_deref().unwrap_or("").to_string();
+                    return self.poison(ImapError::Connection {
+                        command: label.to_string(),
+                        message: format!("server said BYE: {text}"),
+                    });
+                }
+                other => {
+                    if let Err(e) = each(other) {
+                        // Keep the stream in step: read up to the tagged answer, then fail.
+                        self.poisoned = true;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a command whose untagged answers do not matter.
+    pub async fn run(&mut self, command: &str) -> Result<DoneCode, ImapError> {
+        self.run_with(command, |_| Ok(())).await
+    }
+
+    async fn refresh_capabilities(&mut self) -> Result<(), ImapError> {
+        let mut caps = BTreeSet::new();
+        self.run_with("CAPABILITY", |r| {
+            if let Response::Capabilities(list) = r {
+                for c in list {
+                    caps.insert(match c {
+                        imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+                        imap_proto::Capability::Auth(a) => {
+                            format!("AUTH={}", a.to_ascii_uppercase())
+                        }
+                        imap_proto::Capability::Atom(a) => a.to_ascii_uppercase(),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.capabilities = caps;
+        Ok(())
+    }
+
+    /// Lists all mailboxes (`LIST "" "*"`).
+    pub async fn list(&mut self) -> Result<Vec<ListEntry>, ImapError> {
+        let mut out = Vec::new();
+        self.run_with("LIST \"\" \"*\"", |r| {
+            if let Response::MailboxData(MailboxDatum::List(l)) = r {
+                let selectable = !l.name_attributes.iter().any(|a| {
+                    matches!(
+                        a,
+                        imap_proto::NameAttribute::NoSelect
+                    ) || matches!(a, imap_proto::NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent"))
+                });
+                out.push(ListEntry {
+                    wire_name: l.name.to_string(),
+                    delimiter: l.delimiter.as_ref().and_then(|d| d.chars().next()),
+                    selectable,
+                });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Creates a mailbox.
+    pub async fn create(&mut self, wire_name: &str) -> Result<(), ImapError> {
+        self.run(&format!("CREATE {}", quote(wire_name))).await?;
+        Ok(())
+    }
+
+    /// Selects a mailbox read-write; UIDVALIDITY is required.
+    pub async fn select(&mut self, wire_name: &str) -> Result<SelectInfo, ImapError> {
+        self.selected = None;
+        let mut uidvalidity = None;
+        let mut uidnext = None;
+        let mut exists = None;
+        let mut highestmodseq = None;
+        let command = format!("SELECT {}", quote(wire_name));
+        let done = self
+            .run_with(&command, |r| {
+                match r {
+                    Response::MailboxData(MailboxDatum::Exists(n)) => exists = Some(*n),
+                    Response::Data { outcome, .. } => match &outcome.code {
+                        Some(ResponseCode::UidValidity(v)) => uidvalidity = Some(*v),
+                        Some(ResponseCode::UidNext(v)) => uidnext = Some(*v),
+                        Some(ResponseCode::HighestModSeq(v)) => highestmodseq = Some(*v),
+                        _ => {}
+                    },
+                    _ => {}
+                }
+                Ok(())
+            })
+            .await?;
+        if done == DoneCode::ReadOnly {
+            tracing::warn!(mailbox = wire_name, "server opened the mailbox read-only");
+        }
+        let (Some(uidvalidity), Some(exists)) = (uidvalidity, exists) else {
+            return self.poison(ImapError::Protocol {
+                command: format!("SELECT {wire_name}"),
+                message: "no UIDVALIDITY or EXISTS in the answer".into(),
+            });
+        };
+        self.selected = Some(wire_name.to_string());
+        Ok(SelectInfo {
+            uidvalidity: UidValidity(uidvalidity),
+            uidnext,
+            exists,
+            highestmodseq,
+        })
+    }
+
+    /// Every UID and its flags in the selected mailbox. `exists` is the count SELECT reported:
+    /// a listing with fewer messages than the server says it has is an error, never "deleted".
+    pub async fn fetch_all_flags(
+        &mut self,
+        exists: u32,
+    ) -> Result<BTreeMap<Uid, Flags>, ImapError> {
+        let mut out = BTreeMap::new();
+        if exists == 0 {
+            return Ok(out);
+        }
+        let mut count = i64::from(exists);
+        let mut bad = None;
+        self.run_with("UID FETCH 1:* (UID FLAGS)", |r| {
+            match r {
+                Response::Fetch(_, attrs) => match (uid_of(attrs), flags_of(attrs)) {
+                    (Some(u), Some(f)) => {
+                        out.insert(u, f);
+                    }
+                    (Some(_), None) => {} // an unsolicited FETCH of something else
+                    _ => bad = Some("FETCH without UID"),
+                },
+                Response::MailboxData(MailboxDatum::Exists(n)) => count = i64::from(*n),
+                Response::Expunge(_) => count -= 1,
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+        if let Some(message) = bad {
+            return self.poison(ImapError::Protocol {
+                command: "UID FETCH".into(),
+                message: message.into(),
+            });
+        }
+        if (out.len() as i64) < count {
+            return self.poison(ImapError::Protocol {
+                command: "UID FETCH".into(),
+                message: format!(
+                    "server listed {} of the {} messages it reports; refusing to treat the rest as deleted",
+                    out.len(),
+                    count
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Size and Message-ID of messages with UIDs in `set` (a sequence set such as `1:*`).
+    pub async fn fetch_evidence(&mut self, set: &str) -> Result<Vec<Evidence>, ImapError> {
+        let mut out = Vec::new();
+        self.run_with(
+            &format!("UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"),
+            |r| {
+                if let Response::Fetch(_, attrs) = r {
+                    let uid = uid_of(attrs);
+                    let size = attrs.iter().find_map(|a| match a {
+                        AttributeValue::Rfc822Size(s) => Some(*s),
+                        _ => None,
+                    });
+                    let header = attrs.iter().find_map(|a| match a {
+                        AttributeValue::BodySection { data: Some(d), .. } => Some(d.as_ref()),
+                        _ => None,
+                    });
+                    if let (Some(uid), Some(size)) = (uid, size) {
+                        out.push(Evidence {
+                            uid,
+                            size,
+                            message_id: header.and_then(crate::message::message_id),
+                        });
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// Fetches full messages with UIDs in `uids`, handing each to `each` as it arrives.
+    pub async fn fetch_bodies(
+        &mut self,
+        uids: &[Uid],
+        mut each: impl FnMut(FetchedMessage) -> Result<(), ImapError>,
+    ) -> Result<(), ImapError> {
+        for set in uid_sets(uids, 200) {
+            self.run_with(
+                &format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"),
+                |r| {
+                    let Response::Fetch(_, attrs) = r else {
+                        return Ok(());
+                    };
+                    let Some(uid) = uid_of(attrs) else {
+                        return Ok(());
+                    };
+                    let body = attrs.iter().find_map(|a| match a {
+                        AttributeValue::BodySection {
+                            section: None,
+                            data,
+                            ..
+                        } => Some(data.as_deref().unwrap_or(b"").to_vec()),
+                        AttributeValue::Rfc822(data) => {
+                            Some(data.as_deref().unwrap_or(b"").to_vec())
+                        }
+                        _ => None,
+                    });
+                    let Some(body) = body else {
+                        return Ok(()); // a flag update riding along, not our body
+                    };
+                    each(FetchedMessage {
+                        uid,
+                        flags: flags_of(attrs),
+                        internal_date: attrs.iter().find_map(|a| match a {
+                            AttributeValue::InternalDate(d) => Some(d.to_string()),
+                            _ => None,
+                        }),
+                        size: attrs.iter().find_map(|a| match a {
+                            AttributeValue::Rfc822Size(s) => Some(*s),
+                            _ => None,
+                        }),
+                        body,
+                    })
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds (`add = true`) or removes flags on messages, silently.
+    pub async fn store_flags(
+        &mut self,
+        uids: &[Uid],
+        flags: &Flags,
+        add: bool,
+    ) -> Result<(), ImapError> {
+        if uids.is_empty() || flags.is_empty() {
+            return Ok(());
+        }
+        let op = if add {
+            "+FLAGS.SILENT"
+        } else {
+            "-FLAGS.SILENT"
+        };
+        for set in uid_sets(uids, 200) {
+            self.run(&format!("UID STORE {set} {op} {}", flags.to_imap_list()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks messages `\Deleted` and expunges exactly them (UIDPLUS `UID EXPUNGE`). Without UIDPLUS
+    /// a plain EXPUNGE runs only when `others_deleted` is false, so messages someone else marked
+    /// are never expunged by us; returns whether the messages were expunged.
+    pub async fn delete_messages(
+        &mut self,
+        uids: &[Uid],
+        others_deleted: bool,
+    ) -> Result<bool, ImapError> {
+        if uids.is_empty() {
+            return Ok(true);
+        }
+        let deleted: Flags = [crate::model::Flag::Deleted].into_iter().collect();
+        self.store_flags(uids, &deleted, true).await?;
+        if self.has("UIDPLUS") {
+            for set in uid_sets(uids, 200) {
+                self.run(&format!("UID EXPUNGE {set}")).await?;
+            }
+            Ok(true)
+        } else if !others_deleted {
+            self.run("EXPUNGE").await?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// APPENDs a message (CRLF bytes) with flags and internal date. Returns the new UID when the
+    /// server says it (UIDPLUS APPENDUID, RFC 4315), with the UIDVALIDITY it belongs to.
+    pub async fn append(
+        &mut self,
+        wire_name: &str,
+        flags: &Flags,
+        internal_date: Option<&str>,
+        body: &[u8],
+    ) -> Result<Option<(UidValidity, Uid)>, ImapError> {
+        let label = "APPEND".to_string();
+        if self.poisoned {
+            return Err(ImapError::Connection {
+                command: label,
+                message: "connection unusable after an earlier error".into(),
+            });
+        }
+        let literal_plus = self.has("LITERAL+");
+        let date = internal_date
+            .map(|d| format!(" {}", quote(d)))
+            .unwrap_or_default();
+        let command = format!(
+            "APPEND {} {}{} {{{}{}}}",
+            quote(wire_name),
+            flags.to_imap_list(),
+            date,
+            body.len(),
+            if literal_plus { "+" } else { "" }
+        );
+        let tag = match tokio::time::timeout(self.timeout, self.session.run_command(&command)).await
+        {
+            Ok(Ok(tag)) => tag,
+            Ok(Err(e)) => {
+                return self.poison(ImapError::Connection {
+                    command: label,
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return self.poison(ImapError::Timeout {
+                    command: label,
+                    secs: self.timeout.as_secs(),
+                });
+            }
+        };
+        if !literal_plus {
+            let next = tokio::time::timeout(self.timeout, self.session.read_response()).await;
+            match next {
+                Ok(Ok(Some(r))) => match r.parsed() {
+                    Response::Continue(_) => {}
+                    Response::Done {
+                        status, outcome, ..
+                    } => {
+                        return Err(ImapError::Refused {
+                            command: label,
+                            status: status_name(status).to_string(),
+                            text: outcome.information.as_deref().unwrap_or("").to_string(),
+                        });
+                    }
+                    _ => {
+                        return self.poison(ImapError::Protocol {
+                            command: label,
+                            message: "expected a continuation request".into(),
+                        });
+                    }
+                },
+                _ => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: "no continuation request".into(),
+                    });
+                }
+            }
+        }
+        let write = async {
+            let stream = self.session.get_mut();
+            stream.write_all(body).await?;
+            stream.write_all(b"\r\n").await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return self.poison(ImapError::Connection {
+                    command: label,
+                    message: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return self.poison(ImapError::Timeout {
+                    command: label,
+                    secs: self.timeout.as_secs(),
+                });
+            }
+        }
+        let done = self
+            .read_until_tagged(&tag, &label, &mut |_| Ok(()))
+            .await?;
+        if let DoneCode::AppendUid(validity, uid) = done {
+            return Ok(Some((validity, uid)));
+        }
+        Ok(None)
+    }
+
+    /// Fetches full messages with UIDs ≥ `from` whose size is `size`, for finding an upload whose
+    /// answer was lost. Returns (uid, bytes).
+    pub async fn fetch_candidates(
+        &mut self,
+        from: u32,
+        size: u32,
+    ) -> Result<Vec<(Uid, Vec<u8>)>, ImapError> {
+        let evidence = self.fetch_evidence(&format!("{}:*", from.max(1))).await?;
+        let uids: Vec<Uid> = evidence
+            .iter()
+            .filter(|e| e.uid.0 >= from && e.size == size)
+            .map(|e| e.uid)
+            .collect();
+        let mut out = Vec::new();
+        if uids.is_empty() {
+            return Ok(out);
+        }
+        self.fetch_bodies(&uids, |m| {
+            out.push((m.uid, m.body));
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Logs out politely; errors are ignored (the run's result is already decided).
+    pub async fn logout(mut self) {
+        if !self.poisoned {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT")).await;
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_compress_ranges_and_split() {
+        let uids: Vec<Uid> = [1, 2, 3, 5, 7, 8, 9, 3].into_iter().map(Uid).collect();
+        assert_eq!(uid_sets(&uids, 10), vec!["1:3,5,7:9"]);
+        assert_eq!(uid_sets(&uids, 2), vec!["1:3,5", "7:9"]);
+        assert!(uid_sets(&[], 5).is_empty());
+    }
+
+    #[test]
+    fn internal_dates_round_trip() {
+        let t = parse_internal_date(" 7-Mar-2024 09:05:00 -0700").unwrap();
+        assert_eq!(
+            format_internal_date(t).unwrap(),
+            "07-Mar-2024 16:05:00 +0000"
+        );
+        assert!(parse_internal_date("garbage").is_none());
+    }
+
+    #[test]
+    fn quoting_escapes() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

@@ -1,0 +1,195 @@
+//! Where each folder lives under the Maildir root, and which folders exist on disk.
+//!
+//! Maildir++ (default): INBOX is the root; `Lists/rust` is `<root>/.Lists.rust`; a `.` or `%`
+//! inside a component is written `%2E` / `%25` so that names never collide. Verbatim: every
+//! folder, INBOX included, is a nested directory. Names are UTF-8 on disk. Paths are built only
+//! from validated [`FolderName`] components, so a path can never leave the root.
+
+use crate::config::Layout;
+use crate::names::FolderName;
+use std::path::{Path, PathBuf};
+
+/// The directory of `name` under `root`. Verbatim layout refuses components that would collide
+/// with a Maildir's own `cur`, `new` and `tmp`.
+pub fn folder_path(root: &Path, layout: Layout, name: &FolderName) -> Result<PathBuf, String> {
+    match layout {
+        Layout::MaildirPlusPlus => {
+            if name.is_inbox() {
+                return Ok(root.to_path_buf());
+            }
+            let escaped: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
+            Ok(root.join(format!(".{}", escaped.join("."))))
+        }
+        Layout::Verbatim => {
+            let mut p = root.to_path_buf();
+            for c in name.components() {
+                if matches!(c, "cur" | "new" | "tmp") {
+                    return Err(format!(
+                        "folder {name}: a component named {c:?} cannot be stored in the verbatim layout"
+                    ));
+                }
+                p.push(c);
+            }
+            Ok(p)
+        }
+    }
+}
+
+fn escape(component: &str) -> String {
+    component.replace('%', "%25").replace('.', "%2E")
+}
+
+fn unescape(component: &str) -> String {
+    component
+        .replace("%2E", ".")
+        .replace("%2e", ".")
+        .replace("%25", "%")
+}
+
+/// True when `dir` looks like a Maildir (has `cur/`).
+pub fn is_maildir(dir: &Path) -> bool {
+    dir.join("cur").is_dir()
+}
+
+/// The folders present under `root`. Directory names that do not form a valid folder name are
+/// returned as problems instead of being guessed at.
+pub fn list_folders(
+    root: &Path,
+    layout: Layout,
+) -> std::io::Result<(Vec<FolderName>, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    match layout {
+        Layout::MaildirPlusPlus => {
+            if is_maildir(root) {
+                found.push(FolderName::parse("INBOX").expect("INBOX is valid"));
+            }
+            for entry in std::fs::read_dir(root)? {
+                let entry = entry?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    problems.push(format!(
+                        "{}: directory name is not UTF-8",
+                        entry.path().display()
+                    ));
+                    continue;
+                };
+                let Some(body) = name.strip_prefix('.') else {
+                    continue;
+                };
+                if body.is_empty() || body == "." || !is_maildir(&entry.path()) {
+                    continue;
+                }
+                let parts: Vec<String> = body.split('.').map(unescape).collect();
+                match FolderName::from_components(&parts) {
+                    // ".INBOX" alone is not a second INBOX.
+                    Ok(n) if n.is_inbox() => {}
+                    Ok(n) => found.push(n),
+                    Err(e) => problems.push(format!("{}: {e}", entry.path().display())),
+                }
+            }
+        }
+        Layout::Verbatim => walk_verbatim(root, &mut Vec::new(), &mut found, &mut problems)?,
+    }
+    found.sort();
+    found.dedup();
+    Ok((found, problems))
+}
+
+fn walk_verbatim(
+    dir: &Path,
+    prefix: &mut Vec<String>,
+    found: &mut Vec<FolderName>,
+    problems: &mut Vec<String>,
+) -> std::io::Result<()> {
+    if prefix.len() > crate::names::MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if matches!(name.as_str(), "cur" | "new" | "tmp") || name.starts_with('.') {
+            continue;
+        }
+        prefix.push(name);
+        if is_maildir(&entry.path()) {
+            match FolderName::from_components(prefix) {
+                Ok(n) => found.push(n),
+                Err(e) => problems.push(format!("{}: {e}", entry.path().display())),
+            }
+        }
+        walk_verbatim(&entry.path(), prefix, found, problems)?;
+        prefix.pop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> FolderName {
+        FolderName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn maildirpp_paths() {
+        let root = Path::new("/m");
+        let l = Layout::MaildirPlusPlus;
+        assert_eq!(
+            folder_path(root, l, &n("INBOX")).unwrap(),
+            PathBuf::from("/m")
+        );
+        assert_eq!(
+            folder_path(root, l, &n("Lists/rust")).unwrap(),
+            PathBuf::from("/m/.Lists.rust")
+        );
+        assert_eq!(
+            folder_path(root, l, &n("Entwürfe")).unwrap(),
+            PathBuf::from("/m/.Entwürfe")
+        );
+        assert_eq!(
+            folder_path(root, l, &n("v1.2/a%b")).unwrap(),
+            PathBuf::from("/m/.v1%2E2.a%25b")
+        );
+    }
+
+    #[test]
+    fn verbatim_paths() {
+        let root = Path::new("/m");
+        let l = Layout::Verbatim;
+        assert_eq!(
+            folder_path(root, l, &n("INBOX")).unwrap(),
+            PathBuf::from("/m/INBOX")
+        );
+        assert_eq!(
+            folder_path(root, l, &n("Lists/rust")).unwrap(),
+            PathBuf::from("/m/Lists/rust")
+        );
+        assert!(folder_path(root, l, &n("a/cur")).is_err());
+    }
+
+    #[test]
+    fn listing_round_trips_paths() {
+        for layout in [Layout::MaildirPlusPlus, Layout::Verbatim] {
+            let dir = tempfile::tempdir().unwrap();
+            let names = ["INBOX", "Archive", "Lists/rust", "Entwürfe", "v1.2/x%y"];
+            for s in names {
+                let p = folder_path(dir.path(), layout, &n(s)).unwrap();
+                std::fs::create_dir_all(p.join("cur")).unwrap();
+            }
+            let (found, problems) = list_folders(dir.path(), layout).unwrap();
+            assert!(problems.is_empty(), "{problems:?}");
+            let mut want: Vec<FolderName> = names.iter().map(|s| n(s)).collect();
+            if layout == Layout::Verbatim {
+                // "v1.2" exists as a parent directory but is not itself a Maildir.
+            }
+            want.sort();
+            assert_eq!(found, want, "{layout:?}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The folder planner: which folders to create where, which to sync, and which to refuse.
+//!
+//! A folder known to the state but missing on one side is reported, never deleted on the other
+//! side: a renamed server folder or an unmounted disk must not cost the other copy.
+
+use crate::model::Side;
+use crate::names::{FolderName, FolderPatterns};
+use crate::sync::planner::Policy;
+use std::collections::BTreeSet;
+
+/// What to do with one folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderAction {
+    /// Exists on both sides: sync its messages.
+    Sync(FolderName),
+    /// Exists on one side only and is new: create it on `Side`, then sync.
+    Create(FolderName, Side),
+    /// Known from an earlier sync but gone from `Side`: left alone and reported.
+    Missing(FolderName, Side),
+    /// Gone from both sides: drop its state.
+    Forget(FolderName),
+    /// Exists on one side only and the sync mode forbids creating it on `Side`.
+    NotCreated(FolderName, Side),
+}
+
+/// Plans folders from the selected names on each side and the names in the state.
+pub fn plan_folders(
+    far: &BTreeSet<FolderName>,
+    near: &BTreeSet<FolderName>,
+    known: &BTreeSet<FolderName>,
+    patterns: &FolderPatterns,
+    policy: Policy,
+) -> Vec<FolderAction> {
+    let all: BTreeSet<&FolderName> = far.iter().chain(near).chain(known).collect();
+    let mut out = Vec::new();
+    for name in all {
+        let (on_far, on_near, was_known) = (
+            far.contains(name),
+            near.contains(name),
+            known.contains(name),
+        );
+        if !was_known && !patterns.selects(name) {
+            continue;
+        }
+        let action = match (on_far, on_near, was_known) {
+            (true, true, _) => FolderAction::Sync(name.clone()),
+            (false, false, _) => FolderAction::Forget(name.clone()),
+            (true, false, true) => FolderAction::Missing(name.clone(), Side::Near),
+            (false, true, true) => FolderAction::Missing(name.clone(), Side::Far),
+            (true, false, false) => create_or_not(name, Side::Near, policy),
+            (false, true, false) => create_or_not(name, Side::Far, policy),
+        };
+        if !patterns.selects(name) && !matches!(action, FolderAction::Forget(_)) {
+            // No longer selected: keep its state, touch nothing.
+            continue;
+        }
+        out.push(action);
+    }
+    out
+}
+
+fn create_or_not(name: &FolderName, side: Side, policy: Policy) -> FolderAction {
+    if policy.may_write(side) {
+        FolderAction::Create(name.clone(), side)
+    } else {
+        FolderAction::NotCreated(name.clone(), side)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ExpungePolicy, SyncMode};
+
+    fn set(names: &[&str]) -> BTreeSet<FolderName> {
+        names
+            .iter()
+            .map(|n| FolderName::parse(n).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn creates_new_folders_and_reports_vanished_ones() {
+        let policy = Policy {
+            mode: SyncMode::TwoWay,
+            expunge: ExpungePolicy::Both,
+        };
+        let pats = FolderPatterns::new(&["*".into(), "!Trash".into()]);
+        let actions = plan_folders(
+            &set(&["INBOX", "Archive", "Trash", "Old"]),
+            &set(&["INBOX", "Drafts", "Gone"]),
+            &set(&["INBOX", "Old", "Gone", "Both"]),
+            &pats,
+            policy,
+        );
+        let n = |s: &str| FolderName::parse(s).unwrap();
+        assert_eq!(
+            actions,
+            vec![
+                FolderAction::Create(n("Archive"), Side::Near),
+                FolderAction::Forget(n("Both")),
+                FolderAction::Create(n("Drafts"), Side::Far),
+                FolderAction::Missing(n("Gone"), Side::Far),
+                FolderAction::Sync(n("INBOX")),
+                FolderAction::Missing(n("Old"), Side::Near),
+            ]
+        );
+        let pull = Policy {
+            mode: SyncMode::Pull,
+            ..policy
+        };
+        let actions = plan_folders(&set(&[]), &set(&["Drafts"]), &set(&[]), &pats, pull);
+        assert_eq!(
+            actions,
+            vec![FolderAction::NotCreated(n("Drafts"), Side::Far)]
+        );
+    }
+}

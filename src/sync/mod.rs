@@ -1,0 +1,7 @@
+//! The pure side of syncing: deciding, never acting. Given the last synced state and a snapshot of
+//! each side, produce what must change. No I/O, no clock, no async; every function here is
+//! deterministic, so the planner can be tested exhaustively without a server.
+
+pub mod folders;
+pub mod planner;
+pub mod repair;

@@ -1,0 +1,150 @@
+//! Re-pairing after a UIDVALIDITY change (RFC 3501 §2.3.1.1): every stored UID is void, so links
+//! are rebuilt from evidence, Message-ID plus size, without downloading anything again.
+//!
+//! Linked rows whose evidence matches a message in the new listing get its new UID. Rows that
+//! match nothing are dropped: their local copy then counts as new and is uploaded, and unmatched
+//! server messages count as new and are downloaded, so nothing is lost and nothing that matched
+//! is copied twice.
+
+use crate::model::{NearKey, Uid};
+use crate::sync::planner::{RowId, StateRow};
+use std::collections::BTreeMap;
+
+/// A state row with the evidence recorded when it was linked.
+#[derive(Clone, Debug)]
+pub struct RowEvidence {
+    /// The row.
+    pub row: StateRow,
+    /// Normalised Message-ID (without `<>`), if the message had one.
+    pub message_id: Option<String>,
+    /// RFC822.SIZE on the server (CRLF size).
+    pub size: Option<u32>,
+}
+
+/// What the server says of one message in the new UIDVALIDITY.
+#[derive(Clone, Debug)]
+pub struct FarEvidence {
+    /// Its new UID.
+    pub uid: Uid,
+    /// Normalised Message-ID.
+    pub message_id: Option<String>,
+    /// RFC822.SIZE.
+    pub size: u32,
+}
+
+/// The outcome of re-pairing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repair {
+    /// Rows kept, with their new UIDs.
+    pub relinked: Vec<(RowId, Option<Uid>)>,
+    /// Rows dropped (no evidence matched).
+    pub dropped: Vec<RowId>,
+    /// Local keys that will now be uploaded as new.
+    pub unmatched_near: Vec<NearKey>,
+}
+
+/// Matches rows to the new listing by (Message-ID, size); duplicates pair in order.
+pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
+    let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
+    let mut sorted_far: Vec<&FarEvidence> = far.iter().collect();
+    sorted_far.sort_by_key(|f| f.uid);
+    for f in sorted_far {
+        if let Some(id) = &f.message_id {
+            by_evidence
+                .entry((id.as_str(), f.size))
+                .or_default()
+                .push(f.uid);
+        }
+    }
+    for uids in by_evidence.values_mut() {
+        uids.reverse(); // pop() hands them out in ascending order
+    }
+    let mut sorted_rows: Vec<&RowEvidence> = rows.iter().collect();
+    sorted_rows.sort_by_key(|r| r.row.id);
+    let mut out = Repair::default();
+    for r in sorted_rows {
+        if r.row.far.is_none() {
+            // Never was on the server (detached): nothing to re-pair.
+            out.relinked.push((r.row.id, None));
+            continue;
+        }
+        let matched = match (&r.message_id, r.size) {
+            (Some(id), Some(size)) => by_evidence
+                .get_mut(&(id.as_str(), size))
+                .and_then(|uids| uids.pop()),
+            _ => None,
+        };
+        match matched {
+            Some(uid) => out.relinked.push((r.row.id, Some(uid))),
+            None => {
+                out.dropped.push(r.row.id);
+                if let Some(k) = &r.row.near {
+                    out.unmatched_near.push(k.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Flags;
+
+    fn row(id: i64, uid: u32, key: &str, mid: Option<&str>, size: u32) -> RowEvidence {
+        RowEvidence {
+            row: StateRow {
+                id,
+                far: Some(Uid(uid)),
+                near: Some(NearKey(key.into())),
+                flags: Flags::new(),
+            },
+            message_id: mid.map(str::to_string),
+            size: Some(size),
+        }
+    }
+
+    #[test]
+    fn relinks_by_message_id_and_size() {
+        let rows = vec![
+            row(1, 10, "a", Some("x@y"), 100),
+            row(2, 11, "b", Some("dup@y"), 50),
+            row(3, 12, "c", Some("dup@y"), 50),
+            row(4, 13, "d", None, 70),
+            row(5, 14, "e", Some("gone@y"), 10),
+        ];
+        let far = vec![
+            FarEvidence {
+                uid: Uid(1),
+                message_id: Some("x@y".into()),
+                size: 100,
+            },
+            FarEvidence {
+                uid: Uid(2),
+                message_id: Some("dup@y".into()),
+                size: 50,
+            },
+            FarEvidence {
+                uid: Uid(3),
+                message_id: Some("dup@y".into()),
+                size: 50,
+            },
+            FarEvidence {
+                uid: Uid(4),
+                message_id: None,
+                size: 70,
+            },
+        ];
+        let r = repair(&rows, &far);
+        assert_eq!(
+            r.relinked,
+            vec![(1, Some(Uid(1))), (2, Some(Uid(2))), (3, Some(Uid(3)))]
+        );
+        assert_eq!(r.dropped, vec![4, 5]);
+        assert_eq!(
+            r.unmatched_near,
+            vec![NearKey("d".into()), NearKey("e".into())]
+        );
+    }
+}
