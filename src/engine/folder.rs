@@ -63,6 +63,12 @@ pub async fn sync_folder(
         db.ensure_folder(name.as_str()).map_err(|e| s(&e))?
     };
     let fid = folder_row.id;
+    // In a dry run a folder that would be created does not exist yet: plan against an empty side.
+    if options.dry_run
+        && (!path.exists() || fr.planned.iter().any(|p| p.starts_with("create server")))
+    {
+        return dry_run_new_folder(conn, path, wire, account, fr).await;
+    }
     let sel = conn.select(wire).await.map_err(|e| s(&e))?;
     let far = conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?;
     let mut md = MaildirFolder::open(path).map_err(|e| s(&e))?;
@@ -190,6 +196,36 @@ pub async fn sync_folder(
     let uidnext_after = sel.uidnext;
     db.finish_folder(fid, sel.uidvalidity, uidnext_after, super::unix_now())
         .map_err(|e| s(&e))?;
+    Ok(())
+}
+
+/// Plans a folder that a dry run would first create on one side (so that side is empty).
+async fn dry_run_new_folder(
+    conn: &mut ImapConn,
+    path: &Path,
+    wire: &str,
+    account: &Account,
+    fr: &mut FolderReport,
+) -> Result<(), String> {
+    let (far, near) = if path.exists() {
+        let md = MaildirFolder::open(path).map_err(s)?;
+        let near = md.scan().map_err(s)?;
+        (
+            BTreeMap::new(),
+            near.into_iter().map(|(k, m)| (k, m.flags)).collect(),
+        )
+    } else {
+        let sel = conn.select(wire).await.map_err(s)?;
+        (
+            conn.fetch_all_flags(sel.exists).await.map_err(s)?,
+            BTreeMap::new(),
+        )
+    };
+    let policy = Policy {
+        mode: account.sync,
+        expunge: account.expunge,
+    };
+    describe(&planner::plan(&[], &far, &near, policy), fr);
     Ok(())
 }
 

@@ -288,22 +288,20 @@ async fn prepare_and_sync(
         None => name.to_wire(delimiter).map_err(|e| e.to_string())?,
     };
     match create {
+        Some(Side::Near) if options.dry_run => {
+            fr.planned
+                .push(format!("create local folder {}", path.display()));
+        }
         Some(Side::Near) => {
             fr.notes.push("created locally".into());
-            if options.dry_run {
-                fr.planned
-                    .push(format!("create local folder {}", path.display()));
-                return Ok(());
-            }
             let subfolder = account.layout == Layout::MaildirPlusPlus && !name.is_inbox();
             MaildirFolder::create(&path, subfolder).map_err(|e| e.to_string())?;
         }
+        Some(Side::Far) if options.dry_run => {
+            fr.planned.push(format!("create server folder {wire}"));
+        }
         Some(Side::Far) => {
             fr.notes.push("created on the server".into());
-            if options.dry_run {
-                fr.planned.push(format!("create server folder {wire}"));
-                return Ok(());
-            }
             conn.create(&wire)
                 .await
                 .map_err(|e: ImapError| e.to_string())?;

@@ -195,7 +195,7 @@ fn merge_flags(
     }
     Some(FlagUpdate {
         row,
-        far: (&far_new != far).then(|| (uid, far_new)),
+        far: (&far_new != far).then_some((uid, far_new)),
         near: (&near_new != near).then(|| (key.clone(), near_new)),
         base: base_new,
     })

@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests: the arctern binary against a real, private Dovecot per test.
+
+mod support;
+
+mod mirror;
+mod safety;
+mod tls;

@@ -258,7 +258,7 @@ pub fn parse_internal_date(s: &str) -> Option<std::time::SystemTime> {
         .ok()?
         .to_timestamp()
         .ok()?;
-    std::time::SystemTime::try_from(z).ok()
+    Some(std::time::SystemTime::from(z))
 }
 
 fn status_name(s: &Status) -> &'static str {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing (Dovecot, openssl), then runs formatting and lint
+# checks, the unit and property tests, and the integration tests against private Dovecot servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+contrib/install-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== tests"
+cargo test --all-targets -- --test-threads=2
