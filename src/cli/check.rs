@@ -28,9 +28,14 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
         match imap::connect(cfg, &password).await {
             Ok(conn) => {
                 let caps: Vec<&str> = conn.capabilities().iter().map(String::as_str).collect();
+                let tls = match cfg.tls {
+                    crate::config::TlsMode::Implicit => "implicit TLS, certificate verified",
+                    crate::config::TlsMode::Starttls => "STARTTLS, certificate verified",
+                    crate::config::TlsMode::None => "no TLS (tls = \"none\")",
+                };
                 println!(
-                    "{}: logged in to {}:{} ({:?}) as {}",
-                    account.name, cfg.host, cfg.port, cfg.tls, cfg.user
+                    "{}: logged in to {}:{} ({tls}) as {}",
+                    account.name, cfg.host, cfg.port, cfg.user
                 );
                 println!("{}: capabilities: {}", account.name, caps.join(" "));
                 conn.logout().await;

@@ -481,6 +481,20 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
     }
 
     #[test]
+    fn shipped_example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for name in ["example.toml", "demo.toml"] {
+            let path = dir.join(name);
+            let c = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.accounts.len(), 1, "{name}");
+        }
+        let c = load(&dir.join("example.toml")).unwrap();
+        let a = &c.accounts["work"];
+        assert!(matches!(a.imap.password, PasswordSource::Command(_)));
+        assert_eq!(a.imap.timeout, std::time::Duration::from_secs(120));
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2".to_string());
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");

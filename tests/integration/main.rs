@@ -2,6 +2,7 @@
 
 mod support;
 
+mod hostile;
 mod mirror;
 mod safety;
 mod tls;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Quick start: a throwaway Dovecot on 127.0.0.1:10143 with sample mail, synced by arctern using
+# config/demo.toml. Everything lives under /tmp/arctern-demo.
+#   contrib/demo.sh          start the server (if needed), seed it, build arctern, sync, show status
+#   contrib/demo.sh stop     stop the demo server (by its PID) and remove /tmp/arctern-demo
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEMO=/tmp/arctern-demo
+PORT=10143
+
+stop() {
+  if [ -f "$DEMO/run/master.pid" ]; then
+    kill "$(cat "$DEMO/run/master.pid")" 2>/dev/null || true
+  fi
+  rm -rf "$DEMO"
+}
+if [ "${1:-}" = "stop" ]; then stop; echo "demo stopped"; exit 0; fi
+
+contrib/install-deps.sh
+
+if [ "$(id -u)" -eq 0 ]; then
+  id arctern-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin arctern-test
+  MAILUSER=arctern-test; LOGIN_USER=dovenull; INTERNAL_USER=dovecot
+else
+  MAILUSER=$(id -un); LOGIN_USER=$MAILUSER; INTERNAL_USER=$MAILUSER
+fi
+MUID=$(id -u "$MAILUSER"); MGID=$(id -g "$MAILUSER")
+
+if ! { [ -f "$DEMO/run/master.pid" ] && kill -0 "$(cat "$DEMO/run/master.pid")" 2>/dev/null; }; then
+  stop
+  mkdir -p "$DEMO"/{run,state,mail}
+  chmod 755 "$DEMO"
+  chown "$MUID:$MGID" "$DEMO/mail"
+  echo "demo:{PLAIN}demo:$MUID:$MGID::$DEMO/mail/demo::" > "$DEMO/passwd"
+  cat > "$DEMO/dovecot.conf" <<CONF
+base_dir = $DEMO/run
+state_dir = $DEMO/state
+log_path = $DEMO/dovecot.log
+instance_name = arctern-demo
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:$DEMO/mail/%n
+first_valid_uid = $MUID
+first_valid_gid = 0
+default_login_user = $LOGIN_USER
+default_internal_user = $INTERNAL_USER
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n $DEMO/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%n $DEMO/passwd
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+  dovecot -c "$DEMO/dovecot.conf" </dev/null >"$DEMO/dovecot.stdio" 2>&1
+  for _ in $(seq 100); do [ -f "$DEMO/run/master.pid" ] && break; sleep 0.05; done
+  D="doveadm -c $DEMO/dovecot.conf"
+  for f in Archive Lists.rust Lists.debian Entwürfe; do $D mailbox create -u demo "$f"; done
+  n=0
+  for f in INBOX Archive Lists.rust Lists.debian Entwürfe; do
+    for i in $(seq 8); do
+      n=$((n+1))
+      printf 'From: Demo Sender %d <sender%d@example.org>\r\nTo: demo@example.org\r\nSubject: Sample message %d in %s\r\nMessage-ID: <demo%d@arctern.example>\r\nDate: Mon, 2 Nov 2026 10:%02d:00 +0000\r\n\r\nHello! This is sample message %d, about %s.\r\n' \
+        "$n" "$n" "$n" "$f" "$n" "$i" "$n" "$([ $((n % 2)) = 0 ] && echo rust || echo backups)" \
+        | $D save -u demo -m "$f"
+    done
+  done
+  $D flags add -u demo '\Seen' mailbox INBOX 1:4
+  $D flags add -u demo '\Flagged' mailbox Archive 2
+  echo "demo server on 127.0.0.1:$PORT with $n messages (user demo, password demo)"
+fi
+
+mkdir -p "$DEMO/local"
+cargo build --release --quiet
+./target/release/arctern -c config/demo.toml check
+./target/release/arctern -c config/demo.toml sync
+./target/release/arctern -c config/demo.toml status
+echo
+echo "Your mirror is in $DEMO/local/Mail (try: mutt -f $DEMO/local/Mail). Stop with: contrib/demo.sh stop"
