@@ -55,13 +55,17 @@ fn serve(listener: TcpListener, mode: Arc<AtomicU8>) {
                 format!("{r}{tag} OK\r\n")
             } else if upper.contains("UID FETCH 1:* (UID FLAGS)") {
                 match mode.load(Ordering::SeqCst) {
-                    GARBAGE => format!("* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH UID 2 garbage\r\n{tag} OK\r\n"),
+                    GARBAGE => format!(
+                        "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH UID 2 garbage\r\n{tag} OK\r\n"
+                    ),
                     SHORT => format!("* 1 FETCH (UID 1 FLAGS ())\r\n{tag} OK\r\n"),
                     EOF_MID_FETCH => {
                         let _ = out.write_all(b"* 1 FETCH (UID 1 FLAGS ())\r\n");
                         break;
                     }
-                    _ => format!("* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n{tag} OK\r\n"),
+                    _ => format!(
+                        "* 1 FETCH (UID 1 FLAGS ())\r\n* 2 FETCH (UID 2 FLAGS ())\r\n{tag} OK\r\n"
+                    ),
                 }
             } else if upper.contains(" LOGOUT") {
                 let _ = out.write_all(format!("* BYE bye\r\n{tag} OK\r\n").as_bytes());
@@ -127,10 +131,18 @@ fn hostile_names_and_broken_listings_never_cost_mail() {
     assert_eq!(crate::support::local_files(&maildir).len(), 2);
     let mut dirs = Vec::new();
     all_dirs(top.path(), &mut dirs);
-    let expected: Vec<String> = ["a", "a/b", "a/b/Mail", "a/b/Mail/cur", "a/b/Mail/new", "a/b/Mail/tmp", "a/b/state"]
-        .iter()
-        .map(|d| top.path().join(d).display().to_string())
-        .collect();
+    let expected: Vec<String> = [
+        "a",
+        "a/b",
+        "a/b/Mail",
+        "a/b/Mail/cur",
+        "a/b/Mail/new",
+        "a/b/Mail/tmp",
+        "a/b/state",
+    ]
+    .iter()
+    .map(|d| top.path().join(d).display().to_string())
+    .collect();
     dirs.sort();
     assert_eq!(dirs, expected, "a directory was created outside the plan");
 
