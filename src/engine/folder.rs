@@ -150,7 +150,7 @@ pub async fn sync_folder(
         }
     }
 
-    let rows: Vec<StateRow> = if fid < 0 {
+    let mut rows: Vec<StateRow> = if fid < 0 {
         Vec::new()
     } else {
         db.messages(fid)
@@ -159,6 +159,9 @@ pub async fn sync_folder(
             .map(|r| r.state)
             .collect()
     };
+    if rows.is_empty() && !far.is_empty() && !near.is_empty() {
+        rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
+    }
     let near_flags = complete_near_flags(&rows, &near, &md);
     let policy = Policy {
         mode: account.sync,
@@ -197,6 +200,92 @@ pub async fn sync_folder(
     db.finish_folder(fid, sel.uidvalidity, uidnext_after, super::unix_now())
         .map_err(|e| s(&e))?;
     Ok(())
+}
+
+/// First sync with mail on both sides: link copies that are the same message (Message-ID and
+/// size) instead of copying everything both ways. Returns the resulting rows.
+#[allow(clippy::too_many_arguments)]
+async fn pair_existing(
+    conn: &mut ImapConn,
+    db: &mut StateDb,
+    fid: i64,
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
+    far: &BTreeMap<Uid, Flags>,
+    options: SyncOptions,
+    fr: &mut FolderReport,
+) -> Result<Vec<StateRow>, String> {
+    let far_ev: Vec<repair::FarEvidence> = conn
+        .fetch_evidence("1:*")
+        .await
+        .map_err(s)?
+        .into_iter()
+        .map(|e| repair::FarEvidence {
+            uid: e.uid,
+            message_id: e.message_id,
+            size: e.size,
+        })
+        .collect();
+    let mut near_ev = Vec::new();
+    for (key, msg) in near {
+        let raw = md.read(msg).map_err(s)?;
+        let bare_lf = raw
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' && (*i == 0 || raw[i - 1] != b'\r'))
+            .count();
+        near_ev.push((
+            key.clone(),
+            crate::message::message_id(&raw),
+            (raw.len() + bare_lf) as u32,
+        ));
+    }
+    let pairs = repair::pair_initial(&far_ev, &near_ev);
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    fr.notes.push(format!(
+        "first sync with mail on both sides: {} message(s) already present on both sides were linked, not copied",
+        pairs.len()
+    ));
+    let evidence: BTreeMap<&NearKey, &(NearKey, Option<String>, u32)> =
+        near_ev.iter().map(|e| (&e.0, e)).collect();
+    let mut changes = Vec::new();
+    let mut rows = Vec::new();
+    for (i, (uid, key)) in pairs.iter().enumerate() {
+        // Base = what both have: each side's extra flags then count as additions, so no flag is lost.
+        let base = Flags(
+            far[uid]
+                .0
+                .intersection(&near[key].flags.0)
+                .cloned()
+                .collect(),
+        );
+        let (_, message_id, size) = evidence[key];
+        changes.push(Change::Link {
+            far: *uid,
+            near: key.clone(),
+            flags: base.clone(),
+            message_id: message_id.clone(),
+            size: Some(*size),
+        });
+        rows.push(StateRow {
+            id: -1 - i as i64,
+            far: Some(*uid),
+            near: Some(key.clone()),
+            flags: base,
+        });
+    }
+    if options.dry_run || fid < 0 {
+        return Ok(rows);
+    }
+    db.apply(fid, &changes).map_err(s)?;
+    Ok(db
+        .messages(fid)
+        .map_err(s)?
+        .into_iter()
+        .map(|r| r.state)
+        .collect())
 }
 
 /// Plans a folder that a dry run would first create on one side (so that side is empty).

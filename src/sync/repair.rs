@@ -87,6 +87,39 @@ pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
     out
 }
 
+/// First sync of a folder that already has mail on both sides (an existing Maildir, or state
+/// lost): pairs messages with the same Message-ID and size so they are linked instead of copied
+/// both ways. `near` is (key, Message-ID, size as sent on the wire). Duplicates pair in order.
+pub fn pair_initial(
+    far: &[FarEvidence],
+    near: &[(NearKey, Option<String>, u32)],
+) -> Vec<(Uid, NearKey)> {
+    let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
+    let mut sorted_far: Vec<&FarEvidence> = far.iter().collect();
+    sorted_far.sort_by_key(|f| std::cmp::Reverse(f.uid));
+    for f in sorted_far {
+        if let Some(id) = &f.message_id {
+            by_evidence
+                .entry((id.as_str(), f.size))
+                .or_default()
+                .push(f.uid);
+        }
+    }
+    let mut sorted_near: Vec<&(NearKey, Option<String>, u32)> = near.iter().collect();
+    sorted_near.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (key, id, size) in sorted_near {
+        if let Some(id) = id
+            && let Some(uid) = by_evidence
+                .get_mut(&(id.as_str(), *size))
+                .and_then(Vec::pop)
+        {
+            out.push((uid, key.clone()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +136,36 @@ mod tests {
             message_id: mid.map(str::to_string),
             size: Some(size),
         }
+    }
+
+    #[test]
+    fn initial_pairing_matches_once_each() {
+        let far = vec![
+            FarEvidence {
+                uid: Uid(1),
+                message_id: Some("a".into()),
+                size: 10,
+            },
+            FarEvidence {
+                uid: Uid(2),
+                message_id: Some("a".into()),
+                size: 10,
+            },
+            FarEvidence {
+                uid: Uid(3),
+                message_id: Some("b".into()),
+                size: 10,
+            },
+        ];
+        let near = vec![
+            (NearKey("x".into()), Some("a".into()), 10),
+            (NearKey("y".into()), Some("b".into()), 11),
+            (NearKey("z".into()), None, 10),
+        ];
+        assert_eq!(
+            pair_initial(&far, &near),
+            vec![(Uid(1), NearKey("x".into()))]
+        );
     }
 
     #[test]

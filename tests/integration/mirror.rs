@@ -208,3 +208,72 @@ fn dry_run_changes_nothing_and_pull_never_writes_the_server() {
     assert_eq!(c.messages("INBOX").len(), 1);
     assert!(quiet(&w.sync_ok()));
 }
+
+#[test]
+fn verbatim_layout_nests_folders() {
+    let w = World::new("", "layout = \"verbatim\"");
+    let mut c = w.client();
+    c.create("Lists.rust");
+    c.append("Lists.rust", &message(1, "Lists/rust", 100), "\\Seen");
+    c.append("INBOX", &message(2, "INBOX", 100), "");
+    w.sync_ok();
+    assert_same(&mut c, "INBOX", &w.maildir.join("INBOX"));
+    assert_same(&mut c, "Lists.rust", &w.maildir.join("Lists/rust"));
+    // A nested folder made locally reaches the server with the server's delimiter.
+    let dir = w.maildir.join("Lists/debian");
+    for s in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    write_local(
+        &dir,
+        "1700000000.v.host",
+        &message(3, "Lists/debian", 100),
+        "S",
+    );
+    w.sync_ok();
+    assert_same(&mut c, "Lists.debian", &dir);
+    assert!(quiet(&w.sync_ok()));
+}
+
+#[test]
+fn first_sync_against_an_existing_maildir_links_instead_of_duplicating() {
+    let w = World::new("", "");
+    let mut c = w.client();
+    for i in 0..5 {
+        c.append(
+            "INBOX",
+            &message(i, "INBOX", 200),
+            if i == 0 { "\\Seen" } else { "" },
+        );
+    }
+    // The same five messages already in a local Maildir (say, from another sync tool), one with
+    // a flag the server lacks, plus one local-only message.
+    for s in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(w.maildir.join(s)).unwrap();
+    }
+    for i in 0..5 {
+        write_local(
+            &w.maildir,
+            &format!("1600000000.old{i}.host"),
+            &message(i, "INBOX", 200),
+            if i == 1 { "F" } else { "" },
+        );
+    }
+    write_local(
+        &w.maildir,
+        "1600000000.only.host",
+        &message(77, "INBOX", 200),
+        "",
+    );
+    let out = w.sync_ok();
+    assert!(out.contains("5 message(s) already present"), "{out}");
+    assert!(out.contains("+0 ↓ +1 ↑"), "{out}");
+    assert_same(&mut c, "INBOX", &w.maildir);
+    let flagged = c
+        .messages("INBOX")
+        .iter()
+        .filter(|m| m.flags.contains("\\Flagged"))
+        .count();
+    assert_eq!(flagged, 1, "the local flag reached the server");
+    assert!(quiet(&w.sync_ok()));
+}
