@@ -46,6 +46,13 @@ const STEPS: &[&str] = &[
         ok INTEGER NOT NULL,
         summary TEXT NOT NULL
     );",
+    // 2: what a folder looked like on both sides when it was last fully in sync, so an unchanged
+    // folder can be skipped (NULL = unknown: do the full sync).
+    "ALTER TABLE folders ADD COLUMN skip_exists INTEGER;
+    ALTER TABLE folders ADD COLUMN skip_uidnext INTEGER;
+    ALTER TABLE folders ADD COLUMN skip_modseq INTEGER;
+    ALTER TABLE folders ADD COLUMN skip_cur_mtime INTEGER;
+    ALTER TABLE folders ADD COLUMN skip_new_mtime INTEGER;",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -25,6 +25,23 @@ pub struct DbError {
     pub source: rusqlite::Error,
 }
 
+/// How a folder looked on both sides the last time it was fully in sync. When the server's
+/// STATUS and the Maildir's directory mtimes still match, nothing changed and the folder can be
+/// skipped without a SELECT or a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Server message count.
+    pub exists: u32,
+    /// Server UIDNEXT.
+    pub uidnext: u32,
+    /// Server HIGHESTMODSEQ (CONDSTORE, RFC 7162).
+    pub modseq: u64,
+    /// mtime of `cur/` in nanoseconds.
+    pub cur_mtime: i64,
+    /// mtime of `new/` in nanoseconds.
+    pub new_mtime: i64,
+}
+
 /// One folder's stored sync position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderRow {
@@ -42,6 +59,8 @@ pub struct FolderRow {
     pub far_count: i64,
     /// Messages in the Maildir at the last sync.
     pub near_count: i64,
+    /// The unchanged-folder fingerprint, when known.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// A linked message row with the evidence recorded for re-pairing.
@@ -172,7 +191,8 @@ impl StateDb {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, name, uidvalidity, uidnext, last_sync, far_count, near_count
+                "SELECT id, name, uidvalidity, uidnext, last_sync, far_count, near_count,
+                        skip_exists, skip_uidnext, skip_modseq, skip_cur_mtime, skip_new_mtime
                  FROM folders ORDER BY name",
             )
             .map_err(self.err("list folders"))?;
@@ -191,6 +211,22 @@ impl StateDb {
                     last_sync: r.get(4)?,
                     far_count: r.get(5)?,
                     near_count: r.get(6)?,
+                    fingerprint: match (
+                        r.get::<_, Option<i64>>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                        r.get::<_, Option<i64>>(10)?,
+                        r.get::<_, Option<i64>>(11)?,
+                    ) {
+                        (Some(e), Some(u), Some(m), Some(c), Some(n)) => Some(Fingerprint {
+                            exists: e as u32,
+                            uidnext: u as u32,
+                            modseq: m as u64,
+                            cur_mtime: c,
+                            new_mtime: n,
+                        }),
+                        _ => None,
+                    },
                 })
             })
             .map_err(self.err("list folders"))?;
@@ -241,6 +277,25 @@ impl StateDb {
                 params![folder, uidvalidity.0, uidnext, now],
             )
             .map_err(self.err("record folder sync"))?;
+        Ok(())
+    }
+
+    /// Stores (or clears) a folder's unchanged-folder fingerprint.
+    pub fn set_fingerprint(&self, folder: i64, f: Option<Fingerprint>) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE folders SET skip_exists = ?2, skip_uidnext = ?3, skip_modseq = ?4,
+                   skip_cur_mtime = ?5, skip_new_mtime = ?6 WHERE id = ?1",
+                params![
+                    folder,
+                    f.map(|f| f.exists),
+                    f.map(|f| f.uidnext),
+                    f.map(|f| f.modseq as i64),
+                    f.map(|f| f.cur_mtime),
+                    f.map(|f| f.new_mtime)
+                ],
+            )
+            .map_err(self.err("store folder fingerprint"))?;
         Ok(())
     }
 

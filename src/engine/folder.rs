@@ -10,7 +10,7 @@ use super::SyncOptions;
 use super::recover;
 use super::report::FolderReport;
 use crate::config::Account;
-use crate::db::{Change, Intent, IntentKind, StateDb};
+use crate::db::{Change, Fingerprint, Intent, IntentKind, StateDb};
 use crate::model::{Flag, Flags, NearKey, Uid, UidValidity};
 use crate::names::FolderName;
 use crate::store::eol;
@@ -57,6 +57,7 @@ pub async fn sync_folder(
                 last_sync: None,
                 far_count: 0,
                 near_count: 0,
+                fingerprint: None,
             },
         }
     } else {
@@ -72,12 +73,16 @@ pub async fn sync_folder(
     let sel = conn.select(wire).await.map_err(|e| s(&e))?;
     let far = conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?;
     let mut md = MaildirFolder::open(path).map_err(|e| s(&e))?;
+    // Taken before the scan: a change made during or after it moves the mtime past this value.
+    let mtimes_before_scan = dir_mtimes(path);
     let mut near = md.scan().map_err(|e| s(&e))?;
+    let mut touched = false;
 
     if !options.dry_run {
         fr.recovered += recover::settle_intents(conn, db, fid, &sel, &mut md, &mut near)
             .await
             .map_err(|e| format!("recovering an interrupted run: {e}"))?;
+        touched |= fr.recovered > 0;
     } else {
         let pending = db.intent_count(fid).unwrap_or(0);
         if pending > 0 {
@@ -90,6 +95,7 @@ pub async fn sync_folder(
     // UIDVALIDITY: a change voids every stored UID; re-pair by evidence.
     match folder_row.uidvalidity {
         Some(old) if old != sel.uidvalidity => {
+            touched = true;
             let rows = db.messages(fid).map_err(|e| s(&e))?;
             let evidence = if sel.exists > 0 {
                 conn.fetch_evidence("1:*").await.map_err(|e| s(&e))?
@@ -161,6 +167,7 @@ pub async fn sync_folder(
     };
     if rows.is_empty() && !far.is_empty() && !near.is_empty() {
         rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
+        touched = true;
     }
     let near_flags = complete_near_flags(&rows, &near, &md);
     let policy = Policy {
@@ -199,7 +206,57 @@ pub async fn sync_folder(
     let uidnext_after = sel.uidnext;
     db.finish_folder(fid, sel.uidvalidity, uidnext_after, super::unix_now())
         .map_err(|e| s(&e))?;
+    // Only a folder this run found in sync and left untouched gets a fingerprint: after our own
+    // changes the values we saw are stale, and trusting them could hide someone else's change.
+    touched |= !plan.is_empty();
+    let fingerprint = match (touched, sel.uidnext, sel.highestmodseq, mtimes_before_scan) {
+        (false, Some(uidnext), Some(modseq), Some((cur_mtime, new_mtime))) => Some(Fingerprint {
+            exists: sel.exists,
+            uidnext,
+            modseq,
+            cur_mtime,
+            new_mtime,
+        }),
+        _ => None,
+    };
+    db.set_fingerprint(fid, fingerprint).map_err(|e| s(&e))?;
     Ok(())
+}
+
+/// Nanosecond mtimes of `cur/` and `new/`: any delivery, rename or deletion changes one.
+pub fn dir_mtimes(path: &Path) -> Option<(i64, i64)> {
+    let ns = |sub: &str| -> Option<i64> {
+        let t = std::fs::metadata(path.join(sub)).ok()?.modified().ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64)
+    };
+    Some((ns("cur")?, ns("new")?))
+}
+
+/// True when a folder is provably unchanged on both sides since it was last fully in sync: the
+/// server's STATUS (MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ) and the Maildir's directory
+/// mtimes all equal the stored fingerprint. One round trip and two stats instead of a full scan.
+pub async fn unchanged(
+    conn: &mut ImapConn,
+    db: &StateDb,
+    row: &crate::db::FolderRow,
+    wire: &str,
+    path: &Path,
+) -> bool {
+    let Some(fp) = row.fingerprint else {
+        return false;
+    };
+    if !conn.has("CONDSTORE") || db.intent_count(row.id).unwrap_or(1) != 0 {
+        return false;
+    }
+    let Ok(st) = conn.status(wire).await else {
+        return false;
+    };
+    st.messages == Some(fp.exists)
+        && st.uidnext == Some(fp.uidnext)
+        && st.highestmodseq == Some(fp.modseq)
+        && st.uidvalidity.is_some()
+        && st.uidvalidity == row.uidvalidity
+        && dir_mtimes(path) == Some((fp.cur_mtime, fp.new_mtime))
 }
 
 /// First sync with mail on both sides: link copies that are the same message (Message-ID and

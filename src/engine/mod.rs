@@ -222,6 +222,22 @@ async fn run_account(
                 }
             }
         }
+        if create.is_none()
+            && !options.dry_run
+            && let (Some(row), Some(wire)) = (
+                known_folders.iter().find(|f| f.name == name.as_str()),
+                far.get(&name),
+            )
+            && let Ok(path) = layout::folder_path(&account.maildir, account.layout, &name)
+            && folder::unchanged(&mut conn, &db, row, wire, &path).await
+        {
+            report.folders.push(FolderReport {
+                folder: name.to_string(),
+                unchanged: true,
+                ..Default::default()
+            });
+            continue;
+        }
         let mut fr = FolderReport {
             folder: name.to_string(),
             ..Default::default()

@@ -19,6 +19,8 @@ pub struct FolderReport {
     pub deleted_near: usize,
     /// Server messages deleted (removed locally).
     pub deleted_far: usize,
+    /// Skipped: provably unchanged on both sides since the last sync.
+    pub unchanged: bool,
     /// Interrupted operations from an earlier run that were completed or rolled back.
     pub recovered: usize,
     /// Things worth knowing that are not errors (UIDVALIDITY re-pairing, folders created).

@@ -277,3 +277,50 @@ fn first_sync_against_an_existing_maildir_links_instead_of_duplicating() {
     assert_eq!(flagged, 1, "the local flag reached the server");
     assert!(quiet(&w.sync_ok()));
 }
+
+#[test]
+fn unchanged_folders_are_skipped_but_every_change_is_seen() {
+    let w = World::new("", "");
+    let mut c = w.client();
+    c.create("Archive");
+    for i in 0..20 {
+        c.append("INBOX", &message(i, "INBOX", 200), "");
+        c.append("Archive", &message(100 + i, "Archive", 200), "\\Seen");
+    }
+    w.sync_ok();
+    // The first sync changed everything, so the next one does a full pass and records the
+    // fingerprint; from then on nothing is selected.
+    w.sync_ok();
+    let out = w.arctern(&["-vv", "sync"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success());
+    assert!(log.contains("STATUS"), "{log}");
+    assert!(
+        !log.contains("SELECT"),
+        "an unchanged folder was selected: {log}"
+    );
+    // A server-side flag change, a local rename and a local delivery are each noticed.
+    c.store("Archive", "3", "-FLAGS (\\Seen)");
+    assert!(w.sync_ok().contains("flags 1 ↓ 0 ↑"));
+    w.sync_ok();
+    let f = local_files(&w.maildir)[0].clone();
+    let key = f
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .split(":2,")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::rename(&f, w.maildir.join("cur").join(format!("{key}:2,F"))).unwrap();
+    assert!(w.sync_ok().contains("flags 0 ↓ 1 ↑"));
+    write_local(
+        &w.local_dir("Archive"),
+        "1700000000.z.host",
+        &message(999, "Archive", 100),
+        "",
+    );
+    assert!(w.sync_ok().contains("+0 ↓ +1 ↑"));
+    assert_same(&mut c, "INBOX", &w.maildir);
+    assert_same(&mut c, "Archive", &w.local_dir("Archive"));
+}

@@ -122,6 +122,7 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     };
     let mut conn = ImapConn::new(session, timeout);
     conn.refresh_capabilities().await?;
+    conn.enable_condstore().await?;
     Ok(conn)
 }
 

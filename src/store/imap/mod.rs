@@ -119,6 +119,19 @@ pub struct SelectInfo {
     pub highestmodseq: Option<u64>,
 }
 
+/// What STATUS reports; each item only when the server sent it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    /// MESSAGES.
+    pub messages: Option<u32>,
+    /// UIDNEXT.
+    pub uidnext: Option<u32>,
+    /// UIDVALIDITY.
+    pub uidvalidity: Option<UidValidity>,
+    /// HIGHESTMODSEQ.
+    pub highestmodseq: Option<u64>,
+}
+
 /// A LIST entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListEntry {
@@ -449,6 +462,45 @@ impl ImapConn {
         .await?;
         self.capabilities = caps;
         Ok(())
+    }
+
+    /// Turns on CONDSTORE (RFC 7162 §3.1) when the server has it, so SELECT reports
+    /// HIGHESTMODSEQ and the server tracks per-message modification sequences from now on.
+    pub async fn enable_condstore(&mut self) -> Result<(), ImapError> {
+        if self.has("CONDSTORE") && self.has("ENABLE") {
+            self.run("ENABLE CONDSTORE").await?;
+        }
+        Ok(())
+    }
+
+    /// STATUS of a mailbox: (MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ when CONDSTORE).
+    pub async fn status(&mut self, wire_name: &str) -> Result<MailboxStatus, ImapError> {
+        let mut st = MailboxStatus::default();
+        let items = if self.has("CONDSTORE") {
+            "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
+        } else {
+            "(MESSAGES UIDNEXT UIDVALIDITY)"
+        };
+        self.run_with(&format!("STATUS {} {items}", quote(wire_name)), |r| {
+            if let Response::MailboxData(MailboxDatum::Status { status, .. }) = r {
+                for a in status {
+                    match a {
+                        imap_proto::StatusAttribute::Messages(n) => st.messages = Some(*n),
+                        imap_proto::StatusAttribute::UidNext(n) => st.uidnext = Some(*n),
+                        imap_proto::StatusAttribute::UidValidity(n) => {
+                            st.uidvalidity = Some(UidValidity(*n))
+                        }
+                        imap_proto::StatusAttribute::HighestModSeq(n) => {
+                            st.highestmodseq = Some(*n)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(st)
     }
 
     /// Lists all mailboxes (`LIST "" "*"`).

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Benchmark arctern against mbsync (isync) and offlineimap3 on the same private Dovecot and the
+# same data, in one run, and write the table to BENCHMARKS.md.
+#   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap]
+# Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
+# after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages. The
+# limits: one client streaming every body over IMAP, and writing the same files with an fsync each.
+# Reports the median wall time of R runs (default 3), peak RSS, and each peer's time / arctern's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MESSAGES=10000
+RUNS=3
+SKIP_OFFLINEIMAP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --messages) MESSAGES=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --skip-offlineimap) SKIP_OFFLINEIMAP=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+contrib/install-deps.sh --bench
+command -v /usr/bin/time >/dev/null || apt-get install -y -qq time
+cargo build --release --quiet
+ARCTERN=$ROOT/target/release/arctern
+
+B=/tmp/arctern-bench
+PORT=${BENCH_PORT:-10993}
+stop_server() { [ -f "$B/run/master.pid" ] && kill "$(cat "$B/run/master.pid")" 2>/dev/null || true; }
+trap stop_server EXIT
+stop_server
+rm -rf "$B"
+mkdir -p "$B"/{run,state,mail,results}
+chmod 755 "$B"
+if [ "$(id -u)" -eq 0 ]; then
+  id arctern-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin arctern-test
+  MAILUSER=arctern-test; LOGIN_USER=dovenull; INTERNAL_USER=dovecot
+else
+  MAILUSER=$(id -un); LOGIN_USER=$MAILUSER; INTERNAL_USER=$MAILUSER
+fi
+MUID=$(id -u "$MAILUSER"); MGID=$(id -g "$MAILUSER")
+: > "$B/passwd"
+for u in bench push-arctern push-mbsync push-offlineimap; do
+  echo "$u:{PLAIN}secret:$MUID:$MGID::$B/mail/$u::" >> "$B/passwd"
+done
+cat > "$B/dovecot.conf" <<CONF
+base_dir = $B/run
+state_dir = $B/state
+log_path = $B/dovecot.log
+instance_name = arctern-bench
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:$B/mail/%n
+first_valid_uid = $MUID
+first_valid_gid = 0
+default_login_user = $LOGIN_USER
+default_internal_user = $INTERNAL_USER
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n $B/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%n $B/passwd
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+CONF
+D="doveadm -c $B/dovecot.conf"
+
+echo "== seeding $MESSAGES messages"
+SEED=$(python3 contrib/bench/seed.py "$B/mail/bench" "$MESSAGES")
+echo "$SEED"
+chown -R "$MUID:$MGID" "$B/mail"
+dovecot -c "$B/dovecot.conf" </dev/null >"$B/dovecot.stdio" 2>&1
+for _ in $(seq 100); do [ -f "$B/run/master.pid" ] && break; sleep 0.05; done
+$D force-resync -u bench '*'
+
+# --- the tools -----------------------------------------------------------------------------
+config_for() { # tool user localdir
+  local tool=$1 user=$2 dir=$3
+  case $tool in
+    arctern) cat > "$dir/arctern.toml" <<EOT
+state_dir = "$dir/state"
+[accounts.b]
+maildir = "$dir/Mail"
+[accounts.b.imap]
+host = "127.0.0.1"
+port = $PORT
+tls = "none"
+user = "$user"
+password = "secret"
+EOT
+    ;;
+    mbsync) cat > "$dir/mbsyncrc" <<EOT
+IMAPAccount b
+Host 127.0.0.1
+Port $PORT
+User $user
+Pass secret
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore b-far
+Account b
+
+MaildirStore b-near
+Inbox $dir/Mail
+SubFolders Maildir++
+
+Channel b
+Far :b-far:
+Near :b-near:
+Patterns *
+Create Both
+Expunge Both
+SyncState *
+Sync All
+EOT
+    ;;
+    offlineimap) cat > "$dir/offlineimaprc" <<EOT
+[general]
+accounts = b
+metadata = $dir/meta
+[Account b]
+localrepository = l
+remoterepository = r
+[Repository l]
+type = Maildir
+localfolders = $dir/Mail
+[Repository r]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = $PORT
+remoteuser = $user
+remotepass = secret
+ssl = no
+starttls = no
+expunge = no
+EOT
+    ;;
+  esac
+}
+run_tool() { # tool dir -> runs one sync, prints "seconds maxrss_kb"
+  local tool=$1 dir=$2 out
+  case $tool in
+    arctern) cmd=("$ARCTERN" -c "$dir/arctern.toml" sync) ;;
+    mbsync) cmd=(mbsync -c "$dir/mbsyncrc" -a -q) ;;
+    offlineimap) cmd=(offlineimap -c "$dir/offlineimaprc" -o -u quiet) ;;
+  esac
+  out=$(/usr/bin/time -f "%e %M" "${cmd[@]}" 2>&1 >/dev/null | tail -n 1)
+  echo "$out"
+}
+fresh_local() { # tool user -> dir
+  local dir=$B/local-$1-$2
+  rm -rf "$dir"; mkdir -p "$dir/Mail"
+  config_for "$1" "$2" "$dir"
+  echo "$dir"
+}
+TOOLS=(arctern mbsync)
+[ "$SKIP_OFFLINEIMAP" = 1 ] || TOOLS+=(offlineimap)
+record() { echo "$1 $2 $3" >> "$B/results/raw"; }   # scenario tool "secs rss"
+
+echo "== initial pull"
+for tool in "${TOOLS[@]}"; do
+  for r in $(seq "$RUNS"); do
+    dir=$(fresh_local "$tool" bench)
+    res=$(run_tool "$tool" "$dir"); record pull "$tool" "$res"; echo "  $tool pull #$r: $res"
+  done
+done
+echo "== resync, no change"
+for r in $(seq "$RUNS"); do
+  for tool in "${TOOLS[@]}"; do
+    res=$(run_tool "$tool" "$B/local-$tool-bench"); record nochange "$tool" "$res"; echo "  $tool no-change #$r: $res"
+  done
+done
+echo "== resync after 200 server-side changes"
+next=$MESSAGES
+for r in $(seq "$RUNS"); do
+  # 100 flag changes, 50 new messages, 50 expunges, spread over INBOX and Archive.
+  lo=$(( (r - 1) * 60 + 1 ))
+  $D flags add -u bench '\Flagged' mailbox INBOX uid "$lo:$((lo + 49))" >/dev/null
+  $D flags remove -u bench '\Seen' mailbox Archive uid "$lo:$((lo + 49))" >/dev/null
+  for i in $(seq 50); do
+    next=$((next + 1))
+    printf 'From: new@example.org\r\nSubject: new %d\r\nMessage-ID: <new%d@bench>\r\n\r\nnew mail %d\r\n' "$next" "$next" "$next" \
+      | $D save -u bench -m INBOX
+  done
+  $D expunge -u bench mailbox Archive uid "$((lo + 5000)):$((lo + 5049))" >/dev/null 2>&1 || \
+    $D expunge -u bench mailbox Archive uid "$((lo + 100)):$((lo + 149))" >/dev/null
+  for tool in "${TOOLS[@]}"; do
+    res=$(run_tool "$tool" "$B/local-$tool-bench"); record changes "$tool" "$res"; echo "  $tool 200 changes #$r: $res"
+  done
+done
+echo "== push of 2000 new local messages"
+for tool in "${TOOLS[@]}"; do
+  for r in $(seq "$RUNS"); do
+    stop_user="push-$tool"
+    rm -rf "$B/mail/$stop_user"
+    $D mailbox create -u "$stop_user" Archive >/dev/null 2>&1 || true
+    dir=$(fresh_local "$tool" "$stop_user")
+    run_tool "$tool" "$dir" >/dev/null   # first contact: empty both sides, state created
+    python3 - "$dir/Mail" <<'PY'
+import os, sys
+root = sys.argv[1]
+for sub in ("cur", "new", "tmp"):
+    os.makedirs(os.path.join(root, sub), exist_ok=True)
+for n in range(2000):
+    body = f"From: local@example.org\nSubject: local {n}\nMessage-ID: <local{n}@bench>\n\n" + ("local text line\n" * (50 + n % 400))
+    with open(os.path.join(root, "cur", f"1700000000.L{n}.bench:2,S"), "w") as fh:
+        fh.write(body)
+PY
+    res=$(run_tool "$tool" "$dir"); record push "$tool" "$res"; echo "  $tool push #$r: $res"
+  done
+done
+echo "== physical limits"
+for r in $(seq "$RUNS"); do
+  res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fetch "$PORT" bench secret >/dev/null; } 2>&1 | tail -n 1 )
+  record fetch limit "$res"; echo "  raw fetch #$r: $res"
+  rm -rf "$B/fsync-copy"; sync
+  res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fsync "$B/local-arctern-bench/Mail" "$B/fsync-copy" >/dev/null; } 2>&1 | tail -n 1 )
+  record fsync limit "$res"; echo "  fsync writes #$r: $res"
+done
+
+echo "== report"
+python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" > BENCHMARKS.md <<'PY'
+import statistics, subprocess, sys, platform, collections
+raw, messages, seed, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = collections.defaultdict(list)
+for line in open(raw):
+    scen, tool, secs, rss = line.split()
+    data[(scen, tool)].append((float(secs), int(rss)))
+def med(k):
+    v = data.get(k)
+    return (statistics.median(x[0] for x in v), max(x[1] for x in v)) if v else None
+def ver(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except Exception:
+        return "?"
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print("# Benchmarks\n")
+print("Produced by `contrib/bench.sh` (do not edit by hand). Every figure comes from the same run, on the")
+print(f"same machine, against the same private Dovecot over loopback (plain IMAP for every client).\n")
+print(f"- data: {seed}, six folders (one non-ASCII), 2 KB to 2 MB, about 10% with attachments, mixed flags")
+print(f"- machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Linux {platform.release()}")
+print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
+print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
+tools = [t for t in ("arctern", "mbsync", "offlineimap") if any(k[1] == t for k in data)]
+names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
+         "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages"}
+print("| scenario | " + " | ".join(tools) + " | " + " | ".join(f"{t} / arctern" for t in tools if t != "arctern") + " |")
+print("|---|" + "---|" * (len(tools) * 2 - 1))
+for scen, label in names.items():
+    a = med((scen, "arctern"))
+    cells = []
+    for t in tools:
+        m = med((scen, t))
+        cells.append(f"{m[0]:.2f} s, {m[1] / 1024:.0f} MB" if m else "-")
+    for t in tools:
+        if t == "arctern":
+            continue
+        m = med((scen, t))
+        cells.append(f"{m[0] / a[0]:.1f}x" if m and a and a[0] > 0 else "-")
+    print(f"| {label} | " + " | ".join(cells) + " |")
+f, s = med(("fetch", "limit")), med(("fsync", "limit"))
+print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
+PY
+cat BENCHMARKS.md
