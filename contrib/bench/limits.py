@@ -12,42 +12,38 @@ import sys
 
 def fetch(port, user, password):
     s = socket.create_connection(("127.0.0.1", int(port)))
-    buf = b""
+    f = s.makefile("rb", buffering=1 << 20)
+    sink = bytearray(1 << 20)
+    view = memoryview(sink)
 
-    def until(tag):
-        nonlocal buf
-        marker = tag.encode() + b" "
+    def response(tag):
+        """Reads up to the tagged line, discarding literals; returns the untagged lines."""
+        lines = []
         while True:
-            i = buf.find(b"\r\n" + marker)
-            if buf.startswith(marker):
-                i = -2
-            if i != -1:
-                end = buf.find(b"\r\n", i + 2)
-                if end != -1:
-                    line, buf = buf[: end + 2], buf[end + 2:]
-                    return line
-            chunk = s.recv(1 << 20)
-            if not chunk:
+            line = f.readline()
+            if not line:
                 raise SystemExit("connection closed")
-            # Keep only the tail: bodies go to nowhere.
-            buf = (buf + chunk)[-4096:]
+            while line.endswith(b"}\r\n") and b"{" in line:
+                n = int(line[line.rindex(b"{") + 1:-3])
+                while n > 0:
+                    got = f.readinto(view[: min(n, len(sink))])
+                    if not got:
+                        raise SystemExit("connection closed")
+                    n -= got
+                line = f.readline()
+            if line.startswith(tag.encode() + b" "):
+                return lines
+            lines.append(line)
 
-    buf = s.recv(4096)
+    f.readline()  # greeting
     s.sendall(f"a LOGIN {user} {password}\r\n".encode())
-    until("a")
+    response("a")
     s.sendall(b'l LIST "" "*"\r\n')
-    names = []
-    data = b""
-    while b"\r\nl OK" not in data and not data.startswith(b"l OK"):
-        data += s.recv(65536)
-    for line in data.split(b"\r\n"):
-        if line.startswith(b"* LIST"):
-            names.append(line.rsplit(b" ", 1)[1].decode())
-    buf = b""
+    names = [l.rstrip(b"\r\n").rsplit(b" ", 1)[1].decode() for l in response("l") if l.startswith(b"* LIST")]
     for i, name in enumerate(names):
         s.sendall(f"s{i} SELECT {name}\r\nf{i} UID FETCH 1:* BODY.PEEK[]\r\n".encode())
-        until(f"s{i}")
-        until(f"f{i}")
+        response(f"s{i}")
+        response(f"f{i}")
     s.sendall(b"z LOGOUT\r\n")
 
 

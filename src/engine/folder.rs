@@ -442,6 +442,15 @@ fn describe(plan: &Plan, fr: &mut FolderReport) {
     fr.deleted_far = plan.delete_far.len();
 }
 
+/// A downloaded batch written to `tmp/` and waiting for its durability barrier.
+struct WrittenBatch {
+    keys: BTreeMap<Uid, (NearKey, Flags)>,
+    intent_of: BTreeMap<Uid, i64>,
+    /// (uid, flags written, Message-ID, server size) of each message in `tmp/`.
+    written: Vec<(Uid, Flags, Option<String>, u32)>,
+    local_error: Option<String>,
+}
+
 struct Executor<'a> {
     conn: &'a mut ImapConn,
     db: &'a mut StateDb,
@@ -551,8 +560,15 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// Downloads in batches, pipelined: while batch k is made durable (one `syncfs` on a
+    /// blocking thread), batch k+1 is fetched and written to `tmp/`. A batch is published (renamed
+    /// into `new/`/`cur/`) only after its barrier, and linked in SQLite only after the renames are
+    /// fsynced, so the order intent → durable file → state holds for every message.
     async fn downloads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
         let total = plan.downloads.len();
+        let mut in_flight: Option<(WrittenBatch, tokio::task::JoinHandle<std::io::Result<()>>)> =
+            None;
+        let mut failure: Option<String> = None;
         for (done, batch) in plan.downloads.chunks(DOWNLOAD_BATCH).enumerate() {
             self.progress.set_message(format!(
                 "{}: ↓ {}/{}",
@@ -560,89 +576,148 @@ impl Executor<'_> {
                 done * DOWNLOAD_BATCH,
                 total
             ));
-            let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
-                .iter()
-                .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
-                .collect();
-            let intents: Vec<Change> = keys
-                .iter()
-                .map(|(u, (k, f))| {
-                    Change::AddIntent(Intent {
-                        id: 0,
-                        kind: IntentKind::Download,
-                        far_uid: Some(*u),
-                        near_key: k.clone(),
-                        uidvalidity: Some(self.uidvalidity),
-                        uidnext: None,
-                        flags: f.clone(),
-                        message_id: None,
-                        size: None,
-                        sha256: None,
-                    })
-                })
-                .collect();
-            let ids = self.db.apply(self.fid, &intents).map_err(s)?;
-            let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
-
-            let uids: Vec<Uid> = keys.keys().copied().collect();
-            let mut delivered: Vec<Change> = Vec::new();
-            let mut local_error: Option<String> = None;
-            let md = &mut *self.md;
-            let near = &mut *self.near;
-            self.conn
-                .fetch_bodies(&uids, |m| {
-                    if local_error.is_some() {
-                        return Ok(());
-                    }
-                    let Some((key, planned)) = keys.get(&m.uid) else {
-                        return Ok(());
-                    };
-                    let flags = m.flags.clone().unwrap_or_else(|| planned.clone());
-                    let body = eol::crlf_to_lf(&m.body);
-                    let mtime = m
-                        .internal_date
-                        .as_deref()
-                        .and_then(imap::parse_internal_date);
-                    match md.deliver(key, &body, &flags, mtime) {
-                        Ok(msg) => {
-                            near.insert(key.clone(), msg);
-                            delivered.push(Change::Link {
-                                far: m.uid,
-                                near: key.clone(),
-                                flags,
-                                message_id: crate::message::message_id(&m.body),
-                                size: Some(m.size.unwrap_or(m.body.len() as u32)),
-                            });
-                        }
-                        Err(e) => local_error = Some(e.to_string()),
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(s)?;
-            // Durable on disk before the state says so.
-            self.md.sync_dirs().map_err(s)?;
-            let mut changes = Vec::new();
-            let mut linked = std::collections::BTreeSet::new();
-            for c in delivered {
-                if let Change::Link { far, .. } = &c {
-                    linked.insert(*far);
-                    fr.downloaded += 1;
+            let written = match self.fetch_batch(batch).await {
+                Ok(w) => w,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
-                changes.push(c);
+            };
+            if let Some((prev, barrier)) = in_flight.take() {
+                self.finish_batch(prev, barrier, fr).await?;
             }
-            for (u, id) in &intent_of {
-                if !linked.contains(u) {
-                    // Not delivered (expunged meanwhile, or a local error): roll the intent back.
-                    self.md.remove_tmp(&keys[u].0);
-                }
-                changes.push(Change::RemoveIntent(*id));
-            }
-            self.db.apply(self.fid, &changes).map_err(s)?;
+            let local_error = written.local_error.clone();
+            let barrier = tokio::task::spawn_blocking(self.md.durability_barrier().map_err(s)?);
+            in_flight = Some((written, barrier));
             if let Some(e) = local_error {
-                return Err(e);
+                failure = Some(e);
+                break;
             }
         }
+        if let Some((prev, barrier)) = in_flight.take() {
+            self.finish_batch(prev, barrier, fr).await?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Announces a batch, fetches it and writes every message to `tmp/` (not yet durable).
+    async fn fetch_batch(&mut self, batch: &[(Uid, Flags)]) -> Result<WrittenBatch, String> {
+        let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
+            .iter()
+            .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
+            .collect();
+        let intents: Vec<Change> = keys
+            .iter()
+            .map(|(u, (k, f))| {
+                Change::AddIntent(Intent {
+                    id: 0,
+                    kind: IntentKind::Download,
+                    far_uid: Some(*u),
+                    near_key: k.clone(),
+                    uidvalidity: Some(self.uidvalidity),
+                    uidnext: None,
+                    flags: f.clone(),
+                    message_id: None,
+                    size: None,
+                    sha256: None,
+                })
+            })
+            .collect();
+        let ids = self.db.apply(self.fid, &intents).map_err(s)?;
+        let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
+        let uids: Vec<Uid> = keys.keys().copied().collect();
+        let mut written = Vec::new();
+        let mut local_error: Option<String> = None;
+        let md = &*self.md;
+        let fetched = self
+            .conn
+            .fetch_bodies(&uids, |m| {
+                if local_error.is_some() {
+                    return Ok(());
+                }
+                let Some((key, planned)) = keys.get(&m.uid) else {
+                    return Ok(());
+                };
+                let flags = m.flags.clone().unwrap_or_else(|| planned.clone());
+                let body = eol::crlf_to_lf(&m.body);
+                let mtime = m
+                    .internal_date
+                    .as_deref()
+                    .and_then(imap::parse_internal_date);
+                match md.write_tmp(key, &body, mtime) {
+                    Ok(()) => written.push((
+                        m.uid,
+                        flags,
+                        crate::message::message_id(&m.body),
+                        m.size.unwrap_or(m.body.len() as u32),
+                    )),
+                    Err(e) => local_error = Some(e.to_string()),
+                }
+                Ok(())
+            })
+            .await;
+        let batch = WrittenBatch {
+            keys,
+            intent_of,
+            written,
+            local_error,
+        };
+        match fetched {
+            Ok(()) => Ok(batch),
+            Err(e) => {
+                // Nothing of this batch is published; roll its intents back now.
+                let mut changes = Vec::new();
+                for (u, id) in &batch.intent_of {
+                    self.md.remove_tmp(&batch.keys[u].0);
+                    changes.push(Change::RemoveIntent(*id));
+                }
+                self.db.apply(self.fid, &changes).map_err(s)?;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Waits for a batch's durability barrier, publishes its files, fsyncs the directories and
+    /// records the links (dropping the intents of messages that were not delivered).
+    async fn finish_batch(
+        &mut self,
+        batch: WrittenBatch,
+        barrier: tokio::task::JoinHandle<std::io::Result<()>>,
+        fr: &mut FolderReport,
+    ) -> Result<(), String> {
+        barrier
+            .await
+            .map_err(|e| format!("durability barrier failed: {e}"))?
+            .map_err(|e| format!("syncfs on {}: {e}", self.md.path().display()))?;
+        let mut changes = Vec::new();
+        let mut linked = std::collections::BTreeSet::new();
+        for (uid, flags, message_id, size) in batch.written {
+            let key = &batch.keys[&uid].0;
+            let msg = self.md.publish(key, &flags).map_err(s)?;
+            self.near.insert(key.clone(), msg);
+            linked.insert(uid);
+            fr.downloaded += 1;
+            changes.push(Change::Link {
+                far: uid,
+                near: key.clone(),
+                flags,
+                message_id,
+                size: Some(size),
+            });
+        }
+        // The renames are durable before the state says so.
+        self.md.sync_dirs().map_err(s)?;
+        for (u, id) in &batch.intent_of {
+            if !linked.contains(u) {
+                // Not delivered (expunged meanwhile, or a local error): roll the intent back.
+                self.md.remove_tmp(&batch.keys[u].0);
+            }
+            changes.push(Change::RemoveIntent(*id));
+        }
+        self.db.apply(self.fid, &changes).map_err(s)?;
         Ok(())
     }
 
