@@ -19,6 +19,7 @@ fn init_logging(verbose: u8) {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .finish();
     let _ = tracing::subscriber::set_global_default(subscriber);
 }

@@ -53,6 +53,10 @@ const STEPS: &[&str] = &[
     ALTER TABLE folders ADD COLUMN skip_modseq INTEGER;
     ALTER TABLE folders ADD COLUMN skip_cur_mtime INTEGER;
     ALTER TABLE folders ADD COLUMN skip_new_mtime INTEGER;",
+    // 3: the server's flags per message and the HIGHESTMODSEQ of the last completed sync, so a
+    // resync asks only for what changed since (CONDSTORE/QRESYNC, RFC 7162).
+    "ALTER TABLE messages ADD COLUMN far_flags TEXT;
+    ALTER TABLE folders ADD COLUMN sync_modseq INTEGER;",
 ];
 
 /// Brings the schema up to date, one transaction per step.

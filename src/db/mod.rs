@@ -72,6 +72,8 @@ pub struct MessageRow {
     pub message_id: Option<String>,
     /// RFC822.SIZE on the server.
     pub size: Option<u32>,
+    /// The server's flags as last seen (`None` = unknown).
+    pub far_flags: Option<Flags>,
 }
 
 /// What kind of effect an intent announces.
@@ -119,6 +121,8 @@ pub enum Change {
         near: NearKey,
         /// Synced flags.
         flags: Flags,
+        /// The server's flags now.
+        far_flags: Flags,
         /// Message-ID evidence.
         message_id: Option<String>,
         /// Server size.
@@ -126,6 +130,8 @@ pub enum Change {
     },
     /// New base flags for a row.
     SetFlags(RowId, Flags),
+    /// The server's flags for a row, as now known.
+    SetFarFlags(RowId, Flags),
     /// Drop a row.
     Delete(RowId),
     /// The message is gone from `Side::Near` (keep far) or `Side::Far` (keep near): drop that link.
@@ -280,6 +286,30 @@ impl StateDb {
         Ok(())
     }
 
+    /// The HIGHESTMODSEQ at the start of the last completed sync of a folder.
+    pub fn sync_modseq(&self, folder: i64) -> Result<Option<u64>, DbError> {
+        self.conn
+            .query_row(
+                "SELECT sync_modseq FROM folders WHERE id = ?1",
+                [folder],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|v| v.flatten().map(|m| m as u64))
+            .map_err(self.err("read sync modseq"))
+    }
+
+    /// Records (or clears) the HIGHESTMODSEQ a completed sync started from.
+    pub fn set_sync_modseq(&self, folder: i64, modseq: Option<u64>) -> Result<(), DbError> {
+        self.conn
+            .execute(
+                "UPDATE folders SET sync_modseq = ?2 WHERE id = ?1",
+                params![folder, modseq.map(|m| m as i64)],
+            )
+            .map_err(self.err("store sync modseq"))?;
+        Ok(())
+    }
+
     /// Stores (or clears) a folder's unchanged-folder fingerprint.
     pub fn set_fingerprint(&self, folder: i64, f: Option<Fingerprint>) -> Result<(), DbError> {
         self.conn
@@ -315,7 +345,7 @@ impl StateDb {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, far_uid, near_key, flags, message_id, size FROM messages
+                "SELECT id, far_uid, near_key, flags, message_id, size, far_flags FROM messages
                  WHERE folder_id = ?1 ORDER BY id",
             )
             .map_err(self.err("read messages"))?;
@@ -332,6 +362,7 @@ impl StateDb {
                     size: r
                         .get::<_, Option<i64>>(5)?
                         .and_then(|v| u32::try_from(v).ok()),
+                    far_flags: r.get::<_, Option<String>>(6)?.map(|f| Flags::from_db(&f)),
                 })
             })
             .map_err(self.err("read messages"))?;
@@ -413,17 +444,31 @@ impl StateDb {
                     far,
                     near,
                     flags,
+                    far_flags,
                     message_id,
                     size,
                 } => {
                     tx.prepare_cached(
-                        "INSERT INTO messages (folder_id, far_uid, near_key, flags, message_id, size)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT INTO messages (folder_id, far_uid, near_key, flags, message_id, size, far_flags)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![folder, far.0, near.0, flags.to_db(), message_id, size])
+                        s.execute(params![
+                            folder,
+                            far.0,
+                            near.0,
+                            flags.to_db(),
+                            message_id,
+                            size,
+                            far_flags.to_db()
+                        ])
                     })
                     .map_err(e("link message"))?;
+                }
+                Change::SetFarFlags(row, flags) => {
+                    tx.prepare_cached("UPDATE messages SET far_flags = ?2 WHERE id = ?1")
+                        .and_then(|mut s| s.execute(params![row, flags.to_db()]))
+                        .map_err(e("update server flags"))?;
                 }
                 Change::SetFlags(row, flags) => {
                     tx.prepare_cached("UPDATE messages SET flags = ?2 WHERE id = ?1")
@@ -445,9 +490,11 @@ impl StateDb {
                         .map_err(e("detach message row"))?;
                 }
                 Change::Relink(row, uid) => {
-                    tx.prepare_cached("UPDATE messages SET far_uid = ?2 WHERE id = ?1")
-                        .and_then(|mut s| s.execute(params![row, uid.map(|u| u.0)]))
-                        .map_err(e("relink message row"))?;
+                    tx.prepare_cached(
+                        "UPDATE messages SET far_uid = ?2, far_flags = NULL WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![row, uid.map(|u| u.0)]))
+                    .map_err(e("relink message row"))?;
                 }
                 Change::AddIntent(i) => {
                     tx.prepare_cached(
@@ -536,6 +583,7 @@ mod tests {
                         far: Uid(5),
                         near: NearKey("k".into()),
                         flags: flags.clone(),
+                        far_flags: flags.clone(),
                         message_id: Some("m@x".into()),
                         size: Some(10),
                     },

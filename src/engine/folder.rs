@@ -71,18 +71,19 @@ pub async fn sync_folder(
         return dry_run_new_folder(conn, path, wire, account, fr).await;
     }
     let sel = conn.select(wire).await.map_err(|e| s(&e))?;
-    let far = conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?;
     let mut md = MaildirFolder::open(path).map_err(|e| s(&e))?;
     // Taken before the scan: a change made during or after it moves the mtime past this value.
     let mtimes_before_scan = dir_mtimes(path);
     let mut near = md.scan().map_err(|e| s(&e))?;
     let mut touched = false;
+    let mut full_scan_needed = false;
 
     if !options.dry_run {
         fr.recovered += recover::settle_intents(conn, db, fid, &sel, &mut md, &mut near)
             .await
             .map_err(|e| format!("recovering an interrupted run: {e}"))?;
         touched |= fr.recovered > 0;
+        full_scan_needed |= fr.recovered > 0;
     } else {
         let pending = db.intent_count(fid).unwrap_or(0);
         if pending > 0 {
@@ -96,6 +97,7 @@ pub async fn sync_folder(
     match folder_row.uidvalidity {
         Some(old) if old != sel.uidvalidity => {
             touched = true;
+            full_scan_needed = true;
             let rows = db.messages(fid).map_err(|e| s(&e))?;
             let evidence = if sel.exists > 0 {
                 conn.fetch_evidence("1:*").await.map_err(|e| s(&e))?
@@ -156,15 +158,23 @@ pub async fn sync_folder(
         }
     }
 
-    let mut rows: Vec<StateRow> = if fid < 0 {
+    let message_rows = if fid < 0 {
         Vec::new()
     } else {
-        db.messages(fid)
-            .map_err(|e| s(&e))?
-            .into_iter()
-            .map(|r| r.state)
-            .collect()
+        db.messages(fid).map_err(|e| s(&e))?
     };
+    // The server side: only what changed since the last completed sync where the server and the
+    // stored state allow it (CONDSTORE/QRESYNC), else every UID and its flags.
+    let stored_modseq = if fid < 0 || full_scan_needed {
+        None
+    } else {
+        db.sync_modseq(fid).map_err(|e| s(&e))?
+    };
+    let far = match delta_snapshot(conn, &sel, stored_modseq, &message_rows).await {
+        Some(far) => far,
+        None => conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?,
+    };
+    let mut rows: Vec<StateRow> = message_rows.iter().map(|r| r.state.clone()).collect();
     if rows.is_empty() && !far.is_empty() && !near.is_empty() {
         rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
         touched = true;
@@ -183,6 +193,24 @@ pub async fn sync_folder(
         describe(&plan, fr);
         return Ok(());
     }
+
+    // Keep the stored server flags true, so the next resync can start from them.
+    let far_updated: std::collections::BTreeSet<i64> = plan
+        .flags
+        .iter()
+        .filter(|u| u.far.is_some())
+        .map(|u| u.row)
+        .collect();
+    let far_flag_fixes: Vec<Change> = message_rows
+        .iter()
+        .filter(|r| !far_updated.contains(&r.state.id))
+        .filter_map(|r| {
+            let now = far.get(&r.state.far?)?;
+            (r.far_flags.as_ref() != Some(now))
+                .then(|| Change::SetFarFlags(r.state.id, now.clone()))
+        })
+        .collect();
+    db.apply(fid, &far_flag_fixes).map_err(|e| s(&e))?;
 
     let mut exec = Executor {
         conn,
@@ -220,7 +248,54 @@ pub async fn sync_folder(
         _ => None,
     };
     db.set_fingerprint(fid, fingerprint).map_err(|e| s(&e))?;
+    // Everything the server had at SELECT time is now known: the next run can ask only for
+    // changes since then (our own changes come back as changes, harmlessly).
+    db.set_sync_modseq(fid, sel.highestmodseq)
+        .map_err(|e| s(&e))?;
     Ok(())
+}
+
+/// Rebuilds the server's complete listing from the stored server flags plus what changed since
+/// `stored_modseq`: `UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`, with `VANISHED (EARLIER)` under
+/// QRESYNC. Returns `None` (do a full scan) whenever the result cannot be proven complete: no
+/// CONDSTORE, no stored position, a row whose server flags are unknown, or a message count that
+/// does not add up (expunges on a CONDSTORE-only server, messages never linked). Unknown is never
+/// taken for gone: a UID leaves the listing only when the server says VANISHED or the full scan
+/// does not list it.
+async fn delta_snapshot(
+    conn: &mut ImapConn,
+    sel: &imap::SelectInfo,
+    stored_modseq: Option<u64>,
+    rows: &[crate::db::MessageRow],
+) -> Option<BTreeMap<Uid, Flags>> {
+    let (Some(since), Some(now)) = (stored_modseq, sel.highestmodseq) else {
+        return None;
+    };
+    if !conn.has("CONDSTORE") || now < since {
+        return None;
+    }
+    let mut listing = BTreeMap::new();
+    for r in rows {
+        if let Some(uid) = r.state.far {
+            listing.insert(uid, r.far_flags.clone()?);
+        }
+    }
+    if now > since {
+        let (changed, vanished) = conn.fetch_changed(since).await.ok()?;
+        for uid in vanished.unwrap_or_default() {
+            listing.remove(&uid);
+        }
+        listing.extend(changed);
+    }
+    if listing.len() != sel.exists as usize {
+        tracing::debug!(
+            rebuilt = listing.len(),
+            exists = sel.exists,
+            "changed-since listing does not add up; doing a full scan"
+        );
+        return None;
+    }
+    Some(listing)
 }
 
 /// Nanosecond mtimes of `cur/` and `new/`: any delivery, rename or deletion changes one.
@@ -323,6 +398,7 @@ async fn pair_existing(
             far: *uid,
             near: key.clone(),
             flags: base.clone(),
+            far_flags: far[uid].clone(),
             message_id: message_id.clone(),
             size: Some(*size),
         });
@@ -510,11 +586,16 @@ impl Executor<'_> {
             }
         }
         self.md.sync_dirs().map_err(s)?;
-        let changes: Vec<Change> = plan
+        let mut changes: Vec<Change> = plan
             .flags
             .iter()
             .map(|u| Change::SetFlags(u.row, u.base.clone()))
             .collect();
+        changes.extend(
+            plan.flags
+                .iter()
+                .filter_map(|u| Some(Change::SetFarFlags(u.row, u.far.as_ref()?.1.clone()))),
+        );
         self.db.apply(self.fid, &changes).map_err(s)?;
         Ok(())
     }
@@ -703,6 +784,7 @@ impl Executor<'_> {
             changes.push(Change::Link {
                 far: uid,
                 near: key.clone(),
+                far_flags: flags.clone(),
                 flags,
                 message_id,
                 size: Some(size),
@@ -794,6 +876,7 @@ impl Executor<'_> {
                             far: uid,
                             near: p.intent.near_key.clone(),
                             flags: p.intent.flags.clone(),
+                            far_flags: p.intent.flags.clone(),
                             message_id: p.intent.message_id.clone(),
                             size: p.intent.size,
                         });

@@ -50,6 +50,7 @@ pub async fn settle_intents(
                             far: uid,
                             near: intent.near_key.clone(),
                             flags: intent.flags.clone(),
+                            far_flags: intent.flags.clone(),
                             message_id: crate::message::message_id(&raw),
                             size: Some(wire.len() as u32),
                         });
@@ -131,6 +132,7 @@ pub async fn resolve_uploads(
                 far: *uid,
                 near: intent.near_key.clone(),
                 flags: intent.flags.clone(),
+                far_flags: intent.flags.clone(),
                 message_id: intent.message_id.clone(),
                 size: intent.size,
             });

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod fastpath;
 mod hostile;
 mod mirror;
 mod safety;

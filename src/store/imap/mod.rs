@@ -203,6 +203,7 @@ pub struct ImapConn {
     capabilities: BTreeSet<String>,
     poisoned: bool,
     selected: Option<String>,
+    qresync: bool,
 }
 
 /// Quotes a string for IMAP (RFC 3501 quoted). Names reaching here are validated: no CR, LF, NUL.
@@ -306,6 +307,7 @@ impl ImapConn {
             capabilities: BTreeSet::new(),
             poisoned: false,
             selected: None,
+            qresync: false,
         }
     }
 
@@ -467,10 +469,62 @@ impl ImapConn {
     /// Turns on CONDSTORE (RFC 7162 §3.1) when the server has it, so SELECT reports
     /// HIGHESTMODSEQ and the server tracks per-message modification sequences from now on.
     pub async fn enable_condstore(&mut self) -> Result<(), ImapError> {
-        if self.has("CONDSTORE") && self.has("ENABLE") {
+        if self.has("QRESYNC") && self.has("ENABLE") {
+            // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3) and adds VANISHED for expunges.
+            self.run("ENABLE QRESYNC").await?;
+            self.qresync = true;
+        } else if self.has("CONDSTORE") && self.has("ENABLE") {
             self.run("ENABLE CONDSTORE").await?;
         }
         Ok(())
+    }
+
+    /// True when QRESYNC was enabled on this connection.
+    pub fn qresync(&self) -> bool {
+        self.qresync
+    }
+
+    /// UIDs and flags of messages changed since `modseq` (CONDSTORE `CHANGEDSINCE`, RFC 7162
+    /// §3.1.4), and with QRESYNC the UIDs expunged since (`VANISHED (EARLIER)`, §3.2.6). New
+    /// messages count as changed. Without QRESYNC the expunged list is `None`: unknown.
+    pub async fn fetch_changed(
+        &mut self,
+        modseq: u64,
+    ) -> Result<(BTreeMap<Uid, Flags>, Option<Vec<Uid>>), ImapError> {
+        let mut changed = BTreeMap::new();
+        let mut vanished = Vec::new();
+        let qresync = self.qresync;
+        let command = if qresync {
+            format!("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+        } else {
+            format!("UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE {modseq})")
+        };
+        self.run_with(&command, |r| {
+            match r {
+                Response::Fetch(_, attrs) => {
+                    if let (Some(u), Some(f)) = (uid_of(attrs), flags_of(attrs)) {
+                        changed.insert(u, f);
+                    }
+                }
+                Response::Vanished { uids, .. } => {
+                    for range in uids {
+                        // A VANISHED range names UIDs that no longer exist; cap absurd ranges.
+                        let (a, b) = (*range.start(), *range.end());
+                        if b.saturating_sub(a) > 10_000_000 {
+                            return Err(ImapError::Protocol {
+                                command: "UID FETCH CHANGEDSINCE".into(),
+                                message: format!("VANISHED range {a}:{b} is implausibly large"),
+                            });
+                        }
+                        vanished.extend((a..=b).map(Uid));
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+        Ok((changed, qresync.then_some(vanished)))
     }
 
     /// STATUS of a mailbox: (MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ when CONDSTORE).
@@ -596,6 +650,14 @@ impl ImapConn {
                 },
                 Response::MailboxData(MailboxDatum::Exists(n)) => count = i64::from(*n),
                 Response::Expunge(_) => count -= 1,
+                Response::Vanished {
+                    earlier: false,
+                    uids,
+                } => {
+                    for r in uids {
+                        count -= i64::from(r.end() - r.start()) + 1;
+                    }
+                }
                 _ => {}
             }
             Ok(())
