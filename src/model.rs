@@ -37,6 +37,18 @@ impl fmt::Display for NearKey {
     }
 }
 
+/// What the server says of one message that can identify it across UIDVALIDITY changes and
+/// other sync tools: its size and Message-ID. Only evidence, never identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evidence {
+    /// UID.
+    pub uid: Uid,
+    /// RFC822.SIZE (CRLF size).
+    pub size: u32,
+    /// Normalised Message-ID (without `<>`).
+    pub message_id: Option<String>,
+}
+
 /// The two ends of a sync, named as isync does: `Far` is the server, `Near` the Maildir.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Side {

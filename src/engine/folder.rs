@@ -99,19 +99,11 @@ pub async fn sync_folder(
             touched = true;
             full_scan_needed = true;
             let rows = db.messages(fid).map_err(|e| s(&e))?;
-            let evidence = if sel.exists > 0 {
+            let far_ev = if sel.exists > 0 {
                 conn.fetch_evidence("1:*").await.map_err(|e| s(&e))?
             } else {
                 Vec::new()
             };
-            let far_ev: Vec<repair::FarEvidence> = evidence
-                .into_iter()
-                .map(|e| repair::FarEvidence {
-                    uid: e.uid,
-                    message_id: e.message_id,
-                    size: e.size,
-                })
-                .collect();
             let row_ev: Vec<repair::RowEvidence> = rows
                 .into_iter()
                 .map(|r| repair::RowEvidence {
@@ -347,17 +339,7 @@ async fn pair_existing(
     options: SyncOptions,
     fr: &mut FolderReport,
 ) -> Result<Vec<StateRow>, String> {
-    let far_ev: Vec<repair::FarEvidence> = conn
-        .fetch_evidence("1:*")
-        .await
-        .map_err(s)?
-        .into_iter()
-        .map(|e| repair::FarEvidence {
-            uid: e.uid,
-            message_id: e.message_id,
-            size: e.size,
-        })
-        .collect();
+    let far_ev = conn.fetch_evidence("1:*").await.map_err(s)?;
     let mut near_ev = Vec::new();
     for (key, msg) in near {
         let raw = md.read(msg).map_err(s)?;

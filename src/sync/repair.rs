@@ -22,15 +22,7 @@ pub struct RowEvidence {
 }
 
 /// What the server says of one message in the new UIDVALIDITY.
-#[derive(Clone, Debug)]
-pub struct FarEvidence {
-    /// Its new UID.
-    pub uid: Uid,
-    /// Normalised Message-ID.
-    pub message_id: Option<String>,
-    /// RFC822.SIZE.
-    pub size: u32,
-}
+pub use crate::model::Evidence as FarEvidence;
 
 /// The outcome of re-pairing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

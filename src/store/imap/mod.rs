@@ -13,7 +13,7 @@ mod tls;
 
 pub use connect::connect;
 
-use crate::model::{Flags, Uid, UidValidity};
+use crate::model::{Evidence, Flags, Uid, UidValidity};
 use async_imap::Session;
 use async_imap::imap_proto::{
     self, AttributeValue, MailboxDatum, Response, ResponseCode, Status, rfc4315::UidSetMember,
@@ -156,17 +156,6 @@ pub struct FetchedMessage {
     pub size: Option<u32>,
     /// The full message (CRLF as on the wire).
     pub body: Vec<u8>,
-}
-
-/// Header evidence for one message: size and Message-ID.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Evidence {
-    /// UID.
-    pub uid: Uid,
-    /// RFC822.SIZE.
-    pub size: u32,
-    /// Normalised Message-ID.
-    pub message_id: Option<String>,
 }
 
 /// The response code of a tagged OK, where it matters to us.

@@ -252,8 +252,9 @@ impl MaildirFolder {
         Ok(info::encode_letters(flags, unknown, &self.keywords))
     }
 
-    /// Writes a message: `tmp/` → fsync → set mtime → rename into `new/` (no flags) or `cur/`.
-    /// The directory is not fsynced here: call [`MaildirFolder::sync_dirs`] once per batch.
+    /// Writes one message: `tmp/` → fsync → rename into `new/` (no flags) or `cur/`. The
+    /// directory is not fsynced here: call [`MaildirFolder::sync_dirs`] once per batch. (Bulk
+    /// downloads use the batched [`MaildirFolder::write_tmp`] / barrier / `publish` instead.)
     pub fn deliver(
         &mut self,
         key: &NearKey,
@@ -261,30 +262,12 @@ impl MaildirFolder {
         flags: &Flags,
         mtime: Option<SystemTime>,
     ) -> Result<NearMessage, MaildirError> {
+        self.write_tmp(key, body, mtime)?;
         let tmp = self.path.join("tmp").join(&key.0);
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(err("create", &tmp))?;
-            f.write_all(body).map_err(err("write", &tmp))?;
-            if let Some(t) = mtime {
-                f.set_modified(t).map_err(err("set mtime of", &tmp))?;
-            }
-            f.sync_all().map_err(err("fsync", &tmp))?;
-        }
-        let (sub, file_name) = if flags.is_empty() {
-            (Sub::New, key.0.clone())
-        } else {
-            let letters = self.letters_for(flags, "")?;
-            (Sub::Cur, info::file_name(key, &letters))
-        };
-        let dest = self.path.join(sub.dir()).join(&file_name);
-        std::fs::rename(&tmp, &dest).map_err(err("rename into", &dest))?;
-        Ok(NearMessage {
-            key: key.clone(),
-            sub,
-            file_name,
-            flags: flags.clone(),
-            unknown: String::new(),
-        })
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(err("fsync", &tmp))?;
+        self.publish(key, flags)
     }
 
     /// First half of a batched delivery: writes `tmp/<key>` (and its mtime) without an fsync.
