@@ -126,6 +126,7 @@ struct RawAccount {
     layout: Option<Layout>,
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
+    connections: Option<u8>,
     imap: RawImap,
 }
 
@@ -172,6 +173,8 @@ pub struct Account {
     /// A folder whose planned deletions exceed this share of its messages is not synced
     /// without `--force`.
     pub max_delete_percent: u8,
+    /// IMAP connections used at once for different folders.
+    pub connections: u8,
     /// The server.
     pub imap: ImapConfig,
 }
@@ -345,6 +348,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: max_delete_percent must be 0-100, not {max_delete_percent}"
             )));
         }
+        let connections = a.connections.unwrap_or(4);
+        if !(1..=16).contains(&connections) {
+            return Err(invalid(format!(
+                "account {name}: connections must be 1-16, not {connections}"
+            )));
+        }
         let timeout_seconds = a.imap.timeout_seconds.unwrap_or(120);
         if timeout_seconds == 0 {
             return Err(invalid(format!(
@@ -359,6 +368,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             layout: a.layout.unwrap_or(Layout::MaildirPlusPlus),
             expunge: a.expunge.unwrap_or(ExpungePolicy::Both),
             max_delete_percent,
+            connections,
             imap: ImapConfig {
                 host: a.imap.host,
                 port,

@@ -87,8 +87,7 @@ async fn run_account(
     })?;
     let _lock = lock::acquire(&config.state_dir, &account.name)
         .map_err(|e| (FatalKind::Locked, e.to_string()))?;
-    let mut db =
-        StateDb::open(&state_path(config, &account.name)).map_err(|e| local(e.to_string()))?;
+    let db = StateDb::open(&state_path(config, &account.name)).map_err(|e| local(e.to_string()))?;
     let known_folders = db.folders().map_err(|e| local(e.to_string()))?;
 
     // A missing Maildir root is never "everything was deleted".
@@ -176,10 +175,11 @@ async fn run_account(
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
     let actions = plan_folders(&far_names, &near, &known, &patterns, policy);
 
+    let mut work: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
     for action in actions {
-        let (name, create) = match &action {
-            FolderAction::Sync(n) => (n.clone(), None),
-            FolderAction::Create(n, side) => (n.clone(), Some(*side)),
+        match &action {
+            FolderAction::Sync(n) => work.push_back((n.clone(), None)),
+            FolderAction::Create(n, side) => work.push_back((n.clone(), Some(*side))),
             FolderAction::Missing(n, side) => {
                 report.folders.push(FolderReport {
                     folder: n.to_string(),
@@ -188,7 +188,6 @@ async fn run_account(
                     )),
                     ..Default::default()
                 });
-                continue;
             }
             FolderAction::Forget(n) => {
                 if !options.dry_run
@@ -196,7 +195,6 @@ async fn run_account(
                 {
                     db.forget_folder(f.id).map_err(|e| local(e.to_string()))?;
                 }
-                continue;
             }
             FolderAction::NotCreated(n, side) => {
                 report.folders.push(FolderReport {
@@ -207,60 +205,74 @@ async fn run_account(
                     )],
                     ..Default::default()
                 });
-                continue;
-            }
-        };
-        progress.set_message(format!("{}: {}", account.name, name));
-        if conn_is_dead(&conn) {
-            match imap::connect(&account.imap, &password).await {
-                Ok(c) => conn = c,
-                Err(e) => {
-                    return Err((
-                        FatalKind::Connect,
-                        format!("reconnect after an error failed: {e}"),
-                    ));
-                }
             }
         }
-        if create.is_none()
-            && !options.dry_run
-            && let (Some(row), Some(wire)) = (
-                known_folders.iter().find(|f| f.name == name.as_str()),
-                far.get(&name),
-            )
-            && let Ok(path) = layout::folder_path(&account.maildir, account.layout, &name)
-            && folder::unchanged(&mut conn, &db, row, wire, &path).await
-        {
-            report.folders.push(FolderReport {
-                folder: name.to_string(),
-                unchanged: true,
-                ..Default::default()
-            });
-            continue;
-        }
-        let mut fr = FolderReport {
-            folder: name.to_string(),
-            ..Default::default()
-        };
-        let result = prepare_and_sync(
-            &mut conn,
-            &mut db,
-            account,
-            &name,
-            create,
-            far.get(&name).cloned(),
-            delimiter,
-            options,
-            progress,
-            &mut fr,
-        )
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(account = %account.name, folder = %name, "{e}");
-            fr.error = Some(e);
-        }
-        report.folders.push(fr);
     }
+
+    // First, on this one connection, drop the folders provably unchanged on both sides (one
+    // STATUS and two stats each): a quiet account then never opens a second connection.
+    if !options.dry_run {
+        let mut pending = std::collections::VecDeque::new();
+        while let Some((name, create)) = work.pop_front() {
+            if create.is_none()
+                && let (Some(row), Some(wire)) = (
+                    known_folders.iter().find(|f| f.name == name.as_str()),
+                    far.get(&name),
+                )
+                && let Ok(path) = layout::folder_path(&account.maildir, account.layout, &name)
+                && folder::unchanged(&mut conn, &db, row, wire, &path).await
+            {
+                report.folders.push(FolderReport {
+                    folder: name.to_string(),
+                    unchanged: true,
+                    ..Default::default()
+                });
+            } else {
+                pending.push_back((name, create));
+            }
+        }
+        work = pending;
+    }
+
+    // Folders are synced by up to `connections` workers, each with its own IMAP connection and
+    // its own SQLite connection (WAL lets them share the file; the account lock keeps other
+    // processes out). They run concurrently in this task: while one waits for the server or a
+    // durability barrier, another works.
+    if conn.is_poisoned() {
+        conn = imap::connect(&account.imap, &password)
+            .await
+            .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+    }
+    let shared = Shared {
+        account,
+        password: &password,
+        far: &far,
+        delimiter,
+        options,
+        progress,
+        queue: std::cell::RefCell::new(work),
+        reports: std::cell::RefCell::new(Vec::new()),
+    };
+    let workers = usize::from(account.connections)
+        .min(shared.queue.borrow().len())
+        .max(1);
+    let state_file = state_path(config, &account.name);
+    let mut jobs = Vec::new();
+    jobs.push(shared.worker(Some(conn), Some(db), state_file.clone()));
+    for _ in 1..workers {
+        jobs.push(shared.worker(None, None, state_file.clone()));
+    }
+    futures_util::future::join_all(jobs).await;
+    for (name, _) in shared.queue.borrow_mut().drain(..) {
+        shared.reports.borrow_mut().push(FolderReport {
+            folder: name.to_string(),
+            error: Some("not synced: the connection was lost and could not be reopened".into()),
+            ..Default::default()
+        });
+    }
+    report.folders.extend(shared.reports.into_inner());
+    report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
+    let db = StateDb::open(&state_file).map_err(|e| local(e.to_string()))?;
     if !options.dry_run {
         let _ = db.record_run(
             run_started,
@@ -269,12 +281,96 @@ async fn run_account(
             &serde_json::to_string(&report).unwrap_or_default(),
         );
     }
-    conn.logout().await;
     Ok(())
 }
 
-fn conn_is_dead(conn: &ImapConn) -> bool {
-    conn.is_poisoned()
+/// What the folder workers of one account share.
+struct Shared<'a> {
+    account: &'a Account,
+    password: &'a crate::config::Secret,
+    far: &'a BTreeMap<FolderName, String>,
+    delimiter: Option<char>,
+    options: SyncOptions,
+    progress: &'a indicatif::ProgressBar,
+    queue: std::cell::RefCell<std::collections::VecDeque<(FolderName, Option<Side>)>>,
+    reports: std::cell::RefCell<Vec<FolderReport>>,
+}
+
+impl Shared<'_> {
+    /// Takes folders off the queue until it is empty; reconnects after a connection error and
+    /// stops (leaving the rest to other workers) when that fails.
+    async fn worker(&self, conn: Option<ImapConn>, db: Option<StateDb>, state_file: PathBuf) {
+        let account = self.account;
+        let mut conn = match conn {
+            Some(c) => c,
+            None => match imap::connect(&account.imap, self.password).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(account = %account.name, "extra connection failed: {e}");
+                    return;
+                }
+            },
+        };
+        let mut db = match db.map(Ok).unwrap_or_else(|| StateDb::open(&state_file)) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::warn!(account = %account.name, "{e}");
+                return;
+            }
+        };
+        loop {
+            let Some((name, create)) = self.queue.borrow_mut().pop_front() else {
+                break;
+            };
+            if conn.is_poisoned() {
+                match imap::connect(&account.imap, self.password).await {
+                    Ok(c) => conn = c,
+                    Err(e) => {
+                        tracing::warn!(account = %account.name, "reconnect failed: {e}");
+                        self.queue.borrow_mut().push_front((name, create));
+                        return;
+                    }
+                }
+            }
+            self.progress
+                .set_message(format!("{}: {}", account.name, name));
+            let report = self.sync_one(&mut conn, &mut db, &name, create).await;
+            self.reports.borrow_mut().push(report);
+        }
+        conn.logout().await;
+    }
+
+    async fn sync_one(
+        &self,
+        conn: &mut ImapConn,
+        db: &mut StateDb,
+        name: &FolderName,
+        create: Option<Side>,
+    ) -> FolderReport {
+        let account = self.account;
+        let mut fr = FolderReport {
+            folder: name.to_string(),
+            ..Default::default()
+        };
+        let result = prepare_and_sync(
+            conn,
+            db,
+            account,
+            name,
+            create,
+            self.far.get(name).cloned(),
+            self.delimiter,
+            self.options,
+            self.progress,
+            &mut fr,
+        )
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(account = %account.name, folder = %name, "{e}");
+            fr.error = Some(e);
+        }
+        fr
+    }
 }
 
 /// Seconds since the Unix epoch.
