@@ -623,8 +623,8 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Downloads in batches, pipelined: while batch k is made durable (one `syncfs` on a
-    /// blocking thread), batch k+1 is fetched and written to `tmp/`. A batch is published (renamed
+    /// Downloads in batches, pipelined: while batch k is made durable (one `syncfs`, shared with
+    /// other folders' workers), batch k+1 is fetched and written to `tmp/`. A batch is published (renamed
     /// into `new/`/`cur/`) only after its barrier, and linked in SQLite only after the renames are
     /// fsynced, so the order intent → durable file → state holds for every message.
     async fn downloads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
@@ -650,7 +650,9 @@ impl Executor<'_> {
                 self.finish_batch(prev, barrier, fr).await?;
             }
             let local_error = written.local_error.clone();
-            let barrier = tokio::task::spawn_blocking(self.md.durability_barrier().map_err(s)?);
+            let barrier = tokio::spawn(maildir::durability::make_durable(
+                self.md.path().to_path_buf(),
+            ));
             in_flight = Some((written, barrier));
             if let Some(e) = local_error {
                 failure = Some(e);

@@ -8,6 +8,7 @@
 //! Every write follows tmp/ → fsync → rename; callers fsync the directories once per batch with
 //! [`MaildirFolder::sync_dirs`] *before* recording the result in the state database.
 
+pub mod durability;
 pub mod info;
 pub mod keywords;
 pub mod layout;
@@ -271,7 +272,7 @@ impl MaildirFolder {
     }
 
     /// First half of a batched delivery: writes `tmp/<key>` (and its mtime) without an fsync.
-    /// Run [`MaildirFolder::durability_barrier`] once for the batch, then
+    /// Run [`durability::make_durable`] once for the batch, then
     /// [`MaildirFolder::publish`] each message.
     pub fn write_tmp(
         &self,
@@ -286,16 +287,6 @@ impl MaildirFolder {
             f.set_modified(t).map_err(err("set mtime of", &tmp))?;
         }
         Ok(())
-    }
-
-    /// One durability barrier for everything written so far: returns a blocking job that runs
-    /// `syncfs(2)` on the filesystem holding this folder (run it on a blocking thread). Cheaper
-    /// than an fsync per file by the number of files in the batch.
-    pub fn durability_barrier(
-        &self,
-    ) -> Result<impl FnOnce() -> std::io::Result<()> + Send + 'static, MaildirError> {
-        let dir = std::fs::File::open(&self.path).map_err(err("open", &self.path))?;
-        Ok(move || rustix::fs::syncfs(&dir).map_err(std::io::Error::from))
     }
 
     /// Second half of a batched delivery: renames `tmp/<key>` into `new/` (no flags) or `cur/`.
