@@ -79,7 +79,7 @@ pub async fn sync_folder(
     let mut full_scan_needed = false;
 
     if !options.dry_run {
-        fr.recovered += recover::settle_intents(conn, db, fid, &sel, &mut md, &mut near)
+        fr.recovered += recover::settle_intents(conn, db, fid, &sel, &md, &near)
             .await
             .map_err(|e| format!("recovering an interrupted run: {e}"))?;
         touched |= fr.recovered > 0;

@@ -61,10 +61,9 @@ pub async fn sync_account(
         ..Default::default()
     };
     let fatal = run_account(config, account, options, progress, &mut report).await;
-    if let Err((kind, message)) = &fatal {
+    if let Err((_, message)) = &fatal {
         report.fatal = Some(message.clone());
         tracing::error!(account = %account.name, "{message}");
-        let _ = kind;
     }
     report.elapsed = started.elapsed();
     (report, fatal.err().map(|(k, _)| k))

@@ -22,8 +22,8 @@ pub async fn settle_intents(
     db: &mut StateDb,
     fid: i64,
     sel: &SelectInfo,
-    md: &mut MaildirFolder,
-    near: &mut BTreeMap<NearKey, NearMessage>,
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
 ) -> Result<usize, String> {
     let intents = db.intents(fid).map_err(|e| e.to_string())?;
     if intents.is_empty() {
@@ -71,7 +71,6 @@ pub async fn settle_intents(
         }
     }
     db.apply(fid, &changes).map_err(|e| e.to_string())?;
-    let _ = near;
     if !uploads.is_empty() {
         resolve_uploads(conn, db, fid, &uploads).await?;
     }

@@ -191,7 +191,6 @@ pub struct ImapConn {
     timeout: Duration,
     capabilities: BTreeSet<String>,
     poisoned: bool,
-    selected: Option<String>,
     qresync: bool,
 }
 
@@ -295,7 +294,6 @@ impl ImapConn {
             timeout,
             capabilities: BTreeSet::new(),
             poisoned: false,
-            selected: None,
             qresync: false,
         }
     }
@@ -577,7 +575,6 @@ impl ImapConn {
 
     /// Selects a mailbox read-write; UIDVALIDITY is required.
     pub async fn select(&mut self, wire_name: &str) -> Result<SelectInfo, ImapError> {
-        self.selected = None;
         let mut uidvalidity = None;
         let mut uidnext = None;
         let mut exists = None;
@@ -607,7 +604,6 @@ impl ImapConn {
                 message: "no UIDVALIDITY or EXISTS in the answer".into(),
             });
         };
-        self.selected = Some(wire_name.to_string());
         Ok(SelectInfo {
             uidvalidity: UidValidity(uidvalidity),
             uidnext,
