@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 contrib/install-deps.sh
+# Dovecot refuses to run mail processes as root: the integration tests use this user when root.
+if [ "$(id -u)" -eq 0 ] && ! id arctern-test >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin arctern-test
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --check
