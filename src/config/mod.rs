@@ -142,6 +142,7 @@ struct RawImap {
     password_env: Option<String>,
     ca_file: Option<PathBuf>,
     timeout_seconds: Option<u64>,
+    compress: Option<bool>,
 }
 
 /// A validated configuration.
@@ -196,6 +197,8 @@ pub struct ImapConfig {
     pub ca_file: Option<PathBuf>,
     /// Per-command network timeout.
     pub timeout: std::time::Duration,
+    /// Use COMPRESS=DEFLATE (RFC 4978) when the server offers it.
+    pub compress: bool,
 }
 
 /// Where a password comes from. Resolved only when a connection needs it.
@@ -377,6 +380,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 password,
                 ca_file: a.imap.ca_file.map(|p| resolve_path(base_dir, &p)),
                 timeout: std::time::Duration::from_secs(timeout_seconds),
+                compress: a.imap.compress.unwrap_or(false),
             },
         };
         accounts.insert(name, account);

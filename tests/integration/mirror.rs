@@ -324,3 +324,40 @@ fn unchanged_folders_are_skipped_but_every_change_is_seen() {
     assert_same(&mut c, "INBOX", &w.maildir);
     assert_same(&mut c, "Archive", &w.local_dir("Archive"));
 }
+
+#[test]
+fn compress_deflate_when_offered_and_enabled() {
+    let w = World::new(
+        "mail_plugins = $mail_plugins zlib\nprotocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}\n",
+        "",
+    );
+    w.write_config(
+        &format!(
+            "tls = \"none\"\nport = {}\ncompress = true",
+            w.dovecot.imap_port
+        ),
+        "",
+    );
+    let mut c = w.client();
+    for i in 0..20 {
+        c.append("INBOX", &message(i, "INBOX", 20_000), "\\Seen");
+    }
+    std::fs::create_dir_all(&w.maildir).unwrap();
+    for s in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(w.maildir.join(s)).unwrap();
+    }
+    write_local(
+        &w.maildir,
+        "1700000000.c.host",
+        &message(99, "INBOX", 30_000),
+        "F",
+    );
+    let out = w.arctern(&["-vv", "sync"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // The server switched to DEFLATE and everything after it worked, which needs both sides
+    // compressing.
+    assert!(log.contains("COMPRESS=DEFLATE active"), "{log}");
+    assert_same(&mut c, "INBOX", &w.maildir);
+    assert!(quiet(&w.sync_ok()));
+}

@@ -122,6 +122,10 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     };
     let mut conn = ImapConn::new(session, timeout);
     conn.refresh_capabilities().await?;
+    if cfg.compress && conn.has("COMPRESS=DEFLATE") {
+        conn = conn.compress().await?;
+        tracing::info!(host = %cfg.host, "COMPRESS=DEFLATE active");
+    }
     conn.enable_condstore().await?;
     Ok(conn)
 }

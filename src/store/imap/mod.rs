@@ -466,6 +466,39 @@ impl ImapConn {
         Ok(())
     }
 
+    /// Switches the connection to COMPRESS=DEFLATE (RFC 4978). Consumes the connection because
+    /// the stream underneath is replaced.
+    pub async fn compress(self) -> Result<ImapConn, ImapError> {
+        let ImapConn {
+            session,
+            timeout,
+            capabilities,
+            poisoned,
+            qresync,
+        } = self;
+        let compressed = tokio::time::timeout(
+            timeout,
+            session.compress(|s| Box::new(s) as Box<dyn Transport>),
+        )
+        .await
+        .map_err(|_| ImapError::Timeout {
+            command: "COMPRESS DEFLATE".into(),
+            secs: timeout.as_secs(),
+        })?
+        .map_err(|e| ImapError::Refused {
+            command: "COMPRESS DEFLATE".into(),
+            status: "NO".into(),
+            text: e.to_string(),
+        })?;
+        Ok(ImapConn {
+            session: compressed,
+            timeout,
+            capabilities,
+            poisoned,
+            qresync,
+        })
+    }
+
     /// True when QRESYNC was enabled on this connection.
     pub fn qresync(&self) -> bool {
         self.qresync
