@@ -848,14 +848,20 @@ impl Executor<'_> {
             }
             let mut changes = Vec::new();
             let mut unresolved = Vec::new();
-            for p in pending {
-                let appended = self
-                    .conn
-                    .append(self.wire, &p.intent.flags, p.date.as_deref(), &p.body)
-                    .await
-                    .map_err(s)?;
-                match appended {
-                    Some((v, uid)) if v == self.uidvalidity => {
+            let items: Vec<(Flags, Option<String>, Vec<u8>)> = pending
+                .iter_mut()
+                .map(|p| {
+                    (
+                        p.intent.flags.clone(),
+                        p.date.take(),
+                        std::mem::take(&mut p.body),
+                    )
+                })
+                .collect();
+            let results = self.conn.append_many(self.wire, &items).await.map_err(s)?;
+            for (p, result) in pending.into_iter().zip(results) {
+                match result {
+                    Ok(Some((v, uid))) if v == self.uidvalidity => {
                         changes.push(Change::Link {
                             far: uid,
                             near: p.intent.near_key.clone(),
@@ -867,7 +873,12 @@ impl Executor<'_> {
                         changes.push(Change::RemoveIntent(p.intent.id));
                         fr.uploaded += 1;
                     }
-                    _ => unresolved.push(p.intent),
+                    Ok(_) => unresolved.push(p.intent),
+                    Err(e) => {
+                        // Refused by the server: nothing was stored there; tried again next run.
+                        fr.error = Some(format!("upload of {} refused: {e}", p.intent.near_key));
+                        changes.push(Change::RemoveIntent(p.intent.id));
+                    }
                 }
             }
             self.db.apply(self.fid, &changes).map_err(s)?;

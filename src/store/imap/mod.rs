@@ -132,6 +132,9 @@ pub struct MailboxStatus {
     pub highestmodseq: Option<u64>,
 }
 
+/// The outcome of one APPEND: the new UID when the server says it (UIDPLUS), or the refusal.
+pub type AppendResult = Result<Option<(UidValidity, Uid)>, ImapError>;
+
 /// A LIST entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListEntry {
@@ -930,6 +933,138 @@ impl ImapConn {
             return Ok(Some((validity, uid)));
         }
         Ok(None)
+    }
+
+    /// APPENDs several messages. With LITERAL+ (RFC 7888) they are pipelined: every command and
+    /// literal is sent first, then the answers are read, so the batch costs one round trip.
+    /// Without it, one at a time. Per message: `Ok(Some(uid))` with APPENDUID, `Ok(None)` without,
+    /// `Err` when the server refused that message. A connection failure fails the whole call.
+    pub async fn append_many(
+        &mut self,
+        wire_name: &str,
+        items: &[(Flags, Option<String>, Vec<u8>)],
+    ) -> Result<Vec<AppendResult>, ImapError> {
+        if !self.has("LITERAL+") {
+            let mut out = Vec::with_capacity(items.len());
+            for (flags, date, body) in items {
+                match self.append(wire_name, flags, date.as_deref(), body).await {
+                    Err(e @ ImapError::Refused { .. }) => out.push(Err(e)),
+                    other => out.push(Ok(other?)),
+                }
+            }
+            return Ok(out);
+        }
+        let label = "APPEND".to_string();
+        if self.poisoned {
+            return Err(ImapError::Connection {
+                command: label,
+                message: "connection unusable after an earlier error".into(),
+            });
+        }
+        let mut tags = Vec::with_capacity(items.len());
+        for (flags, date, body) in items {
+            let date = date
+                .as_deref()
+                .map(|d| format!(" {}", quote(d)))
+                .unwrap_or_default();
+            let command = format!(
+                "APPEND {} {}{} {{{}+}}",
+                quote(wire_name),
+                flags.to_imap_list(),
+                date,
+                body.len()
+            );
+            let send = async {
+                let tag = self
+                    .session
+                    .run_command(&command)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let stream = self.session.get_mut();
+                stream.write_all(body).await?;
+                stream.write_all(b"\r\n").await?;
+                stream.flush().await?;
+                Ok::<_, std::io::Error>(tag)
+            };
+            match tokio::time::timeout(self.timeout, send).await {
+                Ok(Ok(tag)) => tags.push(tag),
+                Ok(Err(e)) => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    return self.poison(ImapError::Timeout {
+                        command: label,
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            }
+        }
+        let mut out: Vec<Option<AppendResult>> = (0..items.len()).map(|_| None).collect();
+        let mut remaining = items.len();
+        while remaining > 0 {
+            let next = match tokio::time::timeout(self.timeout, self.session.read_response()).await
+            {
+                Ok(Ok(Some(r))) => r,
+                Ok(Ok(None)) => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: "server closed the connection".into(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
+                    });
+                }
+                Err(_) => {
+                    return self.poison(ImapError::Timeout {
+                        command: label,
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            };
+            if let Response::Done {
+                tag,
+                status,
+                outcome,
+            } = next.parsed()
+            {
+                let Some(i) = tags.iter().position(|t| t == tag) else {
+                    return self.poison(ImapError::Protocol {
+                        command: label,
+                        message: "tagged answer for another command".into(),
+                    });
+                };
+                if out[i].is_none() {
+                    remaining -= 1;
+                }
+                out[i] = Some(match status {
+                    Status::Ok => Ok(match DoneCode::from_code(outcome.code.as_ref()) {
+                        DoneCode::AppendUid(v, u) => Some((v, u)),
+                        _ => None,
+                    }),
+                    other => Err(ImapError::Refused {
+                        command: label.clone(),
+                        status: status_name(other).to_string(),
+                        text: outcome.information.as_deref().unwrap_or("").to_string(),
+                    }),
+                });
+            } else if let Response::Data {
+                status: Status::Bye,
+                ..
+            } = next.parsed()
+            {
+                return self.poison(ImapError::Connection {
+                    command: label,
+                    message: "server said BYE".into(),
+                });
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect())
     }
 
     /// Fetches full messages with UIDs ≥ `from` whose size is `size`, for finding an upload whose
