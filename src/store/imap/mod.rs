@@ -356,76 +356,86 @@ impl ImapConn {
         self.read_until_tagged(&tag, &label, &mut each).await
     }
 
+    /// Reads the next response and hands it to `f`; EOF, a parse error or a timeout poison the
+    /// connection instead.
+    async fn with_next_response<R>(
+        &mut self,
+        label: &str,
+        f: impl FnOnce(&Response<'_>) -> R,
+    ) -> Result<R, ImapError> {
+        let next = match tokio::time::timeout(self.timeout, self.session.read_response()).await {
+            Ok(r) => r,
+            Err(_) => {
+                return self.poison(ImapError::Timeout {
+                    command: label.to_string(),
+                    secs: self.timeout.as_secs(),
+                });
+            }
+        };
+        match next {
+            Ok(Some(r)) => Ok(f(r.parsed())),
+            Ok(None) => self.poison(ImapError::Connection {
+                command: label.to_string(),
+                message: "server closed the connection".into(),
+            }),
+            Err(e) => self.poison(ImapError::Connection {
+                command: label.to_string(),
+                message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
+            }),
+        }
+    }
+
     async fn read_until_tagged(
         &mut self,
         tag: &imap_proto::RequestId,
         label: &str,
         each: &mut impl FnMut(&Response<'_>) -> Result<(), ImapError>,
     ) -> Result<DoneCode, ImapError> {
+        enum Step {
+            Done(Result<DoneCode, ImapError>),
+            Fail(ImapError),
+            Next,
+        }
         loop {
-            let next = match tokio::time::timeout(self.timeout, self.session.read_response()).await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    return self.poison(ImapError::Timeout {
-                        command: label.to_string(),
-                        secs: self.timeout.as_secs(),
-                    });
-                }
-            };
-            let resp = match next {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return self.poison(ImapError::Connection {
-                        command: label.to_string(),
-                        message: "server closed the connection".into(),
-                    });
-                }
-                Err(e) => {
-                    return self.poison(ImapError::Connection {
-                        command: label.to_string(),
-                        message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
-                    });
-                }
-            };
-            match resp.parsed() {
-                Response::Done {
-                    tag: t,
-                    status,
-                    outcome,
-                } if t == tag => {
-                    return match status {
+            let step = self
+                .with_next_response(label, |r| match r {
+                    Response::Done {
+                        tag: t,
+                        status,
+                        outcome,
+                    } if t == tag => Step::Done(match status {
                         Status::Ok => Ok(DoneCode::from_code(outcome.code.as_ref())),
                         other => Err(ImapError::Refused {
                             command: label.to_string(),
                             status: status_name(other).to_string(),
                             text: outcome.information.as_deref().unwrap_or("").to_string(),
                         }),
-                    };
-                }
-                Response::Done { .. } => {
-                    return self.poison(ImapError::Protocol {
+                    }),
+                    Response::Done { .. } => Step::Fail(ImapError::Protocol {
                         command: label.to_string(),
                         message: "tagged answer for another command".into(),
-                    });
-                }
-                Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } => {
-                    let text = outcome.information.as_deref().unwrap_or("").to_string();
-                    return self.poison(ImapError::Connection {
+                    }),
+                    Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    } => Step::Fail(ImapError::Connection {
                         command: label.to_string(),
-                        message: format!("server said BYE: {text}"),
-                    });
-                }
-                other => {
-                    if let Err(e) = each(other) {
-                        // Keep the stream in step: read up to the tagged answer, then fail.
-                        self.poisoned = true;
-                        return Err(e);
-                    }
-                }
+                        message: format!(
+                            "server said BYE: {}",
+                            outcome.information.as_deref().unwrap_or("")
+                        ),
+                    }),
+                    // An error from `each` leaves the stream mid-answer: the connection is done.
+                    other => match each(other) {
+                        Ok(()) => Step::Next,
+                        Err(e) => Step::Fail(e),
+                    },
+                })
+                .await?;
+            match step {
+                Step::Done(result) => return result,
+                Step::Fail(e) => return self.poison(e),
+                Step::Next => {}
             }
         }
     }
@@ -1005,63 +1015,54 @@ impl ImapConn {
         let mut out: Vec<Option<AppendResult>> = (0..items.len()).map(|_| None).collect();
         let mut remaining = items.len();
         while remaining > 0 {
-            let next = match tokio::time::timeout(self.timeout, self.session.read_response()).await
-            {
-                Ok(Ok(Some(r))) => r,
-                Ok(Ok(None)) => {
-                    return self.poison(ImapError::Connection {
-                        command: label,
-                        message: "server closed the connection".into(),
-                    });
-                }
-                Ok(Err(e)) => {
-                    return self.poison(ImapError::Connection {
-                        command: label,
-                        message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
-                    });
-                }
-                Err(_) => {
-                    return self.poison(ImapError::Timeout {
-                        command: label,
-                        secs: self.timeout.as_secs(),
-                    });
-                }
-            };
-            if let Response::Done {
-                tag,
-                status,
-                outcome,
-            } = next.parsed()
-            {
-                let Some(i) = tags.iter().position(|t| t == tag) else {
-                    return self.poison(ImapError::Protocol {
-                        command: label,
-                        message: "tagged answer for another command".into(),
-                    });
-                };
-                if out[i].is_none() {
-                    remaining -= 1;
-                }
-                out[i] = Some(match status {
-                    Status::Ok => Ok(match DoneCode::from_code(outcome.code.as_ref()) {
-                        DoneCode::AppendUid(v, u) => Some((v, u)),
-                        _ => None,
-                    }),
-                    other => Err(ImapError::Refused {
+            // (index of the APPEND answered, its result), or a reason to give up on the connection.
+            let step = self
+                .with_next_response(&label, |r| match r {
+                    Response::Done {
+                        tag,
+                        status,
+                        outcome,
+                    } => match tags.iter().position(|t| t == tag) {
+                        None => Err(ImapError::Protocol {
+                            command: label.clone(),
+                            message: "tagged answer for another command".into(),
+                        }),
+                        Some(i) => Ok(Some((
+                            i,
+                            match status {
+                                Status::Ok => {
+                                    Ok(match DoneCode::from_code(outcome.code.as_ref()) {
+                                        DoneCode::AppendUid(v, u) => Some((v, u)),
+                                        _ => None,
+                                    })
+                                }
+                                other => Err(ImapError::Refused {
+                                    command: label.clone(),
+                                    status: status_name(other).to_string(),
+                                    text: outcome.information.as_deref().unwrap_or("").to_string(),
+                                }),
+                            },
+                        ))),
+                    },
+                    Response::Data {
+                        status: Status::Bye,
+                        ..
+                    } => Err(ImapError::Connection {
                         command: label.clone(),
-                        status: status_name(other).to_string(),
-                        text: outcome.information.as_deref().unwrap_or("").to_string(),
+                        message: "server said BYE".into(),
                     }),
-                });
-            } else if let Response::Data {
-                status: Status::Bye,
-                ..
-            } = next.parsed()
-            {
-                return self.poison(ImapError::Connection {
-                    command: label,
-                    message: "server said BYE".into(),
-                });
+                    _ => Ok(None),
+                })
+                .await?;
+            match step {
+                Err(e) => return self.poison(e),
+                Ok(Some((i, result))) => {
+                    if out[i].is_none() {
+                        remaining -= 1;
+                    }
+                    out[i] = Some(result);
+                }
+                Ok(None) => {}
             }
         }
         Ok(out.into_iter().map(|r| r.unwrap_or(Ok(None))).collect())
