@@ -34,58 +34,21 @@ stop_server
 rm -rf "$B"
 mkdir -p "$B"/{run,state,mail,results}
 chmod 755 "$B"
-if [ "$(id -u)" -eq 0 ]; then
-  id arctern-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin arctern-test
-  MAILUSER=arctern-test; LOGIN_USER=dovenull; INTERNAL_USER=dovecot
-else
-  MAILUSER=$(id -un); LOGIN_USER=$MAILUSER; INTERNAL_USER=$MAILUSER
-fi
-MUID=$(id -u "$MAILUSER"); MGID=$(id -g "$MAILUSER")
+# shellcheck source=contrib/lib/private-dovecot.sh
+. contrib/lib/private-dovecot.sh
+private_dovecot_users
 : > "$B/passwd"
 for u in bench push-arctern push-mbsync push-offlineimap; do
   echo "$u:{PLAIN}secret:$MUID:$MGID::$B/mail/$u::" >> "$B/passwd"
 done
-cat > "$B/dovecot.conf" <<CONF
-base_dir = $B/run
-state_dir = $B/state
-log_path = $B/dovecot.log
-instance_name = arctern-bench
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:$B/mail/%n
-first_valid_uid = $MUID
-first_valid_gid = 0
-default_login_user = $LOGIN_USER
-default_internal_user = $INTERNAL_USER
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n $B/passwd
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%n $B/passwd
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-CONF
+write_private_dovecot_conf "$B" "$PORT" arctern-bench
 D="doveadm -c $B/dovecot.conf"
 
 echo "== seeding $MESSAGES messages"
 SEED=$(python3 contrib/bench/seed.py "$B/mail/bench" "$MESSAGES")
 echo "$SEED"
 chown -R "$MUID:$MGID" "$B/mail"
-dovecot -c "$B/dovecot.conf" </dev/null >"$B/dovecot.stdio" 2>&1
-for _ in $(seq 100); do [ -f "$B/run/master.pid" ] && break; sleep 0.05; done
+start_private_dovecot "$B"
 $D force-resync -u bench '*'
 
 # --- the tools -----------------------------------------------------------------------------

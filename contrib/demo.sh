@@ -18,13 +18,9 @@ if [ "${1:-}" = "stop" ]; then stop; echo "demo stopped"; exit 0; fi
 
 contrib/install-deps.sh
 
-if [ "$(id -u)" -eq 0 ]; then
-  id arctern-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin arctern-test
-  MAILUSER=arctern-test; LOGIN_USER=dovenull; INTERNAL_USER=dovecot
-else
-  MAILUSER=$(id -un); LOGIN_USER=$MAILUSER; INTERNAL_USER=$MAILUSER
-fi
-MUID=$(id -u "$MAILUSER"); MGID=$(id -g "$MAILUSER")
+# shellcheck source=contrib/lib/private-dovecot.sh
+. contrib/lib/private-dovecot.sh
+private_dovecot_users
 
 if ! { [ -f "$DEMO/run/master.pid" ] && kill -0 "$(cat "$DEMO/run/master.pid")" 2>/dev/null; }; then
   stop
@@ -32,41 +28,8 @@ if ! { [ -f "$DEMO/run/master.pid" ] && kill -0 "$(cat "$DEMO/run/master.pid")" 
   chmod 755 "$DEMO"
   chown "$MUID:$MGID" "$DEMO/mail"
   echo "demo:{PLAIN}demo:$MUID:$MGID::$DEMO/mail/demo::" > "$DEMO/passwd"
-  cat > "$DEMO/dovecot.conf" <<CONF
-base_dir = $DEMO/run
-state_dir = $DEMO/state
-log_path = $DEMO/dovecot.log
-instance_name = arctern-demo
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-mail_location = maildir:$DEMO/mail/%n
-first_valid_uid = $MUID
-first_valid_gid = 0
-default_login_user = $LOGIN_USER
-default_internal_user = $INTERNAL_USER
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%n $DEMO/passwd
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%n $DEMO/passwd
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-CONF
-  dovecot -c "$DEMO/dovecot.conf" </dev/null >"$DEMO/dovecot.stdio" 2>&1
-  for _ in $(seq 100); do [ -f "$DEMO/run/master.pid" ] && break; sleep 0.05; done
+  write_private_dovecot_conf "$DEMO" "$PORT" arctern-demo
+  start_private_dovecot "$DEMO"
   D="doveadm -c $DEMO/dovecot.conf"
   for f in Archive Lists.rust Lists.debian Entwürfe; do $D mailbox create -u demo "$f"; done
   n=0

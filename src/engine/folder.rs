@@ -17,7 +17,7 @@ use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{self, MaildirFolder, NearMessage};
 use crate::sync::planner::{self, Plan, Policy, StateRow};
-use crate::sync::repair;
+use crate::sync::{delta, repair};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -266,28 +266,27 @@ async fn delta_snapshot(
     if !conn.has("CONDSTORE") || now < since {
         return None;
     }
-    let mut listing = BTreeMap::new();
-    for r in rows {
-        if let Some(uid) = r.state.far {
-            listing.insert(uid, r.far_flags.clone()?);
-        }
+    let stored: Vec<(Uid, Option<Flags>)> = rows
+        .iter()
+        .filter_map(|r| Some((r.state.far?, r.far_flags.clone())))
+        .collect();
+    // Nothing to ask when a stored row's server flags are unknown: the rebuild would fail anyway.
+    if stored.iter().any(|(_, f)| f.is_none()) {
+        return None;
     }
-    if now > since {
-        let (changed, vanished) = conn.fetch_changed(since).await.ok()?;
-        for uid in vanished.unwrap_or_default() {
-            listing.remove(&uid);
-        }
-        listing.extend(changed);
-    }
-    if listing.len() != sel.exists as usize {
+    let (changed, vanished) = if now > since {
+        conn.fetch_changed(since).await.ok()?
+    } else {
+        (BTreeMap::new(), Some(Vec::new()))
+    };
+    let listing = delta::rebuild_listing(&stored, changed, vanished.as_deref(), sel.exists);
+    if listing.is_none() {
         tracing::debug!(
-            rebuilt = listing.len(),
             exists = sel.exists,
             "changed-since listing does not add up; doing a full scan"
         );
-        return None;
     }
-    Some(listing)
+    listing
 }
 
 /// Nanosecond mtimes of `cur/` and `new/`: any delivery, rename or deletion changes one.

@@ -2,6 +2,7 @@
 //! each side, produce what must change. No I/O, no clock, no async; every function here is
 //! deterministic, so the planner can be tested exhaustively without a server.
 
+pub mod delta;
 pub mod folders;
 pub mod planner;
 pub mod repair;

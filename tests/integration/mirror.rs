@@ -107,9 +107,7 @@ fn two_way_mirror_of_six_folders() {
     );
     // A folder created locally appears on the server.
     let newdir = w.maildir.join(".Projects");
-    for s in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(newdir.join(s)).unwrap();
-    }
+    make_maildir(&newdir);
     write_local(
         &newdir,
         "1700000000.local3.host",
@@ -221,9 +219,7 @@ fn verbatim_layout_nests_folders() {
     assert_same(&mut c, "Lists.rust", &w.maildir.join("Lists/rust"));
     // A nested folder made locally reaches the server with the server's delimiter.
     let dir = w.maildir.join("Lists/debian");
-    for s in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(dir.join(s)).unwrap();
-    }
+    make_maildir(&dir);
     write_local(
         &dir,
         "1700000000.v.host",
@@ -248,9 +244,7 @@ fn first_sync_against_an_existing_maildir_links_instead_of_duplicating() {
     }
     // The same five messages already in a local Maildir (say, from another sync tool), one with
     // a flag the server lacks, plus one local-only message.
-    for s in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(w.maildir.join(s)).unwrap();
-    }
+    make_maildir(&w.maildir);
     for i in 0..5 {
         write_local(
             &w.maildir,
@@ -342,10 +336,7 @@ fn compress_deflate_when_offered_and_enabled() {
     for i in 0..20 {
         c.append("INBOX", &message(i, "INBOX", 20_000), "\\Seen");
     }
-    std::fs::create_dir_all(&w.maildir).unwrap();
-    for s in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(w.maildir.join(s)).unwrap();
-    }
+    make_maildir(&w.maildir);
     write_local(
         &w.maildir,
         "1700000000.c.host",

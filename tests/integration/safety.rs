@@ -20,10 +20,7 @@ fn kill_9_during_sync_then_resync_loses_and_duplicates_nothing() {
         );
     }
     // Local messages waiting for upload too, so the kill can land in either direction.
-    std::fs::create_dir_all(&w.maildir).unwrap();
-    for s in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(w.maildir.join(s)).unwrap();
-    }
+    make_maildir(&w.maildir);
     for i in 0..300 {
         write_local(
             &w.maildir,

@@ -311,6 +311,16 @@ impl ImapConn {
         self.capabilities.contains(&cap.to_ascii_uppercase())
     }
 
+    fn ensure_usable(&self, label: &str) -> Result<(), ImapError> {
+        if self.poisoned {
+            return Err(ImapError::Connection {
+                command: label.to_string(),
+                message: "connection unusable after an earlier error".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// True after an error that leaves the connection unusable; reconnect.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
@@ -330,28 +340,16 @@ impl ImapConn {
         mut each: impl FnMut(&Response<'_>) -> Result<(), ImapError>,
     ) -> Result<DoneCode, ImapError> {
         let label: String = command.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        if self.poisoned {
-            return Err(ImapError::Connection {
-                command: label,
-                message: "connection unusable after an earlier error".into(),
-            });
-        }
+        self.ensure_usable(&label)?;
         tracing::debug!(command = %command.chars().take(200).collect::<String>(), "imap send");
-        let tag = match tokio::time::timeout(self.timeout, self.session.run_command(command)).await
-        {
-            Ok(Ok(tag)) => tag,
-            Ok(Err(e)) => {
-                return self.poison(ImapError::Connection {
-                    command: label,
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return self.poison(ImapError::Timeout {
-                    command: label,
-                    secs: self.timeout.as_secs(),
-                });
-            }
+        let sent = send_outcome(
+            &label,
+            self.timeout,
+            tokio::time::timeout(self.timeout, self.session.run_command(command)).await,
+        );
+        let tag = match sent {
+            Ok(tag) => tag,
+            Err(e) => return self.poison(e),
         };
         self.read_until_tagged(&tag, &label, &mut each).await
     }
@@ -852,12 +850,7 @@ impl ImapConn {
         body: &[u8],
     ) -> Result<Option<(UidValidity, Uid)>, ImapError> {
         let label = "APPEND".to_string();
-        if self.poisoned {
-            return Err(ImapError::Connection {
-                command: label,
-                message: "connection unusable after an earlier error".into(),
-            });
-        }
+        self.ensure_usable(&label)?;
         let literal_plus = self.has("LITERAL+");
         let date = internal_date
             .map(|d| format!(" {}", quote(d)))
@@ -870,21 +863,14 @@ impl ImapConn {
             body.len(),
             if literal_plus { "+" } else { "" }
         );
-        let tag = match tokio::time::timeout(self.timeout, self.session.run_command(&command)).await
-        {
-            Ok(Ok(tag)) => tag,
-            Ok(Err(e)) => {
-                return self.poison(ImapError::Connection {
-                    command: label,
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return self.poison(ImapError::Timeout {
-                    command: label,
-                    secs: self.timeout.as_secs(),
-                });
-            }
+        let sent = send_outcome(
+            &label,
+            self.timeout,
+            tokio::time::timeout(self.timeout, self.session.run_command(&command)).await,
+        );
+        let tag = match sent {
+            Ok(tag) => tag,
+            Err(e) => return self.poison(e),
         };
         if !literal_plus {
             let next = tokio::time::timeout(self.timeout, self.session.read_response()).await;
@@ -921,20 +907,12 @@ impl ImapConn {
             stream.write_all(b"\r\n").await?;
             stream.flush().await
         };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return self.poison(ImapError::Connection {
-                    command: label,
-                    message: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return self.poison(ImapError::Timeout {
-                    command: label,
-                    secs: self.timeout.as_secs(),
-                });
-            }
+        if let Err(e) = send_outcome(
+            &label,
+            self.timeout,
+            tokio::time::timeout(self.timeout, write).await,
+        ) {
+            return self.poison(e);
         }
         let done = self
             .read_until_tagged(&tag, &label, &mut |_| Ok(()))
@@ -965,12 +943,7 @@ impl ImapConn {
             return Ok(out);
         }
         let label = "APPEND".to_string();
-        if self.poisoned {
-            return Err(ImapError::Connection {
-                command: label,
-                message: "connection unusable after an earlier error".into(),
-            });
-        }
+        self.ensure_usable(&label)?;
         let mut tags = Vec::with_capacity(items.len());
         for (flags, date, body) in items {
             let date = date
@@ -996,20 +969,14 @@ impl ImapConn {
                 stream.flush().await?;
                 Ok::<_, std::io::Error>(tag)
             };
-            match tokio::time::timeout(self.timeout, send).await {
-                Ok(Ok(tag)) => tags.push(tag),
-                Ok(Err(e)) => {
-                    return self.poison(ImapError::Connection {
-                        command: label,
-                        message: e.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return self.poison(ImapError::Timeout {
-                        command: label,
-                        secs: self.timeout.as_secs(),
-                    });
-                }
+            let sent = send_outcome(
+                &label,
+                self.timeout,
+                tokio::time::timeout(self.timeout, send).await,
+            );
+            match sent {
+                Ok(tag) => tags.push(tag),
+                Err(e) => return self.poison(e),
             }
         }
         let mut out: Vec<Option<AppendResult>> = (0..items.len()).map(|_| None).collect();
@@ -1098,6 +1065,26 @@ impl ImapConn {
         if !self.poisoned {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT")).await;
         }
+    }
+}
+
+/// Maps the outcome of a timed send: an I/O failure or a timeout becomes the error to poison
+/// the connection with.
+fn send_outcome<T, E: std::fmt::Display>(
+    label: &str,
+    limit: Duration,
+    outcome: Result<Result<T, E>, tokio::time::error::Elapsed>,
+) -> Result<T, ImapError> {
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ImapError::Connection {
+            command: label.to_string(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(ImapError::Timeout {
+            command: label.to_string(),
+            secs: limit.as_secs(),
+        }),
     }
 }
 

@@ -206,6 +206,13 @@ pub fn assert_same(client: &mut Client, wire: &str, local: &Path) {
     assert!(server == local_msgs, "{wire}: contents or flags differ");
 }
 
+/// Makes `dir` an empty Maildir folder (as a mail reader or another sync tool would).
+pub fn make_maildir(dir: &Path) {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+}
+
 /// Writes a new local message file into `dir/cur` with info letters.
 pub fn write_local(dir: &Path, name: &str, body: &[u8], letters: &str) {
     let path = if letters.is_empty() {
