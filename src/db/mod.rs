@@ -25,10 +25,24 @@ pub struct DbError {
     pub source: rusqlite::Error,
 }
 
-/// How a folder looked on both sides the last time it was fully in sync. When the server's
-/// STATUS and the Maildir's directory mtimes still match, nothing changed and the folder can be
-/// skipped without a SELECT or a scan.
+/// What a completed folder sync records (see [`StateDb::complete_folder`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FolderCompletion {
+    /// The folder's UIDVALIDITY.
+    pub uidvalidity: UidValidity,
+    /// The server's UIDNEXT at SELECT time, when it said.
+    pub uidnext: Option<u32>,
+    /// Unix time of completion.
+    pub now: i64,
+    /// HIGHESTMODSEQ at SELECT time: everything up to it is now known.
+    pub sync_modseq: Option<u64>,
+    /// Present only when the run found the folder in sync and changed nothing.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// What must hold for a folder to be skipped without SELECT: the server's STATUS and the
+/// Maildir's directory mtimes as they were when the folder was last found in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     /// Server message count.
     pub exists: u32,
@@ -171,6 +185,15 @@ impl StateDb {
             .map_err(e("set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(e("enable foreign keys"))?;
+        // A run opens several connections (one per folder worker); without this, each close
+        // would checkpoint the WAL into the database with four more fsyncs. The WAL keeps every
+        // commit durable on its own (synchronous = FULL), and SQLite's automatic checkpoint
+        // (every 1,000 pages) keeps it from growing.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(e("disable checkpoint on close"))?;
         migrations::migrate(&mut conn).map_err(e("migrate schema"))?;
         Ok(StateDb {
             conn,
@@ -266,24 +289,32 @@ impl StateDb {
         Ok(())
     }
 
-    /// Records a completed sync of a folder.
-    pub fn finish_folder(
-        &self,
-        folder: i64,
-        uidvalidity: UidValidity,
-        uidnext: Option<u32>,
-        now: i64,
-    ) -> Result<(), DbError> {
-        self.conn
-            .execute(
-                "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, last_sync = ?4,
-                   far_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND far_uid IS NOT NULL),
-                   near_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND near_key IS NOT NULL)
-                 WHERE id = ?1",
-                params![folder, uidvalidity.0, uidnext, now],
-            )
-            .map_err(self.err("record folder sync"))?;
-        Ok(())
+    /// Records a completed sync of a folder, in one transaction: its UIDVALIDITY and UIDNEXT,
+    /// the time, the message counts, the HIGHESTMODSEQ the next run may start from, and its
+    /// unchanged-folder fingerprint (or none).
+    pub fn complete_folder(&self, folder: i64, done: &FolderCompletion) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        tx.execute(
+            "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, last_sync = ?4,
+               far_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND far_uid IS NOT NULL),
+               near_count = (SELECT count(*) FROM messages WHERE folder_id = ?1 AND near_key IS NOT NULL),
+               sync_modseq = ?5
+             WHERE id = ?1",
+            params![
+                folder,
+                done.uidvalidity.0,
+                done.uidnext,
+                done.now,
+                done.sync_modseq.map(|m| m as i64)
+            ],
+        )
+        .map_err(self.err("record folder sync"))?;
+        Self::write_fingerprint(&tx, folder, done.fingerprint)
+            .map_err(self.err("store folder fingerprint"))?;
+        tx.commit().map_err(self.err("commit folder sync"))
     }
 
     /// The HIGHESTMODSEQ at the start of the last completed sync of a folder.
@@ -299,33 +330,23 @@ impl StateDb {
             .map_err(self.err("read sync modseq"))
     }
 
-    /// Records (or clears) the HIGHESTMODSEQ a completed sync started from.
-    pub fn set_sync_modseq(&self, folder: i64, modseq: Option<u64>) -> Result<(), DbError> {
-        self.conn
-            .execute(
-                "UPDATE folders SET sync_modseq = ?2 WHERE id = ?1",
-                params![folder, modseq.map(|m| m as i64)],
-            )
-            .map_err(self.err("store sync modseq"))?;
-        Ok(())
-    }
-
-    /// Stores (or clears) a folder's unchanged-folder fingerprint.
-    pub fn set_fingerprint(&self, folder: i64, f: Option<Fingerprint>) -> Result<(), DbError> {
-        self.conn
-            .execute(
-                "UPDATE folders SET skip_exists = ?2, skip_uidnext = ?3, skip_modseq = ?4,
-                   skip_cur_mtime = ?5, skip_new_mtime = ?6 WHERE id = ?1",
-                params![
-                    folder,
-                    f.map(|f| f.exists),
-                    f.map(|f| f.uidnext),
-                    f.map(|f| f.modseq as i64),
-                    f.map(|f| f.cur_mtime),
-                    f.map(|f| f.new_mtime)
-                ],
-            )
-            .map_err(self.err("store folder fingerprint"))?;
+    fn write_fingerprint(
+        conn: &Connection,
+        folder: i64,
+        f: Option<Fingerprint>,
+    ) -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE folders SET skip_exists = ?2, skip_uidnext = ?3, skip_modseq = ?4,
+               skip_cur_mtime = ?5, skip_new_mtime = ?6 WHERE id = ?1",
+            params![
+                folder,
+                f.map(|f| f.exists),
+                f.map(|f| f.uidnext),
+                f.map(|f| f.modseq as i64),
+                f.map(|f| f.cur_mtime),
+                f.map(|f| f.new_mtime)
+            ],
+        )?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use super::SyncOptions;
 use super::recover;
 use super::report::FolderReport;
 use crate::config::Account;
-use crate::db::{Change, Fingerprint, Intent, IntentKind, StateDb};
+use crate::db::{Change, Fingerprint, FolderCompletion, Intent, IntentKind, StateDb};
 use crate::model::{Flag, Flags, NearKey, Uid, UidValidity};
 use crate::names::FolderName;
 use crate::store::eol;
@@ -70,11 +70,26 @@ pub async fn sync_folder(
     {
         return dry_run_new_folder(conn, path, wire, account, fr).await;
     }
-    let sel = conn.select(wire).await.map_err(|e| s(&e))?;
-    let mut md = MaildirFolder::open(path).map_err(|e| s(&e))?;
-    // Taken before the scan: a change made during or after it moves the mtime past this value.
-    let mtimes_before_scan = dir_mtimes(path);
-    let mut near = md.scan().map_err(|e| s(&e))?;
+    // The Maildir is read on a blocking thread while the server answers the SELECT: on a big
+    // folder both take milliseconds, and neither needs the other.
+    let scan_path = path.to_path_buf();
+    let local_scan = tokio::task::spawn_blocking(move || {
+        let md = MaildirFolder::open(&scan_path)?;
+        // Taken before the scan: a change made during or after it moves the mtime past this value.
+        let mtimes = dir_mtimes(&scan_path);
+        let near = md.scan()?;
+        Ok::<_, maildir::MaildirError>((md, mtimes, near))
+    });
+    // With QRESYNC the changes since the last completed sync come inside the SELECT.
+    let known = match (folder_row.uidvalidity, fid < 0) {
+        (Some(v), false) => db.sync_modseq(fid).map_err(|e| s(&e))?.map(|m| (v, m)),
+        _ => None,
+    };
+    let sel = conn.select_with(wire, known).await.map_err(|e| s(&e))?;
+    let (mut md, mtimes_before_scan, mut near) = local_scan
+        .await
+        .map_err(|e| format!("reading the Maildir folder {}: {e}", path.display()))?
+        .map_err(|e| s(&e))?;
     let mut touched = false;
     let mut full_scan_needed = false;
 
@@ -202,9 +217,8 @@ pub async fn sync_folder(
                 .then(|| Change::SetFarFlags(r.state.id, now.clone()))
         })
         .collect();
-    db.apply(fid, &far_flag_fixes).map_err(|e| s(&e))?;
-
     let mut exec = Executor {
+        pending: far_flag_fixes,
         conn,
         db,
         fid,
@@ -223,9 +237,6 @@ pub async fn sync_folder(
     exec.deletions(&plan, fr).await?;
     exec.downloads(&plan, fr).await?;
     exec.uploads(&plan, fr).await?;
-    let uidnext_after = sel.uidnext;
-    db.finish_folder(fid, sel.uidvalidity, uidnext_after, super::unix_now())
-        .map_err(|e| s(&e))?;
     // Only a folder this run found in sync and left untouched gets a fingerprint: after our own
     // changes the values we saw are stale, and trusting them could hide someone else's change.
     touched |= !plan.is_empty();
@@ -239,17 +250,25 @@ pub async fn sync_folder(
         }),
         _ => None,
     };
-    db.set_fingerprint(fid, fingerprint).map_err(|e| s(&e))?;
     // Everything the server had at SELECT time is now known: the next run can ask only for
     // changes since then (our own changes come back as changes, harmlessly).
-    db.set_sync_modseq(fid, sel.highestmodseq)
-        .map_err(|e| s(&e))?;
+    db.complete_folder(
+        fid,
+        &FolderCompletion {
+            uidvalidity: sel.uidvalidity,
+            uidnext: sel.uidnext,
+            now: super::unix_now(),
+            sync_modseq: sel.highestmodseq,
+            fingerprint,
+        },
+    )
+    .map_err(|e| s(&e))?;
     Ok(())
 }
 
 /// Rebuilds the server's complete listing from the stored server flags plus what changed since
-/// `stored_modseq`: `UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`, with `VANISHED (EARLIER)` under
-/// QRESYNC. Returns `None` (do a full scan) whenever the result cannot be proven complete: no
+/// `stored_modseq`: reported by the QRESYNC SELECT itself, else asked with
+/// `UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)` (and `VANISHED` under QRESYNC). Returns `None` (do a full scan) whenever the result cannot be proven complete: no
 /// CONDSTORE, no stored position, a row whose server flags are unknown, or a message count that
 /// does not add up (expunges on a CONDSTORE-only server, messages never linked). Unknown is never
 /// taken for gone: a UID leaves the listing only when the server says VANISHED or the full scan
@@ -274,7 +293,10 @@ async fn delta_snapshot(
     if stored.iter().any(|(_, f)| f.is_none()) {
         return None;
     }
-    let (changed, vanished) = if now > since {
+    let (changed, vanished) = if let Some(delta) = sel.qresync.as_ref().filter(|d| d.since == since)
+    {
+        (delta.changed.clone(), Some(delta.vanished.clone()))
+    } else if now > since {
         conn.fetch_changed(since).await.ok()?
     } else {
         (BTreeMap::new(), Some(Vec::new()))
@@ -509,6 +531,10 @@ struct WrittenBatch {
 }
 
 struct Executor<'a> {
+    /// State changes whose file-system side is done but not yet made durable and committed;
+    /// flag changes ride along with the deletions' commit (one directory fsync and one commit
+    /// for both). Losing them in a crash is harmless: both sides then show the same new flags.
+    pending: Vec<Change>,
     conn: &'a mut ImapConn,
     db: &'a mut StateDb,
     fid: i64,
@@ -566,23 +592,23 @@ impl Executor<'_> {
                 fr.flags_near += 1;
             }
         }
-        self.md.sync_dirs().map_err(s)?;
-        let mut changes: Vec<Change> = plan
-            .flags
-            .iter()
-            .map(|u| Change::SetFlags(u.row, u.base.clone()))
-            .collect();
-        changes.extend(
+        // Made durable and committed together with the deletions (see `pending`).
+        self.pending.extend(
+            plan.flags
+                .iter()
+                .map(|u| Change::SetFlags(u.row, u.base.clone())),
+        );
+        self.pending.extend(
             plan.flags
                 .iter()
                 .filter_map(|u| Some(Change::SetFarFlags(u.row, u.far.as_ref()?.1.clone()))),
         );
-        self.db.apply(self.fid, &changes).map_err(s)?;
         Ok(())
     }
 
+    /// Deletions, then one directory fsync and one commit for them and everything pending.
     async fn deletions(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
-        let mut changes = Vec::new();
+        let mut changes = std::mem::take(&mut self.pending);
         for (row, key) in &plan.delete_near {
             if let Some(msg) = self.near.remove(key) {
                 self.md.delete(&msg).map_err(s)?;
@@ -590,9 +616,9 @@ impl Executor<'_> {
             changes.push(Change::Delete(*row));
             fr.deleted_near += 1;
         }
-        if !plan.delete_near.is_empty() {
-            self.md.sync_dirs().map_err(s)?;
-        }
+        // Local renames and unlinks are durable before the server is told anything more and
+        // before the state records them.
+        self.md.sync_dirs().map_err(s)?;
         if !plan.delete_far.is_empty() {
             let ours: Vec<Uid> = plan.delete_far.iter().map(|(_, u)| *u).collect();
             let others_deleted = self

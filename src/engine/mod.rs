@@ -256,12 +256,27 @@ async fn run_account(
         .min(shared.queue.borrow().len())
         .max(1);
     let state_file = state_path(config, &account.name);
-    let mut jobs = Vec::new();
-    jobs.push(shared.worker(Some(conn), Some(db), state_file.clone()));
-    for _ in 1..workers {
-        jobs.push(shared.worker(None, None, state_file.clone()));
-    }
-    futures_util::future::join_all(jobs).await;
+    let (first_done, first_done_rx) = tokio::sync::watch::channel(false);
+    let first = async {
+        shared
+            .worker(Some(conn), Some(db), state_file.clone())
+            .await;
+        let _ = first_done.send(true);
+    };
+    let extra = (1..workers).map(|_| async {
+        let mut first_done = first_done_rx.clone();
+        // Extra connections only once the first has been busy for a while with folders still
+        // waiting: a resync with a few small changes then costs no extra login (which on a
+        // small machine competes with the real work for the CPU), a big pull barely notices.
+        tokio::select! {
+            _ = tokio::time::sleep(EXTRA_CONNECTION_DELAY) => {}
+            _ = first_done.wait_for(|done| *done) => return,
+        }
+        if !shared.queue.borrow().is_empty() {
+            shared.worker(None, None, state_file.clone()).await;
+        }
+    });
+    futures_util::future::join(first, futures_util::future::join_all(extra)).await;
     for (name, _) in shared.queue.borrow_mut().drain(..) {
         shared.reports.borrow_mut().push(FolderReport {
             folder: name.to_string(),
@@ -282,6 +297,10 @@ async fn run_account(
     }
     Ok(())
 }
+
+/// How long the first connection works alone before extra connections are opened for the
+/// folders still waiting.
+const EXTRA_CONNECTION_DELAY: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// What the folder workers of one account share.
 struct Shared<'a> {

@@ -117,6 +117,12 @@ fn delta_scans(cmds: &[String]) -> usize {
     cmds.iter().filter(|c| c.contains("(CHANGEDSINCE")).count()
 }
 
+fn qresync_selects(cmds: &[String]) -> usize {
+    cmds.iter()
+        .filter(|c| c.starts_with("SELECT ") && c.contains(" (QRESYNC ("))
+        .count()
+}
+
 #[test]
 fn qresync_condstore_and_full_scan_agree() {
     let qresync = scenario("CONDSTORE QRESYNC");
@@ -131,12 +137,17 @@ fn qresync_condstore_and_full_scan_agree() {
         "CONDSTORE result differs from the full scan"
     );
 
-    // Which path ran: QRESYNC never needs a full scan; CONDSTORE only proves flag-only rounds;
-    // without either, every round is a full scan.
+    // Which path ran: QRESYNC never needs a full scan, and the changes come inside the SELECT
+    // (no separate CHANGEDSINCE fetch); CONDSTORE only proves flag-only rounds; without either,
+    // every round is a full scan.
     for round in &qresync.2 {
         assert_eq!(full_scans(round), 0, "QRESYNC did a full scan: {round:?}");
+        assert_eq!(delta_scans(round), 0, "QRESYNC asked separately: {round:?}");
     }
-    assert!(delta_scans(&qresync.2[1]) >= 1, "{:?}", qresync.2[1]);
+    assert!(qresync_selects(&qresync.2[1]) >= 1, "{:?}", qresync.2[1]);
+    for round in condstore.2.iter().chain(&plain.2) {
+        assert_eq!(qresync_selects(round), 0, "{round:?}");
+    }
     assert_eq!(full_scans(&condstore.2[0]), 0, "{:?}", condstore.2[0]);
     assert!(delta_scans(&condstore.2[0]) >= 1);
     assert!(

@@ -117,6 +117,39 @@ pub struct SelectInfo {
     pub exists: u32,
     /// HIGHESTMODSEQ, when CONDSTORE is active.
     pub highestmodseq: Option<u64>,
+    /// What changed since the given HIGHESTMODSEQ, when SELECT carried QRESYNC parameters
+    /// and the server accepted them.
+    pub qresync: Option<QresyncDelta>,
+}
+
+/// Changes a QRESYNC SELECT reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QresyncDelta {
+    /// The HIGHESTMODSEQ the changes are relative to.
+    pub since: u64,
+    /// Messages whose flags changed (or that arrived) since then.
+    pub changed: BTreeMap<Uid, Flags>,
+    /// UIDs expunged since then (VANISHED (EARLIER)).
+    pub vanished: Vec<Uid>,
+}
+
+/// Appends the UIDs of a VANISHED response, refusing absurd ranges.
+fn extend_vanished(
+    out: &mut Vec<Uid>,
+    ranges: &[std::ops::RangeInclusive<u32>],
+    command: &str,
+) -> Result<(), ImapError> {
+    for range in ranges {
+        let (a, b) = (*range.start(), *range.end());
+        if b.saturating_sub(a) > 10_000_000 {
+            return Err(ImapError::Protocol {
+                command: command.into(),
+                message: format!("VANISHED range {a}:{b} is implausibly large"),
+            });
+        }
+        out.extend((a..=b).map(Uid));
+    }
+    Ok(())
 }
 
 /// What STATUS reports; each item only when the server sent it.
@@ -538,17 +571,7 @@ impl ImapConn {
                     }
                 }
                 Response::Vanished { uids, .. } => {
-                    for range in uids {
-                        // A VANISHED range names UIDs that no longer exist; cap absurd ranges.
-                        let (a, b) = (*range.start(), *range.end());
-                        if b.saturating_sub(a) > 10_000_000 {
-                            return Err(ImapError::Protocol {
-                                command: "UID FETCH CHANGEDSINCE".into(),
-                                message: format!("VANISHED range {a}:{b} is implausibly large"),
-                            });
-                        }
-                        vanished.extend((a..=b).map(Uid));
-                    }
+                    extend_vanished(&mut vanished, uids, "UID FETCH CHANGEDSINCE")?;
                 }
                 _ => {}
             }
@@ -619,11 +642,31 @@ impl ImapConn {
 
     /// Selects a mailbox read-write; UIDVALIDITY is required.
     pub async fn select(&mut self, wire_name: &str) -> Result<SelectInfo, ImapError> {
+        self.select_with(wire_name, None).await
+    }
+
+    /// SELECT, with QRESYNC parameters (RFC 7162 §3.2.5) when `known` gives the UIDVALIDITY and
+    /// HIGHESTMODSEQ of the last completed sync and QRESYNC is enabled: the server then reports,
+    /// inside the SELECT, the UIDs expunged since (`VANISHED (EARLIER)`) and the flags of
+    /// messages changed since, saving the separate `UID FETCH … CHANGEDSINCE`. The delta is in
+    /// [`SelectInfo::qresync`], and only when the server accepted the parameters (same
+    /// UIDVALIDITY); otherwise it is `None` and the caller falls back.
+    pub async fn select_with(
+        &mut self,
+        wire_name: &str,
+        known: Option<(UidValidity, u64)>,
+    ) -> Result<SelectInfo, ImapError> {
         let mut uidvalidity = None;
         let mut uidnext = None;
         let mut exists = None;
         let mut highestmodseq = None;
-        let command = format!("SELECT {}", quote(wire_name));
+        let known = known.filter(|_| self.qresync);
+        let mut changed = BTreeMap::new();
+        let mut vanished = Vec::new();
+        let command = match known {
+            Some((v, m)) => format!("SELECT {} (QRESYNC ({} {m}))", quote(wire_name), v.0),
+            None => format!("SELECT {}", quote(wire_name)),
+        };
         let done = self
             .run_with(&command, |r| {
                 match r {
@@ -634,6 +677,14 @@ impl ImapConn {
                         Some(ResponseCode::HighestModSeq(v)) => highestmodseq = Some(*v),
                         _ => {}
                     },
+                    Response::Fetch(_, attrs) if known.is_some() => {
+                        if let (Some(u), Some(f)) = (uid_of(attrs), flags_of(attrs)) {
+                            changed.insert(u, f);
+                        }
+                    }
+                    Response::Vanished { uids, .. } if known.is_some() => {
+                        extend_vanished(&mut vanished, uids, "SELECT (QRESYNC)")?;
+                    }
                     _ => {}
                 }
                 Ok(())
@@ -648,11 +699,21 @@ impl ImapConn {
                 message: "no UIDVALIDITY or EXISTS in the answer".into(),
             });
         };
+        let uidvalidity = UidValidity(uidvalidity);
+        // The server ignores the parameters when the UIDVALIDITY differs: no delta then.
+        let qresync = known
+            .filter(|(v, _)| *v == uidvalidity)
+            .map(|(_, since)| QresyncDelta {
+                since,
+                changed,
+                vanished,
+            });
         Ok(SelectInfo {
-            uidvalidity: UidValidity(uidvalidity),
+            uidvalidity,
             uidnext,
             exists,
             highestmodseq,
+            qresync,
         })
     }
 

@@ -79,6 +79,16 @@ pub struct NearMessage {
 pub struct MaildirFolder {
     path: PathBuf,
     keywords: KeywordTable,
+    /// Which of `new/` and `cur/` had entries renamed or removed since the last
+    /// [`MaildirFolder::sync_dirs`]: only those need an fsync.
+    dirty: std::cell::Cell<DirtyDirs>,
+}
+
+/// `new/` and `cur/` with changes not yet made durable.
+#[derive(Clone, Copy, Debug, Default)]
+struct DirtyDirs {
+    new: bool,
+    cur: bool,
 }
 
 static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -149,6 +159,7 @@ impl MaildirFolder {
         Ok(MaildirFolder {
             path: path.to_path_buf(),
             keywords,
+            dirty: Default::default(),
         })
     }
 
@@ -301,6 +312,7 @@ impl MaildirFolder {
         };
         let dest = self.path.join(sub.dir()).join(&file_name);
         std::fs::rename(&tmp, &dest).map_err(err("rename into", &dest))?;
+        self.mark_dirty(sub);
         Ok(NearMessage {
             key: key.clone(),
             sub,
@@ -327,6 +339,8 @@ impl MaildirFolder {
         let to = self.path.join("cur").join(&file_name);
         if from != to {
             std::fs::rename(&from, &to).map_err(err("rename", &from))?;
+            self.mark_dirty(msg.sub);
+            self.mark_dirty(Sub::Cur);
         }
         let decoded = info::decode_letters(&letters, &self.keywords);
         Ok(NearMessage {
@@ -341,6 +355,7 @@ impl MaildirFolder {
     /// Deletes a message file. A file already gone is not an error.
     pub fn delete(&self, msg: &NearMessage) -> Result<(), MaildirError> {
         let p = self.message_path(msg);
+        self.mark_dirty(msg.sub);
         match std::fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -348,10 +363,27 @@ impl MaildirFolder {
         }
     }
 
-    /// Makes renames and deletions in `new/` and `cur/` durable.
+    /// Makes renames and deletions in `new/` and `cur/` durable: fsyncs whichever of the two
+    /// changed since the last call (none, one or both).
     pub fn sync_dirs(&self) -> Result<(), MaildirError> {
-        fsync_dir(&self.path.join("new"))?;
-        fsync_dir(&self.path.join("cur"))
+        let dirty = self.dirty.get();
+        if dirty.new {
+            fsync_dir(&self.path.join("new"))?;
+        }
+        if dirty.cur {
+            fsync_dir(&self.path.join("cur"))?;
+        }
+        self.dirty.set(DirtyDirs::default());
+        Ok(())
+    }
+
+    fn mark_dirty(&self, sub: Sub) {
+        let mut d = self.dirty.get();
+        match sub {
+            Sub::New => d.new = true,
+            Sub::Cur => d.cur = true,
+        }
+        self.dirty.set(d);
     }
 }
 
