@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark arctern against mbsync (isync) and offlineimap3 on the same private Dovecot and the
 # same data, in one run, and write the table to BENCHMARKS.md.
-#   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap]
+#   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap] [--profile realistic|small]
+#                    [--append]
+# --profile small keeps messages under ~100 KB (100,000 messages in about 1 GB); --append adds the
+# run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
 # after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages. The
 # limits: one client streaming every body over IMAP, and writing the same files with an fsync each.
@@ -12,11 +15,15 @@ ROOT=$(pwd)
 MESSAGES=10000
 RUNS=3
 SKIP_OFFLINEIMAP=0
+PROFILE=realistic
+APPEND=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) MESSAGES=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --skip-offlineimap) SKIP_OFFLINEIMAP=1; shift ;;
+    --profile) PROFILE=$2; shift 2 ;;
+    --append) APPEND=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +52,7 @@ write_private_dovecot_conf "$B" "$PORT" arctern-bench
 D="doveadm -c $B/dovecot.conf"
 
 echo "== seeding $MESSAGES messages"
-SEED=$(python3 contrib/bench/seed.py "$B/mail/bench" "$MESSAGES")
+SEED=$(python3 contrib/bench/seed.py "$B/mail/bench" "$MESSAGES" "$PROFILE")
 echo "$SEED"
 chown -R "$MUID:$MGID" "$B/mail"
 start_private_dovecot "$B"
@@ -198,9 +205,10 @@ for r in $(seq "$RUNS"); do
 done
 
 echo "== report"
-python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" > BENCHMARKS.md <<'PY'
+if [ "$APPEND" = 1 ]; then OUT=$B/results/section.md; else OUT=BENCHMARKS.md; fi
+python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" "$PROFILE" "$APPEND" > "$OUT" <<'PY'
 import statistics, subprocess, sys, platform, collections
-raw, messages, seed, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+raw, messages, seed, runs, profile, append = sys.argv[1:7]
 data = collections.defaultdict(list)
 for line in open(raw):
     scen, tool, secs, rss = line.split()
@@ -214,10 +222,15 @@ def ver(cmd):
     except Exception:
         return "?"
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print("# Benchmarks\n")
-print("Produced by `contrib/bench.sh` (do not edit by hand). Every figure comes from the same run, on the")
-print(f"same machine, against the same private Dovecot over loopback (plain IMAP for every client).\n")
-print(f"- data: {seed}, six folders (one non-ASCII), 2 KB to 2 MB, about 10% with attachments, mixed flags")
+if append == "1":
+    print(f"\n## {messages} messages, {profile} sizes\n")
+    print("Added by `contrib/bench.sh --append`: one more run, its figures comparable only among themselves.\n")
+else:
+    print("# Benchmarks\n")
+    print("Produced by `contrib/bench.sh` (do not edit by hand). Every figure comes from the same run, on the")
+    print(f"same machine, against the same private Dovecot over loopback (plain IMAP for every client).\n")
+sizes = "1.5 KB to 100 KB" if profile == "small" else "2 KB to 2 MB"
+print(f"- data: {seed}, six folders (one non-ASCII), {sizes}, about 10% with attachments, mixed flags")
 print(f"- machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Linux {platform.release()}")
 print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
 print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
@@ -241,4 +254,5 @@ for scen, label in names.items():
 f, s = med(("fetch", "limit")), med(("fsync", "limit"))
 print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
 PY
-cat BENCHMARKS.md
+if [ "$APPEND" = 1 ]; then cat "$OUT" >> BENCHMARKS.md; fi
+cat "$OUT"

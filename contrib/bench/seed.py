@@ -3,7 +3,9 @@
 
 Sizes from 2 KB to 2 MB (about 10% carry a base64 attachment of 200 KB - 2 MB), six folders
 including a non-ASCII one, mixed flags. Deterministic: the same arguments give the same bytes.
-Usage: seed.py MAILDIR COUNT
+Usage: seed.py MAILDIR COUNT [PROFILE]
+PROFILE "realistic" (default) is the mix above; "small" keeps every message under ~100 KB (text
+1.5 - 8 KB, attachments 20 - 100 KB) so that 100,000 messages fit in about 1 GB.
 """
 import os
 import random
@@ -25,9 +27,12 @@ def body(rng, n, size):
     return "\n".join(lines) + "\n"
 
 
-def message(rng, n):
+def message(rng, n, profile):
     attach = rng.random() < 0.10
-    text_size = rng.randint(1500, 40000) if rng.random() < 0.9 else rng.randint(40000, 200000)
+    if profile == "small":
+        text_size = rng.randint(1500, 8000)
+    else:
+        text_size = rng.randint(1500, 40000) if rng.random() < 0.9 else rng.randint(40000, 200000)
     head = (f"From: Sender {n % 97} <sender{n % 97}@example.org>\n"
             f"To: bench@example.org\n"
             f"Subject: benchmark message {n} about {rng.choice(WORDS)}\n"
@@ -36,7 +41,7 @@ def message(rng, n):
             f"MIME-Version: 1.0\n")
     if not attach:
         return (head + "Content-Type: text/plain; charset=utf-8\n\n" + body(rng, n, text_size)).encode()
-    size = rng.randint(200_000, 2_000_000)
+    size = rng.randint(20_000, 100_000) if profile == "small" else rng.randint(200_000, 2_000_000)
     raw = rng.randbytes(size * 3 // 4)
     import base64
     b64 = base64.encodebytes(raw).decode()
@@ -59,6 +64,9 @@ def flags(rng):
 
 def main():
     root, count = sys.argv[1], int(sys.argv[2])
+    profile = sys.argv[3] if len(sys.argv) > 3 else "realistic"
+    if profile not in ("realistic", "small"):
+        sys.exit(f"unknown size profile {profile!r}: realistic or small")
     rng = random.Random(42)
     for f in FOLDERS:
         for sub in ("cur", "new", "tmp"):
@@ -67,7 +75,7 @@ def main():
     base_time = 1_700_000_000
     for n in range(count):
         folder = rng.choices(FOLDERS, WEIGHTS)[0]
-        data = message(rng, n)
+        data = message(rng, n, profile)
         total += len(data)
         crlf = len(data) + data.count(b"\n")
         name = f"{base_time + n}.M{n}P1.bench,S={len(data)},W={crlf}:2,{flags(rng)}"
