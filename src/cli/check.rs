@@ -1,8 +1,74 @@
 //! `arctern check`: the config is valid, the server answers, TLS verifies, the login works.
 
 use super::exit;
-use crate::config::Config;
-use crate::store::imap;
+use crate::config::{AnyAccount, Config, Pop3Account, TlsMode};
+use crate::store::{imap, pop3};
+
+fn tls_words(tls: TlsMode, upgrade: &str) -> String {
+    match tls {
+        TlsMode::Implicit => "implicit TLS, certificate verified".into(),
+        TlsMode::Starttls => format!("{upgrade}, certificate verified"),
+        TlsMode::None => "no TLS (tls = \"none\")".into(),
+    }
+}
+
+/// Checks a POP3 account: connect, TLS, login, CAPA; QUIT without touching anything.
+async fn check_pop3(account: &Pop3Account) -> u8 {
+    let cfg = &account.pop3;
+    let password = match cfg.password.resolve(&account.name) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{}: {e}", account.name);
+            return exit::CONFIG;
+        }
+    };
+    match pop3::connect(cfg, &password).await {
+        Ok(conn) => {
+            let c = conn.capabilities().clone();
+            println!(
+                "{}: logged in to POP3 {}:{} ({}) as {}",
+                account.name,
+                cfg.host,
+                cfg.port,
+                tls_words(cfg.tls, "STLS"),
+                cfg.user
+            );
+            let mut caps = Vec::new();
+            for (on, name) in [
+                (c.uidl, "UIDL"),
+                (c.top, "TOP"),
+                (c.pipelining, "PIPELINING"),
+                (c.user, "USER"),
+            ] {
+                if on {
+                    caps.push(name.to_string());
+                }
+            }
+            if !c.sasl.is_empty() {
+                caps.push(format!("SASL {}", c.sasl.join(" ")));
+            }
+            if let Some(d) = c.login_delay {
+                caps.push(format!("LOGIN-DELAY {d}"));
+            }
+            if let Some(e) = c.expire {
+                caps.push(format!("EXPIRE {e:?}"));
+            }
+            println!("{}: capabilities: {}", account.name, caps.join(", "));
+            if !c.uidl && account.pop3.identify_by == crate::config::Pop3Identity::Uidl {
+                eprintln!(
+                    "{}: the server does not offer UIDL; set identify_by = \"header-hash\"",
+                    account.name
+                );
+            }
+            let _ = conn.quit().await;
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", account.name);
+            exit::CONNECT
+        }
+    }
+}
 
 /// Runs `check` and returns the exit code.
 pub async fn run(config: &Config, accounts: &[String]) -> u8 {
@@ -16,6 +82,14 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
     println!("config {} is valid", config.path.display());
     let mut code = exit::OK;
     for account in selected {
+        let account = match account {
+            AnyAccount::Imap(a) => a,
+            AnyAccount::Pop3(a) => {
+                let this = check_pop3(a).await;
+                code = code.max(this);
+                continue;
+            }
+        };
         let cfg = &account.imap;
         let password = match cfg.password.resolve(&account.name) {
             Ok(p) => p,
@@ -28,11 +102,7 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
         match imap::connect(cfg, &password).await {
             Ok(conn) => {
                 let caps: Vec<&str> = conn.capabilities().iter().map(String::as_str).collect();
-                let tls = match cfg.tls {
-                    crate::config::TlsMode::Implicit => "implicit TLS, certificate verified",
-                    crate::config::TlsMode::Starttls => "STARTTLS, certificate verified",
-                    crate::config::TlsMode::None => "no TLS (tls = \"none\")",
-                };
+                let tls = tls_words(cfg.tls, "STARTTLS");
                 println!(
                     "{}: logged in to {}:{} ({tls}) as {}",
                     account.name, cfg.host, cfg.port, cfg.user

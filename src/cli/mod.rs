@@ -24,7 +24,7 @@ pub mod exit {
     pub const LOCAL: u8 = 5;
 }
 
-/// arctern: mirror IMAP mailboxes into Maildir, both ways, crash-safe.
+/// arctern: mirror IMAP mailboxes into Maildir, both ways, and pull POP3 maildrops, crash-safe.
 #[derive(Debug, Parser)]
 #[command(name = "arctern", version, about)]
 pub struct Cli {
@@ -42,7 +42,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mirror the accounts' IMAP folders and their Maildirs, both ways.
+    /// Mirror the accounts' IMAP folders and their Maildirs, both ways, and pull POP3 maildrops.
     Sync {
         /// Accounts to sync (default: all).
         accounts: Vec<String>,
@@ -81,21 +81,21 @@ pub fn load_config(cli: &Cli) -> Result<crate::config::Config, crate::config::Co
 pub fn select_accounts<'a>(
     config: &'a crate::config::Config,
     names: &[String],
-) -> Result<Vec<&'a crate::config::Account>, String> {
+) -> Result<Vec<crate::config::AnyAccount<'a>>, String> {
     if names.is_empty() {
-        return Ok(config.accounts.values().collect());
+        return Ok(config.all_accounts());
     }
     names
         .iter()
         .map(|n| {
-            config.accounts.get(n).ok_or_else(|| {
+            config.account(n).ok_or_else(|| {
                 format!(
                     "no account {n:?} in {} (accounts: {})",
                     config.path.display(),
                     config
-                        .accounts
-                        .keys()
-                        .cloned()
+                        .all_accounts()
+                        .iter()
+                        .map(|a| a.name().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

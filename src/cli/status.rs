@@ -2,7 +2,7 @@
 //! waiting for the next sync (found by scanning the Maildir; the server is not contacted).
 
 use super::exit;
-use crate::config::Config;
+use crate::config::{AnyAccount, Config, Pop3Account};
 use crate::db::StateDb;
 use crate::names::FolderName;
 use crate::store::maildir::{MaildirFolder, layout};
@@ -13,6 +13,9 @@ use std::collections::BTreeSet;
 pub struct FolderStatus {
     /// Account.
     pub account: String,
+    /// "imap", or "pop3" (then server_messages counts stored messages the server still keeps,
+    /// local_messages every message pulled, and last_sync the last pull).
+    pub kind: &'static str,
     /// Folder.
     pub folder: String,
     /// Messages on the server at the last sync.
@@ -46,6 +49,20 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
     };
     let mut all = Vec::new();
     for account in selected {
+        let account = match account {
+            AnyAccount::Imap(a) => a,
+            AnyAccount::Pop3(a) => match pop3_status(config, a, json) {
+                Ok(Some(st)) => {
+                    all.push(st);
+                    continue;
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    eprintln!("{}: {e}", a.name);
+                    return exit::LOCAL;
+                }
+            },
+        };
         let path = crate::engine::state_path(config, &account.name);
         let db = match StateDb::open_existing(&path) {
             Ok(Some(db)) => db,
@@ -70,6 +87,7 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
         for f in folders {
             let mut st = FolderStatus {
                 account: account.name.clone(),
+                kind: "imap",
                 folder: f.name.clone(),
                 server_messages: f.far_count,
                 local_messages: f.near_count,
@@ -168,6 +186,53 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
         }
     }
     exit::OK
+}
+
+/// A POP3 account's one status line; `None` when it was never pulled.
+fn pop3_status(
+    config: &Config,
+    account: &Pop3Account,
+    json: bool,
+) -> Result<Option<FolderStatus>, crate::db::DbError> {
+    let path = crate::engine::state_path(config, &account.name);
+    let Some(db) = StateDb::open_existing(&path)? else {
+        if !json {
+            println!("{}: never pulled", account.name);
+        }
+        return Ok(None);
+    };
+    let (stored, kept) = db.pop3_counts()?;
+    let rows = db.pop3_rows()?;
+    let pending = rows
+        .values()
+        .filter(|r| !r.stored && r.near_key.is_some())
+        .count();
+    let last = db.last_run()?;
+    if !json {
+        match &last {
+            Some((finished, ok, _)) => println!(
+                "{}: last pull {} ({}); {stored} message(s) pulled, {kept} still kept on the server",
+                account.name,
+                format_time(Some(*finished)),
+                if *ok { "ok" } else { "with errors" }
+            ),
+            None => println!("{}: no completed pull", account.name),
+        }
+    }
+    Ok(Some(FolderStatus {
+        account: account.name.clone(),
+        kind: "pop3",
+        folder: account.folder.to_string(),
+        server_messages: kept,
+        local_messages: stored,
+        last_sync: last.map(|(t, _, _)| t),
+        uidvalidity: None,
+        pending_intents: pending as i64,
+        pending_local_new: 0,
+        pending_local_deleted: 0,
+        pending_local_flags: 0,
+        local_error: None,
+    }))
 }
 
 fn format_time(t: Option<i64>) -> String {

@@ -2,7 +2,7 @@
 //! `--dry-run`).
 
 use super::exit;
-use crate::config::Config;
+use crate::config::{AnyAccount, Config};
 use crate::engine::{self, FatalKind, SyncOptions};
 use std::io::IsTerminal;
 
@@ -24,7 +24,10 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
     };
     let mut code = exit::OK;
     for account in selected {
-        let (report, fatal) = engine::sync_account(config, account, options, &progress).await;
+        let (report, fatal) = match account {
+            AnyAccount::Imap(a) => engine::sync_account(config, a, options, &progress).await,
+            AnyAccount::Pop3(a) => engine::pop3::pull_account(config, a, options, &progress).await,
+        };
         progress.suspend(|| {
             for f in &report.folders {
                 for n in &f.notes {

@@ -123,11 +123,31 @@ struct RawAccount {
     maildir: PathBuf,
     sync: Option<SyncMode>,
     folders: Option<Vec<String>>,
+    folder: Option<String>,
     layout: Option<Layout>,
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
     connections: Option<u8>,
-    imap: RawImap,
+    imap: Option<RawImap>,
+    pop3: Option<RawPop3>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPop3 {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    user: String,
+    password: Option<String>,
+    password_command: Option<String>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout_seconds: Option<u64>,
+    keep_on_server: Option<bool>,
+    delete_after_days: Option<u32>,
+    auth: Option<Pop3Auth>,
+    identify_by: Option<Pop3Identity>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,8 +172,118 @@ pub struct Config {
     pub path: PathBuf,
     /// Where SQLite state (and later the index) lives.
     pub state_dir: PathBuf,
-    /// Accounts by name, in name order.
+    /// IMAP accounts by name, in name order.
     pub accounts: BTreeMap<String, Account>,
+    /// POP3 accounts by name, in name order (names are unique across both maps).
+    pub pop3_accounts: BTreeMap<String, Pop3Account>,
+}
+
+/// Any account, by reference: what `arctern sync NAME` selects.
+#[derive(Clone, Copy, Debug)]
+pub enum AnyAccount<'a> {
+    /// An IMAP account (two-way sync).
+    Imap(&'a Account),
+    /// A POP3 maildrop (pulled into one Maildir folder).
+    Pop3(&'a Pop3Account),
+}
+
+impl AnyAccount<'_> {
+    /// The account's name.
+    pub fn name(&self) -> &str {
+        match self {
+            AnyAccount::Imap(a) => &a.name,
+            AnyAccount::Pop3(a) => &a.name,
+        }
+    }
+}
+
+impl Config {
+    /// Every account, IMAP and POP3, in name order.
+    pub fn all_accounts(&self) -> Vec<AnyAccount<'_>> {
+        let mut all: Vec<AnyAccount<'_>> = self
+            .accounts
+            .values()
+            .map(AnyAccount::Imap)
+            .chain(self.pop3_accounts.values().map(AnyAccount::Pop3))
+            .collect();
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// The account called `name`, of either kind.
+    pub fn account(&self, name: &str) -> Option<AnyAccount<'_>> {
+        self.accounts
+            .get(name)
+            .map(AnyAccount::Imap)
+            .or_else(|| self.pop3_accounts.get(name).map(AnyAccount::Pop3))
+    }
+}
+
+/// A POP3 maildrop pulled into one folder of a Maildir.
+#[derive(Clone, Debug)]
+pub struct Pop3Account {
+    /// The account's name (the TOML table key).
+    pub name: String,
+    /// The local Maildir root.
+    pub maildir: PathBuf,
+    /// On-disk folder layout of that Maildir.
+    pub layout: Layout,
+    /// The folder messages land in (default INBOX).
+    pub folder: crate::names::FolderName,
+    /// The server and what to do with messages on it.
+    pub pop3: Pop3Config,
+}
+
+/// How to authenticate to a POP3 server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pop3Auth {
+    /// SASL PLAIN when CAPA lists it, else USER/PASS (default).
+    Auto,
+    /// USER/PASS (RFC 1939).
+    User,
+    /// AUTH PLAIN (RFC 5034, SASL PLAIN).
+    Plain,
+    /// APOP (RFC 1939 §7): an MD5 digest of the greeting's timestamp and the password.
+    Apop,
+}
+
+/// How messages on a POP3 server are told apart from one run to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pop3Identity {
+    /// The server's UIDL (default); a server without UIDL is an error.
+    Uidl,
+    /// For servers without UIDL: a SHA-256 of each message's header (TOP n 0) and its size.
+    /// Two messages with identical headers and size count as one.
+    HeaderHash,
+}
+
+/// How to reach, log in to and treat a POP3 server.
+#[derive(Clone, Debug)]
+pub struct Pop3Config {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Transport security (`starttls` means STLS, RFC 2595).
+    pub tls: TlsMode,
+    /// Login name.
+    pub user: String,
+    /// Where the password comes from.
+    pub password: PasswordSource,
+    /// An extra trust root (PEM) for self-signed servers.
+    pub ca_file: Option<PathBuf>,
+    /// Per-command network timeout.
+    pub timeout: std::time::Duration,
+    /// Leave messages on the server after download (default true).
+    pub keep_on_server: bool,
+    /// Delete messages first seen more than this many days ago (after a safe download).
+    pub delete_after_days: Option<u32>,
+    /// Authentication method.
+    pub auth: Pop3Auth,
+    /// Message identity across runs.
+    pub identify_by: Pop3Identity,
 }
 
 /// One account: a server and the Maildir it mirrors into.
@@ -293,6 +423,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         None => default_state_dir()?,
     };
     let mut accounts = BTreeMap::new();
+    let mut pop3_accounts = BTreeMap::new();
     for (name, a) in raw.accounts {
         if name.is_empty()
             || name.len() > 64
@@ -305,37 +436,97 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - (it names files in state_dir)"
             )));
         }
-        let tls = a.imap.tls.unwrap_or(TlsMode::Implicit);
-        let port = a.imap.port.unwrap_or(match tls {
+        let (raw_imap, raw_pop3) = match (a.imap, a.pop3) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(format!(
+                    "account {name}: has both [accounts.{name}.imap] and [accounts.{name}.pop3]; an account has one server"
+                )));
+            }
+            (None, None) => {
+                return Err(invalid(format!(
+                    "account {name}: needs an [accounts.{name}.imap] or [accounts.{name}.pop3] table"
+                )));
+            }
+            (imap, pop3) => (imap, pop3),
+        };
+        if let Some(p) = raw_pop3 {
+            for (key, present) in [
+                ("sync", a.sync.is_some()),
+                ("folders", a.folders.is_some()),
+                ("expunge", a.expunge.is_some()),
+                ("max_delete_percent", a.max_delete_percent.is_some()),
+                ("connections", a.connections.is_some()),
+            ] {
+                if present {
+                    return Err(invalid(format!(
+                        "account {name}: {key} does not apply to a POP3 account (use folder = \"…\" to choose where mail lands)"
+                    )));
+                }
+            }
+            let folder = match a.folder.as_deref() {
+                None => crate::names::FolderName::parse("INBOX").expect("INBOX is a valid name"),
+                Some(f) => crate::names::FolderName::parse(f).map_err(|e| {
+                    invalid(format!("account {name}: folder {f:?} is not usable: {e}"))
+                })?,
+            };
+            let tls = p.tls.unwrap_or(TlsMode::Implicit);
+            let port = p.port.unwrap_or(match tls {
+                TlsMode::Implicit => 995,
+                TlsMode::Starttls | TlsMode::None => 110,
+            });
+            check_server(&name, "pop3", &p.host, port, p.timeout_seconds).map_err(invalid)?;
+            let password = password_source(
+                &name,
+                "pop3",
+                p.password,
+                p.password_command,
+                p.password_env,
+            )
+            .map_err(invalid)?;
+            pop3_accounts.insert(
+                name.clone(),
+                Pop3Account {
+                    name: name.clone(),
+                    maildir: resolve_path(base_dir, &a.maildir),
+                    layout: a.layout.unwrap_or(Layout::MaildirPlusPlus),
+                    folder,
+                    pop3: Pop3Config {
+                        host: p.host,
+                        port,
+                        tls,
+                        user: p.user,
+                        password,
+                        ca_file: p.ca_file.map(|c| resolve_path(base_dir, &c)),
+                        timeout: std::time::Duration::from_secs(p.timeout_seconds.unwrap_or(120)),
+                        keep_on_server: p.keep_on_server.unwrap_or(true),
+                        delete_after_days: p.delete_after_days,
+                        auth: p.auth.unwrap_or(Pop3Auth::Auto),
+                        identify_by: p.identify_by.unwrap_or(Pop3Identity::Uidl),
+                    },
+                },
+            );
+            continue;
+        }
+        let imap = raw_imap.expect("checked above: exactly one server table");
+        if a.folder.is_some() {
+            return Err(invalid(format!(
+                "account {name}: folder applies to POP3 accounts; an IMAP account chooses folders with folders = [...]"
+            )));
+        }
+        let tls = imap.tls.unwrap_or(TlsMode::Implicit);
+        let port = imap.port.unwrap_or(match tls {
             TlsMode::Implicit => 993,
             TlsMode::Starttls | TlsMode::None => 143,
         });
-        if port == 0 {
-            return Err(invalid(format!("account {name}: imap.port must not be 0")));
-        }
-        if a.imap.host.trim().is_empty() {
-            return Err(invalid(format!("account {name}: imap.host is empty")));
-        }
-        let sources = [
-            a.imap.password.is_some(),
-            a.imap.password_command.is_some(),
-            a.imap.password_env.is_some(),
-        ];
-        let password = match (
-            a.imap.password,
-            a.imap.password_command,
-            a.imap.password_env,
-        ) {
-            (Some(p), None, None) => PasswordSource::Literal(Secret::new(p)),
-            (None, Some(c), None) => PasswordSource::Command(c),
-            (None, None, Some(v)) => PasswordSource::Env(v),
-            _ => {
-                let n = sources.iter().filter(|s| **s).count();
-                return Err(invalid(format!(
-                    "account {name}: imap needs exactly one of password, password_command, password_env (found {n})"
-                )));
-            }
-        };
+        check_server(&name, "imap", &imap.host, port, imap.timeout_seconds).map_err(invalid)?;
+        let password = password_source(
+            &name,
+            "imap",
+            imap.password,
+            imap.password_command,
+            imap.password_env,
+        )
+        .map_err(invalid)?;
         let folders = a.folders.unwrap_or_else(|| vec!["*".to_string()]);
         for pattern in &folders {
             let body = pattern.strip_prefix('!').unwrap_or(pattern);
@@ -357,12 +548,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: connections must be 1-16, not {connections}"
             )));
         }
-        let timeout_seconds = a.imap.timeout_seconds.unwrap_or(120);
-        if timeout_seconds == 0 {
-            return Err(invalid(format!(
-                "account {name}: imap.timeout_seconds must be at least 1"
-            )));
-        }
+        let timeout_seconds = imap.timeout_seconds.unwrap_or(120);
         let account = Account {
             name: name.clone(),
             maildir: resolve_path(base_dir, &a.maildir),
@@ -373,19 +559,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             max_delete_percent,
             connections,
             imap: ImapConfig {
-                host: a.imap.host,
+                host: imap.host,
                 port,
                 tls,
-                user: a.imap.user,
+                user: imap.user,
                 password,
-                ca_file: a.imap.ca_file.map(|p| resolve_path(base_dir, &p)),
+                ca_file: imap.ca_file.map(|p| resolve_path(base_dir, &p)),
                 timeout: std::time::Duration::from_secs(timeout_seconds),
-                compress: a.imap.compress.unwrap_or(false),
+                compress: imap.compress.unwrap_or(false),
             },
         };
         accounts.insert(name, account);
     }
-    if accounts.is_empty() {
+    if accounts.is_empty() && pop3_accounts.is_empty() {
         return Err(invalid(
             "no [accounts.NAME] table: nothing to sync".to_string(),
         ));
@@ -394,7 +580,52 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         state_dir,
         accounts,
+        pop3_accounts,
     })
+}
+
+/// Checks what every server table needs: a host, a port, a timeout of at least a second.
+fn check_server(
+    name: &str,
+    section: &str,
+    host: &str,
+    port: u16,
+    timeout_seconds: Option<u64>,
+) -> Result<(), String> {
+    if port == 0 {
+        return Err(format!("account {name}: {section}.port must not be 0"));
+    }
+    if host.trim().is_empty() {
+        return Err(format!("account {name}: {section}.host is empty"));
+    }
+    if timeout_seconds == Some(0) {
+        return Err(format!(
+            "account {name}: {section}.timeout_seconds must be at least 1"
+        ));
+    }
+    Ok(())
+}
+
+/// Exactly one of `password`, `password_command`, `password_env`. The error never echoes a value.
+fn password_source(
+    name: &str,
+    section: &str,
+    password: Option<String>,
+    command: Option<String>,
+    env: Option<String>,
+) -> Result<PasswordSource, String> {
+    let n = [password.is_some(), command.is_some(), env.is_some()]
+        .iter()
+        .filter(|s| **s)
+        .count();
+    match (password, command, env) {
+        (Some(p), None, None) => Ok(PasswordSource::Literal(Secret::new(p))),
+        (None, Some(c), None) => Ok(PasswordSource::Command(c)),
+        (None, None, Some(v)) => Ok(PasswordSource::Env(v)),
+        _ => Err(format!(
+            "account {name}: {section} needs exactly one of password, password_command, password_env (found {n})"
+        )),
+    }
 }
 
 /// Expands a leading `~/` and anchors relative paths at the config file's directory.

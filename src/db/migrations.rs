@@ -57,6 +57,23 @@ const STEPS: &[&str] = &[
     // resync asks only for what changed since (CONDSTORE/QRESYNC, RFC 7162).
     "ALTER TABLE messages ADD COLUMN far_flags TEXT;
     ALTER TABLE folders ADD COLUMN sync_modseq INTEGER;",
+    // 4: POP3 maildrops. One row per message identity (UIDL, or a header hash): when it was
+    // first listed, whether our copy is stored (near_key set and stored = 0 is an intent: a
+    // download under way), whether the server still lists it, when we deleted it there.
+    "CREATE TABLE pop3_messages (
+        uid TEXT PRIMARY KEY,
+        near_key TEXT,
+        stored INTEGER NOT NULL DEFAULT 0,
+        size INTEGER,
+        first_seen INTEGER NOT NULL,
+        stored_at INTEGER,
+        on_server INTEGER NOT NULL DEFAULT 1,
+        deleted_at INTEGER
+    );
+    CREATE TABLE pop3_server (
+        key TEXT PRIMARY KEY,
+        value INTEGER
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

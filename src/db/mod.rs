@@ -7,6 +7,7 @@
 //! rusqlite is synchronous: the engine calls it from its async task for short statements only.
 
 mod migrations;
+pub mod pop3;
 
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
 use crate::sync::planner::{RowId, StateRow};

@@ -7,6 +7,7 @@
 
 pub mod folder;
 pub mod lock;
+pub mod pop3;
 pub mod recover;
 pub mod report;
 
@@ -392,7 +393,16 @@ impl Shared<'_> {
 }
 
 /// Seconds since the Unix epoch.
+///
+/// `ARCTERN_NOW` (Unix seconds) overrides the clock, for testing time-based policies such as
+/// POP3's `delete_after_days`.
 pub fn unix_now() -> i64 {
+    if let Some(now) = std::env::var("ARCTERN_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return now;
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

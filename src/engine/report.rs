@@ -40,6 +40,9 @@ pub struct AccountReport {
     pub folders: Vec<FolderReport>,
     /// An error that stopped the whole account (connection, login, lock, state).
     pub fatal: Option<String>,
+    /// For a POP3 account: stored messages the server still keeps (None when not contacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop3_kept: Option<usize>,
     /// Wall time.
     #[serde(skip)]
     pub elapsed: Duration,
@@ -58,6 +61,22 @@ impl AccountReport {
 
     /// `work: +120 ↓ +3 ↑ flags 17 ↓ 2 ↑ deleted 4 ↓ 0 ↑ in 2.1s` (↓ = into the Maildir).
     pub fn summary_line(&self) -> String {
+        if let Some(kept) = self.pop3_kept {
+            let mut line = format!(
+                "{}: +{} ↓ (POP3) deleted {} on server, {kept} kept there in {:.1}s",
+                self.account,
+                self.total(|f| f.downloaded),
+                self.total(|f| f.deleted_far),
+                self.elapsed.as_secs_f64()
+            );
+            if self.folders.iter().any(|f| f.error.is_some()) {
+                line.push_str(" (failed)");
+            }
+            if let Some(e) = &self.fatal {
+                line.push_str(&format!(" FAILED: {e}"));
+            }
+            return line;
+        }
         let mut line = format!(
             "{}: +{} ↓ +{} ↑ flags {} ↓ {} ↑ deleted {} ↓ {} ↑ in {:.1}s",
             self.account,

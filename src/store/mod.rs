@@ -4,3 +4,5 @@
 pub mod eol;
 pub mod imap;
 pub mod maildir;
+pub mod pop3;
+pub mod tls;

@@ -5,4 +5,5 @@
 pub mod delta;
 pub mod folders;
 pub mod planner;
+pub mod pop3;
 pub mod repair;

@@ -6,8 +6,9 @@
 //! they came over TLS). The password is sent only over TLS, or in plain text when the config says
 //! `tls = "none"`.
 
-use super::{ImapConn, ImapError, Transport, tls};
+use super::{ImapConn, ImapError, Transport};
 use crate::config::{ImapConfig, Secret, TlsMode};
+use crate::store::tls;
 use async_imap::Client;
 use async_imap::imap_proto::{Response, Status};
 use rustls_pki_types::ServerName;
@@ -134,7 +135,10 @@ async fn tls_handshake(
     cfg: &ImapConfig,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    let config = tls::client_config(&cfg.host, cfg.ca_file.as_deref())?;
+    let config = tls::client_config(cfg.ca_file.as_deref()).map_err(|message| ImapError::Tls {
+        host: cfg.host.clone(),
+        message,
+    })?;
     let name = ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
         host: cfg.host.clone(),
         message: format!("invalid server name: {e}"),

@@ -9,7 +9,6 @@
 //! after any of them so it cannot be used again.
 
 mod connect;
-mod tls;
 
 pub use connect::connect;
 

@@ -322,6 +322,11 @@ impl MaildirFolder {
         })
     }
 
+    /// Where [`MaildirFolder::publish`] expects a message written by a streaming writer.
+    pub fn tmp_path(&self, key: &NearKey) -> PathBuf {
+        self.path.join("tmp").join(&key.0)
+    }
+
     /// Removes a leftover `tmp/` file of an interrupted delivery, if any.
     pub fn remove_tmp(&self, key: &NearKey) {
         let _ = std::fs::remove_file(self.path.join("tmp").join(&key.0));

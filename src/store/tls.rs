@@ -1,7 +1,7 @@
-//! TLS client configuration: rustls with the ring provider, system roots (falling back to the
-//! webpki set) plus an optional `ca_file`. Verification is always on.
+//! TLS client configuration shared by the IMAP and POP3 stores: rustls with the ring provider,
+//! system roots (falling back to the webpki set) plus an optional `ca_file`. Verification is
+//! always on.
 
-use super::ImapError;
 use rustls::ClientConfig;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
@@ -9,12 +9,10 @@ use rustls_pki_types::pem::PemObject;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Builds the client configuration for `host`, trusting the system roots and `ca_file`.
-pub fn client_config(host: &str, ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ImapError> {
-    let tls_err = |message: String| ImapError::Tls {
-        host: host.to_string(),
-        message,
-    };
+/// Builds the client configuration, trusting the system roots and `ca_file`. Errors are text
+/// naming the file; the caller adds the host.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let tls_err = |message: String| message;
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {

@@ -1,0 +1,516 @@
+//! Pulling a POP3 maildrop into a Maildir folder, crash-safe.
+//!
+//! Order per batch of messages: intents in SQLite (identity → new Maildir key), then RETR
+//! streamed into `tmp/` files, one durability barrier for the batch, renames into `new/`, a
+//! directory fsync, then "stored" in SQLite. Only then may a DELE be sent, and deletions take
+//! effect only at QUIT (RFC 1939 UPDATE state), so a kill or a dropped connection at any point
+//! loses nothing; an intent left behind is settled by the next run (file published → stored,
+//! else forgotten and downloaded again), so nothing is duplicated either.
+
+use super::report::{AccountReport, FolderReport};
+use super::{FatalKind, SyncOptions, lock, state_path, unix_now};
+use crate::config::{Config, Pop3Account, Pop3Identity};
+use crate::db::StateDb;
+use crate::db::pop3::{Pop3Change, Pop3Row};
+use crate::model::{Flags, NearKey};
+use crate::store::maildir::{self, MaildirFolder, layout};
+use crate::store::pop3::proto::Expire;
+use crate::store::pop3::{self, Pop3Conn, Pop3Error};
+use crate::sync::pop3::{self as plan, Listed, Pop3Policy};
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Instant;
+
+/// Messages per batch: one intent commit, one pipelined RETR burst, one barrier, one commit.
+const BATCH: usize = 100;
+
+/// Pulls one POP3 account. Never panics on bad data; everything goes into the report.
+pub async fn pull_account(
+    config: &Config,
+    account: &Pop3Account,
+    options: SyncOptions,
+    progress: &indicatif::ProgressBar,
+) -> (AccountReport, Option<FatalKind>) {
+    let started = Instant::now();
+    let mut report = AccountReport {
+        account: account.name.clone(),
+        pop3_kept: Some(0),
+        ..Default::default()
+    };
+    let mut fr = FolderReport {
+        folder: account.folder.to_string(),
+        ..Default::default()
+    };
+    let result = pull(config, account, options, progress, &mut fr, &mut report).await;
+    report.folders.push(fr);
+    let fatal = match result {
+        Ok(()) => None,
+        Err((kind, message)) => {
+            tracing::error!(account = %account.name, "{message}");
+            report.fatal = Some(message);
+            Some(kind)
+        }
+    };
+    report.elapsed = started.elapsed();
+    if !options.dry_run
+        && let Ok(db) = StateDb::open(&state_path(config, &account.name))
+    {
+        let _ = db.record_run(
+            unix_now() - report.elapsed.as_secs() as i64,
+            unix_now(),
+            !report.has_errors(),
+            &serde_json::to_string(&report).unwrap_or_default(),
+        );
+    }
+    (report, fatal)
+}
+
+async fn pull(
+    config: &Config,
+    account: &Pop3Account,
+    options: SyncOptions,
+    progress: &indicatif::ProgressBar,
+    fr: &mut FolderReport,
+    report: &mut AccountReport,
+) -> Result<(), (FatalKind, String)> {
+    let local = |m: String| (FatalKind::Local, m);
+    let name = &account.name;
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        local(format!(
+            "cannot create state_dir {}: {e}",
+            config.state_dir.display()
+        ))
+    })?;
+    let _lock =
+        lock::acquire(&config.state_dir, name).map_err(|e| (FatalKind::Locked, e.to_string()))?;
+    let db = StateDb::open(&state_path(config, name)).map_err(|e| local(e.to_string()))?;
+    let mut rows = db.pop3_rows().map_err(|e| local(e.to_string()))?;
+
+    // The Maildir folder. A root that held our mail before and is gone now is an error, never a
+    // reason to download everything again.
+    let root = &account.maildir;
+    let ever_stored = rows.values().any(|r| r.stored);
+    if !root.exists() && ever_stored {
+        return Err(local(format!(
+            "Maildir root {} is missing; it held mail pulled before, so arctern stops instead of downloading everything again",
+            root.display()
+        )));
+    }
+    let path = layout::folder_path(root, account.layout, &account.folder)
+        .map_err(|e| local(format!("folder {}: {e}", account.folder)))?;
+    // In a dry run a folder that does not exist yet is not created; downloads are only listed.
+    let mut md = if path.join("cur").is_dir() {
+        Some(MaildirFolder::open(&path).map_err(|e| local(e.to_string()))?)
+    } else if options.dry_run {
+        fr.planned
+            .push(format!("create local folder {}", account.folder));
+        None
+    } else {
+        std::fs::create_dir_all(root).map_err(|e| {
+            local(format!(
+                "cannot create Maildir root {}: {e}",
+                root.display()
+            ))
+        })?;
+        let subfolder =
+            !account.folder.is_inbox() && account.layout == crate::config::Layout::MaildirPlusPlus;
+        Some(MaildirFolder::create(&path, subfolder).map_err(|e| local(e.to_string()))?)
+    };
+
+    // Downloads a killed run left half-done.
+    if let (false, Some(md)) = (options.dry_run, md.as_ref()) {
+        fr.recovered += settle_intents(&db, md, &mut rows).map_err(local)?;
+    }
+
+    // LOGIN-DELAY: a server that allows one login every N seconds is not asked again sooner.
+    let now = unix_now();
+    if let (Some(delay), Some(last)) = (
+        db.pop3_server_value("login_delay")
+            .map_err(|e| local(e.to_string()))?,
+        db.pop3_server_value("last_login")
+            .map_err(|e| local(e.to_string()))?,
+    ) && now < last + delay
+    {
+        fr.notes.push(format!(
+            "server allows one login every {delay} s (LOGIN-DELAY); next pull possible in {} s, skipped",
+            last + delay - now
+        ));
+        report.pop3_kept = None;
+        return Ok(());
+    }
+
+    let password = account
+        .pop3
+        .password
+        .resolve(name)
+        .map_err(|m| (FatalKind::Connect, m))?;
+    progress.set_message(format!("{name}: connecting"));
+    let mut conn = pop3::connect(&account.pop3, &password)
+        .await
+        .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+    remember_server_facts(&db, &conn, now, options).map_err(local)?;
+    note_server_facts(&conn, account, fr);
+
+    let result = transact(
+        &db,
+        &mut conn,
+        md.as_mut(),
+        account,
+        &mut rows,
+        options,
+        progress,
+        fr,
+    )
+    .await;
+    match result {
+        Ok(deleted) => {
+            // QUIT: the server carries out the DELEs now (and only now).
+            match conn.quit().await {
+                Ok(()) => {
+                    if !options.dry_run && !deleted.is_empty() {
+                        let now = unix_now();
+                        let changes: Vec<Pop3Change> = deleted
+                            .iter()
+                            .map(|uid| Pop3Change::Deleted(uid.clone(), now))
+                            .collect();
+                        db.pop3_apply(&changes).map_err(|e| local(e.to_string()))?;
+                        fr.deleted_far += deleted.len();
+                    }
+                }
+                Err(e) => {
+                    fr.error = Some(format!(
+                        "QUIT failed ({e}): the server may not have deleted the {} message(s) marked for deletion; the next run tries again",
+                        deleted.len()
+                    ));
+                }
+            }
+        }
+        Err(e) => {
+            // No QUIT: the server deletes nothing from this session.
+            fr.error = Some(e);
+        }
+    }
+    let rows = db.pop3_rows().map_err(|e| local(e.to_string()))?;
+    report.pop3_kept = Some(rows.values().filter(|r| r.stored && r.on_server).count());
+    Ok(())
+}
+
+/// Finishes or forgets the downloads a killed run left as intents.
+fn settle_intents(
+    db: &StateDb,
+    md: &MaildirFolder,
+    rows: &mut HashMap<String, Pop3Row>,
+) -> Result<usize, String> {
+    let pending: Vec<(String, String)> = rows
+        .values()
+        .filter(|r| !r.stored)
+        .filter_map(|r| Some((r.uid.clone(), r.near_key.clone()?)))
+        .collect();
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let present = md.scan().map_err(|e| e.to_string())?;
+    let now = unix_now();
+    let mut changes = Vec::new();
+    for (uid, key) in &pending {
+        if present.contains_key(&NearKey(key.clone())) {
+            changes.push(Pop3Change::Stored(uid.clone(), now));
+        } else {
+            md.remove_tmp(&NearKey(key.clone()));
+            changes.push(Pop3Change::Abandon(uid.clone()));
+        }
+    }
+    db.pop3_apply(&changes).map_err(|e| e.to_string())?;
+    for c in &changes {
+        if let Pop3Change::Stored(uid, _) = c
+            && let Some(r) = rows.get_mut(uid)
+        {
+            r.stored = true;
+        } else if let Pop3Change::Abandon(uid) = c
+            && let Some(r) = rows.get_mut(uid)
+        {
+            r.near_key = None;
+        }
+    }
+    Ok(changes.len())
+}
+
+fn remember_server_facts(
+    db: &StateDb,
+    conn: &Pop3Conn,
+    now: i64,
+    options: SyncOptions,
+) -> Result<(), String> {
+    if options.dry_run {
+        return Ok(());
+    }
+    let caps = conn.capabilities();
+    let e = |e: crate::db::DbError| e.to_string();
+    db.set_pop3_server_value("last_login", Some(now))
+        .map_err(e)?;
+    db.set_pop3_server_value("login_delay", caps.login_delay.map(|d| d as i64))
+        .map_err(e)?;
+    db.set_pop3_server_value(
+        "expire_days",
+        match caps.expire {
+            Some(Expire::Days(d)) => Some(i64::from(d)),
+            Some(Expire::Never) => Some(-1),
+            None => None,
+        },
+    )
+    .map_err(e)
+}
+
+/// Reports LOGIN-DELAY and EXPIRE, and where EXPIRE contradicts the configuration.
+fn note_server_facts(conn: &Pop3Conn, account: &Pop3Account, fr: &mut FolderReport) {
+    let caps = conn.capabilities();
+    if let Some(delay) = caps.login_delay
+        && delay > 0
+    {
+        fr.notes.push(format!(
+            "server allows one login every {delay} s (LOGIN-DELAY); runs sooner than that are skipped"
+        ));
+    }
+    match caps.expire {
+        Some(Expire::Days(0)) if account.pop3.keep_on_server => fr.notes.push(
+            "server deletes messages once retrieved (EXPIRE 0): keep_on_server cannot be honoured"
+                .into(),
+        ),
+        Some(Expire::Days(d)) => {
+            let wanted = account.pop3.delete_after_days;
+            if account.pop3.keep_on_server && wanted.is_none_or(|w| w > d) {
+                fr.notes.push(format!(
+                    "server deletes retrieved messages after {d} day(s) (EXPIRE {d}), sooner than this account keeps them"
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Listing, downloads and DELEs of one session. Returns the identities marked for deletion
+/// (deleted once QUIT succeeds).
+#[allow(clippy::too_many_arguments)]
+async fn transact(
+    db: &StateDb,
+    conn: &mut Pop3Conn,
+    md: Option<&mut MaildirFolder>,
+    account: &Pop3Account,
+    rows: &mut HashMap<String, Pop3Row>,
+    options: SyncOptions,
+    progress: &indicatif::ProgressBar,
+    fr: &mut FolderReport,
+) -> Result<Vec<String>, String> {
+    let name = &account.name;
+    let listing = listing(conn, account)
+        .await
+        .map_err(|e| format!("listing the maildrop: {e}"))?;
+    let now = unix_now();
+    if !options.dry_run {
+        let mut changes: Vec<Pop3Change> = listing
+            .iter()
+            .map(|m| Pop3Change::Seen {
+                uid: m.uid.clone(),
+                size: m.size,
+                now,
+            })
+            .collect();
+        changes.extend(
+            plan::gone(&listing, rows)
+                .into_iter()
+                .map(|u| Pop3Change::Gone(u.to_string())),
+        );
+        db.pop3_apply(&changes).map_err(|e| e.to_string())?;
+        *rows = db.pop3_rows().map_err(|e| e.to_string())?;
+    }
+
+    let wanted: Vec<Listed> = plan::downloads(&listing, rows)
+        .into_iter()
+        .cloned()
+        .collect();
+    if let (false, Some(md)) = (options.dry_run, md) {
+        let total = wanted.len();
+        for (i, batch) in wanted.chunks(BATCH).enumerate() {
+            progress.set_message(format!("{name}: ↓ {}/{total}", i * BATCH));
+            download_batch(db, conn, md, batch, fr).await?;
+        }
+        *rows = db.pop3_rows().map_err(|e| e.to_string())?;
+    } else {
+        fr.planned
+            .push(format!("download {} message(s)", wanted.len()));
+    }
+
+    let policy = Pop3Policy {
+        keep_on_server: account.pop3.keep_on_server,
+        delete_after_days: account.pop3.delete_after_days,
+        now: unix_now(),
+    };
+    let doomed = plan::deletions(&listing, rows, policy);
+    if doomed.is_empty() {
+        return Ok(Vec::new());
+    }
+    if options.dry_run {
+        fr.planned
+            .push(format!("delete {} message(s) on the server", doomed.len()));
+        return Ok(Vec::new());
+    }
+    conn.dele_many(&doomed).await.map_err(|e| {
+        format!(
+            "marking messages for deletion: {e} (nothing is deleted: the session ends without QUIT)"
+        )
+    })?;
+    let by_msgno: HashMap<u32, &str> = listing.iter().map(|m| (m.msgno, m.uid.as_str())).collect();
+    Ok(doomed
+        .iter()
+        .filter_map(|n| by_msgno.get(n).map(|u| u.to_string()))
+        .collect())
+}
+
+/// The maildrop's messages with their identities: UIDL, or (configured) a header hash.
+async fn listing(conn: &mut Pop3Conn, account: &Pop3Account) -> Result<Vec<Listed>, Pop3Error> {
+    let sizes: HashMap<u32, u64> = conn.list_all().await?.into_iter().collect();
+    let ids: Vec<(u32, String)> = match account.pop3.identify_by {
+        Pop3Identity::Uidl => {
+            if conn.capabilities().known && !conn.capabilities().uidl {
+                return Err(no_uidl(&account.name));
+            }
+            match conn.uidl_all().await {
+                Err(Pop3Error::Refused { .. }) => return Err(no_uidl(&account.name)),
+                other => other?,
+            }
+        }
+        Pop3Identity::HeaderHash => {
+            let mut ids = Vec::with_capacity(sizes.len());
+            let mut numbers: Vec<u32> = sizes.keys().copied().collect();
+            numbers.sort_unstable();
+            for n in numbers {
+                let header = conn.top_header(n).await?;
+                ids.push((n, header_identity(&header, sizes[&n])));
+            }
+            ids
+        }
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for (msgno, uid) in ids {
+        let Some(size) = sizes.get(&msgno) else {
+            return Err(Pop3Error::Protocol {
+                command: "UIDL".into(),
+                message: format!("message {msgno} is in UIDL but not in LIST"),
+            });
+        };
+        out.push(Listed {
+            msgno,
+            uid,
+            size: *size,
+        });
+    }
+    Ok(out)
+}
+
+fn no_uidl(account: &str) -> Pop3Error {
+    Pop3Error::Config(format!(
+        "account {account}: the server does not support UIDL, so arctern cannot tell which messages it already has; set identify_by = \"header-hash\" in [accounts.{account}.pop3] to identify messages by a hash of their headers and size"
+    ))
+}
+
+/// `h:` and the SHA-256 of the header and size, in hex (fits UIDL's 70 characters).
+fn header_identity(header: &[u8], size: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(header);
+    h.update(size.to_be_bytes());
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("h:{hex}")
+}
+
+/// One batch: intents, pipelined RETR into `tmp/`, barrier, publish, directory fsync, stored.
+async fn download_batch(
+    db: &StateDb,
+    conn: &mut Pop3Conn,
+    md: &mut MaildirFolder,
+    batch: &[Listed],
+    fr: &mut FolderReport,
+) -> Result<(), String> {
+    let keys: Vec<NearKey> = batch.iter().map(|_| maildir::new_key()).collect();
+    let intents: Vec<Pop3Change> = batch
+        .iter()
+        .zip(&keys)
+        .map(|(m, k)| Pop3Change::Intent(m.uid.clone(), k.0.clone()))
+        .collect();
+    db.pop3_apply(&intents).map_err(|e| e.to_string())?;
+
+    let by_msgno: HashMap<u32, usize> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.msgno, i))
+        .collect();
+    let numbers: Vec<u32> = batch.iter().map(|m| m.msgno).collect();
+    let tmp_of = |n: u32| md.tmp_path(&keys[by_msgno[&n]]);
+    let results = conn
+        .retr_many(
+            &numbers,
+            |n| {
+                std::fs::File::create(tmp_of(n))
+                    .map(|f| std::io::BufWriter::with_capacity(256 * 1024, f))
+            },
+            |_, mut w| w.flush(),
+        )
+        .await;
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            abandon(db, md, batch, &keys);
+            return Err(format!("downloading: {e}"));
+        }
+    };
+
+    let mut fetched = Vec::new();
+    let mut failed = Vec::new();
+    for ((m, key), result) in batch.iter().zip(&keys).zip(results) {
+        match result {
+            Ok(_) => fetched.push((m, key)),
+            Err(e) => {
+                fr.notes.push(format!(
+                    "message {} ({}): not downloaded: {e}",
+                    m.msgno, m.uid
+                ));
+                failed.push(m.uid.clone());
+                md.remove_tmp(key);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let changes: Vec<Pop3Change> = failed.into_iter().map(Pop3Change::Abandon).collect();
+        db.pop3_apply(&changes).map_err(|e| e.to_string())?;
+    }
+    if fetched.is_empty() {
+        return Ok(());
+    }
+    maildir::durability::make_durable(md.path().join("tmp"))
+        .await
+        .map_err(|e| format!("making downloads durable in {}: {e}", md.path().display()))?;
+    for (_, key) in &fetched {
+        md.publish(key, &Flags::new()).map_err(|e| e.to_string())?;
+    }
+    md.sync_dirs().map_err(|e| e.to_string())?;
+    let now = unix_now();
+    let stored: Vec<Pop3Change> = fetched
+        .iter()
+        .map(|(m, _)| Pop3Change::Stored(m.uid.clone(), now))
+        .collect();
+    db.pop3_apply(&stored).map_err(|e| e.to_string())?;
+    fr.downloaded += fetched.len();
+    Ok(())
+}
+
+/// Rolls a failed batch back: its `tmp/` files removed, its intents forgotten.
+fn abandon(db: &StateDb, md: &MaildirFolder, batch: &[Listed], keys: &[NearKey]) {
+    for key in keys {
+        md.remove_tmp(key);
+    }
+    let changes: Vec<Pop3Change> = batch
+        .iter()
+        .map(|m| Pop3Change::Abandon(m.uid.clone()))
+        .collect();
+    let _ = db.pop3_apply(&changes);
+}
