@@ -13,16 +13,19 @@ private_dovecot_users() {
   MUID=$(id -u "$MAILUSER"); MGID=$(id -g "$MAILUSER")
 }
 
-# write_private_dovecot_conf DIR PORT INSTANCE: DIR/dovecot.conf for users in DIR/passwd with
-# mail under DIR/mail/<user>. Call private_dovecot_users first.
+# write_private_dovecot_conf DIR PORT INSTANCE [POP3PORT]: DIR/dovecot.conf for users in
+# DIR/passwd with mail under DIR/mail/<user>; plain POP3 too when POP3PORT is given. Call
+# private_dovecot_users first.
 write_private_dovecot_conf() {
-  local dir=$1 port=$2 instance=$3
+  local dir=$1 port=$2 instance=$3 pop3port=${4:-}
+  local protocols=imap
+  [ -n "$pop3port" ] && protocols="imap pop3"
   cat > "$dir/dovecot.conf" <<CONF
 base_dir = $dir/run
 state_dir = $dir/state
 log_path = $dir/dovecot.log
 instance_name = $instance
-protocols = imap
+protocols = $protocols
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -50,6 +53,19 @@ service imap-login {
   }
 }
 CONF
+  if [ -n "$pop3port" ]; then
+    cat >> "$dir/dovecot.conf" <<CONF
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = $pop3port
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+CONF
+  fi
 }
 
 # start_private_dovecot DIR: starts it (stdio to a file, or a pipe never closes) and waits for

@@ -34,7 +34,7 @@ pub async fn pull_account(
     let started = Instant::now();
     let mut report = AccountReport {
         account: account.name.clone(),
-        pop3_kept: Some(0),
+        pop3: true,
         ..Default::default()
     };
     let mut fr = FolderReport {
@@ -135,7 +135,6 @@ async fn pull(
             "server allows one login every {delay} s (LOGIN-DELAY); next pull possible in {} s, skipped",
             last + delay - now
         ));
-        report.pop3_kept = None;
         return Ok(());
     }
 

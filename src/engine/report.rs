@@ -40,6 +40,9 @@ pub struct AccountReport {
     pub folders: Vec<FolderReport>,
     /// An error that stopped the whole account (connection, login, lock, state).
     pub fatal: Option<String>,
+    /// A POP3 account (the summary line then speaks of the maildrop).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pop3: bool,
     /// For a POP3 account: stored messages the server still keeps (None when not contacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pop3_kept: Option<usize>,
@@ -61,9 +64,12 @@ impl AccountReport {
 
     /// `work: +120 ↓ +3 ↑ flags 17 ↓ 2 ↑ deleted 4 ↓ 0 ↑ in 2.1s` (↓ = into the Maildir).
     pub fn summary_line(&self) -> String {
-        if let Some(kept) = self.pop3_kept {
+        if self.pop3 {
+            let kept = self
+                .pop3_kept
+                .map_or(String::new(), |k| format!(", {k} kept there"));
             let mut line = format!(
-                "{}: +{} ↓ (POP3) deleted {} on server, {kept} kept there in {:.1}s",
+                "{}: +{} ↓ (POP3) deleted {} on server{kept} in {:.1}s",
                 self.account,
                 self.total(|f| f.downloaded),
                 self.total(|f| f.deleted_far),

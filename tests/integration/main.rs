@@ -5,5 +5,6 @@ mod support;
 mod fastpath;
 mod hostile;
 mod mirror;
+mod pop3;
 mod safety;
 mod tls;

@@ -17,9 +17,10 @@ pub struct Dovecot {
     pub imap_port: u16,
     /// Implicit-TLS IMAP port.
     pub imaps_port: u16,
-    /// POP3 port (for the POP3 pull tests to come).
-    #[allow(dead_code)]
+    /// Plain POP3 (also STLS) port.
     pub pop3_port: u16,
+    /// Implicit-TLS POP3 port.
+    pub pop3s_port: u16,
     /// The test CA certificate (PEM).
     pub ca_file: PathBuf,
     conf: PathBuf,
@@ -179,7 +180,8 @@ impl Dovecot {
         } else {
             (user.clone(), user.clone())
         };
-        let (imap_port, imaps_port, pop3_port) = (free_port(), free_port(), free_port());
+        let (imap_port, imaps_port, pop3_port, pop3s_port) =
+            (free_port(), free_port(), free_port(), free_port());
         std::fs::write(dir.join("passwd"), "").unwrap();
         let d = dir.display();
         let conf = format!(
@@ -226,7 +228,9 @@ service pop3-login {{
     port = {pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    address = 127.0.0.1
+    port = {pop3s_port}
+    ssl = yes
   }}
 }}
 {extra}
@@ -254,6 +258,7 @@ service pop3-login {{
             imap_port,
             imaps_port,
             pop3_port,
+            pop3s_port,
             ca_file: dir.join("ca.crt"),
             conf: conf_path,
             uid,
@@ -325,6 +330,26 @@ service pop3-login {{
             .arg("-R")
             .arg(format!("{}:{}", self.uid, self.gid))
             .arg(maildir));
+    }
+
+    /// Drops `count` messages straight into a user's Maildir `new/` (as a delivery agent would),
+    /// owned by the mail uid; `body(i)` gives each message. Fast enough for big maildrops.
+    pub fn deliver_files(&self, user: &str, count: usize, body: impl Fn(usize) -> Vec<u8>) {
+        let root = self.dir.join("mail").join(user);
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        for i in 0..count {
+            std::fs::write(root.join("new").join(format!("{stamp}.T{i}.test")), body(i)).unwrap();
+        }
+        run(Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(&root));
     }
 
     /// Runs doveadm against this instance.

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod dovecot;
+pub mod fakepop;
 
 pub use client::Client;
 pub use dovecot::Dovecot;
