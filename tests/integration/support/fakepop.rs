@@ -21,12 +21,15 @@ pub struct Script {
     pub drop_in_retr: Option<usize>,
 }
 
+/// A maildrop: (uidl, raw bytes with CRLF) per message.
+pub type Maildrop = Vec<(String, Vec<u8>)>;
+
 /// The maildrop and the script, shared with the server thread.
 pub struct FakePop {
     /// Port on 127.0.0.1.
     pub port: u16,
     /// Messages: (uidl, raw bytes with CRLF).
-    pub messages: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    pub messages: Arc<Mutex<Maildrop>>,
     /// The script; change it between runs.
     pub script: Arc<Mutex<Script>>,
     /// Commands received, for assertions (passwords replaced).
@@ -70,13 +73,13 @@ impl FakePop {
 
 fn session(
     stream: std::net::TcpStream,
-    messages: &Mutex<Vec<(String, Vec<u8>)>>,
+    messages: &Mutex<Maildrop>,
     script: &Script,
     log: &Mutex<Vec<String>>,
 ) {
     let mut out = stream.try_clone().unwrap();
     let mut input = BufReader::new(stream);
-    let snapshot: Vec<(String, Vec<u8>)> = messages.lock().unwrap().clone();
+    let snapshot: Maildrop = messages.lock().unwrap().clone();
     let mut deleted = vec![false; snapshot.len()];
     let mut retrs = 0usize;
     let _ = out.write_all(b"+OK fake POP3 ready\r\n");
