@@ -6,7 +6,8 @@
 # --profile small keeps messages under ~100 KB (100,000 messages in about 1 GB); --append adds the
 # run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
-# after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages. The
+# after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages; a
+# POP3 pull of a 2,000-message maildrop (arctern against getmail6, both leaving mail on the server). The
 # limits: one client streaming every body over IMAP, and writing the same files with an fsync each.
 # Reports the median wall time of R runs (default 3), peak RSS, and each peer's time / arctern's.
 set -euo pipefail
@@ -35,6 +36,7 @@ ARCTERN=$ROOT/target/release/arctern
 
 B=/tmp/arctern-bench
 PORT=${BENCH_PORT:-10993}
+POP3_PORT=$((PORT + 1))
 stop_server() { [ -f "$B/run/master.pid" ] && kill "$(cat "$B/run/master.pid")" 2>/dev/null || true; }
 trap stop_server EXIT
 stop_server
@@ -45,15 +47,17 @@ chmod 755 "$B"
 . contrib/lib/private-dovecot.sh
 private_dovecot_users
 : > "$B/passwd"
-for u in bench push-arctern push-mbsync push-offlineimap; do
+for u in bench pop push-arctern push-mbsync push-offlineimap; do
   echo "$u:{PLAIN}secret:$MUID:$MGID::$B/mail/$u::" >> "$B/passwd"
 done
-write_private_dovecot_conf "$B" "$PORT" arctern-bench
+write_private_dovecot_conf "$B" "$PORT" arctern-bench "$POP3_PORT"
 D="doveadm -c $B/dovecot.conf"
 
 echo "== seeding $MESSAGES messages"
 SEED=$(python3 contrib/bench/seed.py "$B/mail/bench" "$MESSAGES" "$PROFILE")
 echo "$SEED"
+POP_SEED=$(python3 contrib/bench/seed.py "$B/mail/pop" 2000 "$PROFILE" inbox)
+echo "POP3 maildrop: $POP_SEED"
 chown -R "$MUID:$MGID" "$B/mail"
 start_private_dovecot "$B"
 $D force-resync -u bench '*'
@@ -195,6 +199,52 @@ PY
     res=$(run_tool "$tool" "$dir"); record push "$tool" "$res"; echo "  $tool push #$r: $res"
   done
 done
+echo "== POP3 pull of a 2000-message maildrop (left on the server)"
+for r in $(seq "$RUNS"); do
+  dir=$B/local-pop-arctern; rm -rf "$dir"; mkdir -p "$dir"
+  cat > "$dir/arctern.toml" <<EOT
+state_dir = "$dir/state"
+[accounts.p]
+maildir = "$dir/Mail"
+[accounts.p.pop3]
+host = "127.0.0.1"
+port = $POP3_PORT
+tls = "none"
+user = "pop"
+password = "secret"
+EOT
+  res=$( { /usr/bin/time -f "%e %M" "$ARCTERN" -c "$dir/arctern.toml" sync >/dev/null; } 2>&1 | tail -n 1 )
+  record pop3 arctern "$res"; echo "  arctern POP3 #$r: $res"
+  dir=$B/local-pop-getmail; rm -rf "$dir"; mkdir -p "$dir/Mail/cur" "$dir/Mail/new" "$dir/Mail/tmp" "$dir/state"
+  cat > "$dir/getmailrc" <<EOT
+[retriever]
+type = SimplePOP3Retriever
+server = 127.0.0.1
+port = $POP3_PORT
+username = pop
+password = secret
+
+[destination]
+type = Maildir
+path = $dir/Mail/
+
+[options]
+read_all = true
+delete = false
+verbose = 0
+message_log_syslog = false
+EOT
+  # getmail refuses to deliver as root: run it as the unprivileged mail user.
+  as_user=()
+  if [ "$(id -u)" -eq 0 ]; then chown -R "$MUID:$MGID" "$dir"; as_user=(runuser -u "$MAILUSER" --); fi
+  res=$( { /usr/bin/time -f "%e %M" "${as_user[@]}" getmail --getmaildir "$dir/state" --rcfile "$dir/getmailrc" >/dev/null; } 2>&1 | tail -n 1 )
+  record pop3 getmail "$res"; echo "  getmail POP3 #$r: $res"
+  got=$(find "$dir/Mail/new" "$dir/Mail/cur" -type f | wc -l)
+  [ "$got" = 2000 ] || { echo "getmail stored $got of 2000 messages" >&2; exit 1; }
+  got=$(find "$B/local-pop-arctern/Mail/new" -type f | wc -l)
+  [ "$got" = 2000 ] || { echo "arctern stored $got of 2000 messages" >&2; exit 1; }
+done
+
 echo "== physical limits"
 for r in $(seq "$RUNS"); do
   res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fetch "$PORT" bench secret >/dev/null; } 2>&1 | tail -n 1 )
@@ -206,9 +256,9 @@ done
 
 echo "== report"
 if [ "$APPEND" = 1 ]; then OUT=$B/results/section.md; else OUT=BENCHMARKS.md; fi
-python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" "$PROFILE" "$APPEND" > "$OUT" <<'PY'
+python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" "$PROFILE" "$APPEND" "$POP_SEED" > "$OUT" <<'PY'
 import statistics, subprocess, sys, platform, collections
-raw, messages, seed, runs, profile, append = sys.argv[1:7]
+raw, messages, seed, runs, profile, append, pop_seed = sys.argv[1:8]
 data = collections.defaultdict(list)
 for line in open(raw):
     scen, tool, secs, rss = line.split()
@@ -232,11 +282,13 @@ else:
 sizes = "1.5 KB to 100 KB" if profile == "small" else "2 KB to 2 MB"
 print(f"- data: {seed}, six folders (one non-ASCII), {sizes}, about 10% with attachments, mixed flags")
 print(f"- machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Linux {platform.release()}")
-print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
+print(f"- POP3 maildrop: {pop_seed}, same mix, all in INBOX")
+print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['getmail', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
 print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
-tools = [t for t in ("arctern", "mbsync", "offlineimap") if any(k[1] == t for k in data)]
+tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail") if any(k[1] == t for k in data)]
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
-         "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages"}
+         "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages",
+         "pop3": "POP3 pull of 2,000 messages"}
 print("| scenario | " + " | ".join(tools) + " | " + " | ".join(f"{t} / arctern" for t in tools if t != "arctern") + " |")
 print("|---|" + "---|" * (len(tools) * 2 - 1))
 for scen, label in names.items():

@@ -5,12 +5,14 @@
 set -euo pipefail
 
 need=()
-command -v dovecot >/dev/null 2>&1 || need+=(dovecot-imapd dovecot-pop3d)
+[ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null 2>&1 || need+=(isync)
   command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
   command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+  command -v getmail >/dev/null 2>&1 || need+=(getmail6)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -3,7 +3,8 @@
 
 Sizes from 2 KB to 2 MB (about 10% carry a base64 attachment of 200 KB - 2 MB), six folders
 including a non-ASCII one, mixed flags. Deterministic: the same arguments give the same bytes.
-Usage: seed.py MAILDIR COUNT [PROFILE]
+Usage: seed.py MAILDIR COUNT [PROFILE] [inbox]
+With "inbox" every message goes to INBOX (a POP3 maildrop).
 PROFILE "realistic" (default) is the mix above; "small" keeps every message under ~100 KB (text
 1.5 - 8 KB, attachments 20 - 100 KB) so that 100,000 messages fit in about 1 GB.
 """
@@ -65,6 +66,7 @@ def flags(rng):
 def main():
     root, count = sys.argv[1], int(sys.argv[2])
     profile = sys.argv[3] if len(sys.argv) > 3 else "realistic"
+    inbox_only = len(sys.argv) > 4 and sys.argv[4] == "inbox"
     if profile not in ("realistic", "small"):
         sys.exit(f"unknown size profile {profile!r}: realistic or small")
     rng = random.Random(42)
@@ -75,6 +77,8 @@ def main():
     base_time = 1_700_000_000
     for n in range(count):
         folder = rng.choices(FOLDERS, WEIGHTS)[0]
+        if inbox_only:
+            folder = ""
         data = message(rng, n, profile)
         total += len(data)
         crlf = len(data) + data.count(b"\n")
