@@ -2,7 +2,10 @@
 # Benchmark arctern against mbsync (isync) and offlineimap3 on the same private Dovecot and the
 # same data, in one run, and write the table to BENCHMARKS.md.
 #   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap] [--profile realistic|small]
-#                    [--append]
+#                    [--append] [--search]
+# --search runs the search scenarios instead (contrib/bench/search.sh): arctern pulls the account
+# once, then arctern, notmuch and mu index that Maildir, and arctern and notmuch answer the same
+# query set (latency and agreement).
 # --profile small keeps messages under ~100 KB (100,000 messages in about 1 GB); --append adds the
 # run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
@@ -18,6 +21,7 @@ RUNS=3
 SKIP_OFFLINEIMAP=0
 PROFILE=realistic
 APPEND=0
+SEARCH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) MESSAGES=$2; shift 2 ;;
@@ -25,11 +29,13 @@ while [ $# -gt 0 ]; do
     --skip-offlineimap) SKIP_OFFLINEIMAP=1; shift ;;
     --profile) PROFILE=$2; shift 2 ;;
     --append) APPEND=1; shift ;;
+    --search) SEARCH=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
 contrib/install-deps.sh --bench
+[ "$SEARCH" = 1 ] && { command -v notmuch >/dev/null && command -v mu >/dev/null || contrib/install-deps.sh --search; }
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time
 cargo build --release --quiet
 ARCTERN=$ROOT/target/release/arctern
@@ -68,6 +74,8 @@ config_for() { # tool user localdir
   case $tool in
     arctern) cat > "$dir/arctern.toml" <<EOT
 state_dir = "$dir/state"
+# Sync only, like the peers: indexing is measured by contrib/bench.sh --search.
+index = false
 [accounts.b]
 maildir = "$dir/Mail"
 [accounts.b.imap]
@@ -147,6 +155,12 @@ TOOLS=(arctern mbsync)
 [ "$SKIP_OFFLINEIMAP" = 1 ] || TOOLS+=(offlineimap)
 record() { echo "$1 $2 $3" >> "$B/results/raw"; }   # scenario tool "secs rss"
 
+if [ "$SEARCH" = 1 ]; then
+  dir=$(fresh_local arctern bench)
+  "$ARCTERN" -c "$dir/arctern.toml" sync
+  # shellcheck source=contrib/bench/search.sh
+  . contrib/bench/search.sh
+else
 echo "== initial pull"
 for tool in "${TOOLS[@]}"; do
   for r in $(seq "$RUNS"); do
@@ -204,6 +218,7 @@ for r in $(seq "$RUNS"); do
   dir=$B/local-pop-arctern; rm -rf "$dir"; mkdir -p "$dir"
   cat > "$dir/arctern.toml" <<EOT
 state_dir = "$dir/state"
+index = false
 [accounts.p]
 maildir = "$dir/Mail"
 [accounts.p.pop3]
@@ -245,6 +260,9 @@ EOT
   [ "$got" = 2000 ] || { echo "arctern stored $got of 2000 messages" >&2; exit 1; }
 done
 
+fi # not --search
+
+if [ "$SEARCH" = 0 ]; then
 echo "== physical limits"
 for r in $(seq "$RUNS"); do
   res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fetch "$PORT" bench secret >/dev/null; } 2>&1 | tail -n 1 )
@@ -253,6 +271,8 @@ for r in $(seq "$RUNS"); do
   res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fsync "$B/local-arctern-bench/Mail" "$B/fsync-copy" >/dev/null; } 2>&1 | tail -n 1 )
   record fsync limit "$res"; echo "  fsync writes #$r: $res"
 done
+
+fi
 
 echo "== report"
 if [ "$APPEND" = 1 ]; then OUT=$B/results/section.md; else OUT=BENCHMARKS.md; fi
@@ -285,10 +305,12 @@ print(f"- machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], captu
 print(f"- POP3 maildrop: {pop_seed}, same mix, all in INBOX")
 print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['getmail', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
 print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
-tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail") if any(k[1] == t for k in data)]
+tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail", "notmuch", "mu") if any(k[1] == t for k in data)]
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
          "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages",
-         "pop3": "POP3 pull of 2,000 messages"}
+         "pop3": "POP3 pull of 2,000 messages", "index": f"indexing {messages} messages",
+         "index200": "index update after 200 changes", "search": "search latency, p50 of the query set"}
+names = {k: v for k, v in names.items() if any(key[0] == k for key in data)}
 print("| scenario | " + " | ".join(tools) + " | " + " | ".join(f"{t} / arctern" for t in tools if t != "arctern") + " |")
 print("|---|" + "---|" * (len(tools) * 2 - 1))
 for scen, label in names.items():
@@ -304,7 +326,21 @@ for scen, label in names.items():
         cells.append(f"{m[0] / a[0]:.1f}x" if m and a and a[0] > 0 else "-")
     print(f"| {label} | " + " | ".join(cells) + " |")
 f, s = med(("fetch", "limit")), med(("fsync", "limit"))
-print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
+if f and s:
+    print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
+import os
+results = os.path.dirname(raw)
+if os.path.exists(os.path.join(results, "sizes")):
+    parts = open(os.path.join(results, "sizes")).read().split()
+    idx, md = int(parts[1]), int(parts[3])
+    print(f"\nIndex size: {idx / 1e6:.0f} MB for a {md / 1e6:.0f} MB Maildir ({100 * idx / md:.0f} %).")
+if os.path.exists(os.path.join(results, "agreement")):
+    print("\nSame queries through arctern and notmuch (Message-IDs found by each, and by both):\n")
+    print("| arctern query | arctern | notmuch | both |")
+    print("|---|---|---|---|")
+    for line in open(os.path.join(results, "agreement")):
+        q, a, n, both = line.rstrip("\n").split("|")
+        print(f"| `{q}` | {a} | {n} | {both} |")
 PY
 if [ "$APPEND" = 1 ]; then cat "$OUT" >> BENCHMARKS.md; fi
 cat "$OUT"

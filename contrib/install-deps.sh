@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages arctern's tests need (Dovecot for IMAP/POP3 and openssl for the
 # test CA) without starting or configuring the system services. Idempotent: does nothing when
-# everything is present. Usage: contrib/install-deps.sh [--bench] (--bench adds the peers).
+# everything is present. Usage: contrib/install-deps.sh [--bench|--search] (--bench adds the sync
+# peers, --search notmuch and mu).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,10 @@ if [ "${1:-}" = "--bench" ]; then
   command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
   command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
   command -v getmail >/dev/null 2>&1 || need+=(getmail6)
+fi
+if [ "${1:-}" = "--search" ]; then
+  command -v notmuch >/dev/null 2>&1 || need+=(notmuch)
+  command -v mu >/dev/null 2>&1 || need+=(maildir-utils)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

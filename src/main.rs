@@ -64,6 +64,16 @@ fn main() -> ExitCode {
             }
             Command::Check { accounts } => cli::check::run(&config, accounts).await,
             Command::Status { accounts, json } => cli::status::run(&config, accounts, *json),
+            Command::Index { accounts, rebuild } => {
+                cli::search::run_index(&config, accounts, *rebuild)
+            }
+            Command::Search {
+                query,
+                limit,
+                sort,
+                json,
+            } => cli::search::run_search(&config, &query.join(" "), *limit, (*sort).into(), *json),
+            Command::Show { what, raw } => cli::search::run_show(&config, what, *raw),
         }
     });
     ExitCode::from(code)

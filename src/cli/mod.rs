@@ -2,6 +2,7 @@
 //! logic lives here; only parsing, printing and exit codes.
 
 pub mod check;
+pub mod search;
 pub mod status;
 pub mod sync;
 
@@ -66,6 +67,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bring the full-text index up to date with the Maildirs (sync does this too).
+    Index {
+        /// Accounts to index (default: all).
+        accounts: Vec<String>,
+        /// Throw the index away and build it again from the Maildirs.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Search every account's mail offline (query language: see the README).
+    Search {
+        /// The query, e.g. from:jane subject:"release notes" after:-30d.
+        #[arg(required = true)]
+        query: Vec<String>,
+        /// At most this many hits.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Newest first, or best match first.
+        #[arg(long, value_enum, default_value_t = Sort::Date)]
+        sort: Sort,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a message readably (decoded headers and text), by file path or Message-ID.
+    Show {
+        /// A message file, or a Message-ID (with or without <>).
+        what: String,
+        /// Print the file's bytes as they are.
+        #[arg(long)]
+        raw: bool,
+    },
+}
+
+/// Order of search hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sort {
+    /// Newest first.
+    Date,
+    /// Best match first.
+    Relevance,
+}
+
+impl From<Sort> for crate::index::search::SortOrder {
+    fn from(s: Sort) -> Self {
+        match s {
+            Sort::Date => crate::index::search::SortOrder::Date,
+            Sort::Relevance => crate::index::search::SortOrder::Relevance,
+        }
+    }
 }
 
 /// Loads the config named on the command line or the default one.

@@ -46,6 +46,16 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
                 println!("{}", report.summary_line());
             }
         });
+        // The search index follows every sync, so it never shows a message that is gone.
+        if config.index
+            && !options.dry_run
+            && let Err(e) = super::search::update_index(config, &[account], false)
+        {
+            eprintln!("{}: search index not updated: {e}", account.name());
+            if code == exit::OK {
+                code = exit::PARTIAL;
+            }
+        }
         let this = match fatal {
             Some(FatalKind::Locked) => exit::LOCKED,
             Some(FatalKind::Connect) => exit::CONNECT,

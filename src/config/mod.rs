@@ -113,6 +113,7 @@ pub enum TlsMode {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    index: Option<bool>,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
 }
@@ -170,8 +171,10 @@ struct RawImap {
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// Where SQLite state (and later the index) lives.
+    /// Where SQLite state and the search index live.
     pub state_dir: PathBuf,
+    /// Keep the full-text index current after every sync (default true).
+    pub index: bool,
     /// IMAP accounts by name, in name order.
     pub accounts: BTreeMap<String, Account>,
     /// POP3 accounts by name, in name order (names are unique across both maps).
@@ -579,6 +582,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(Config {
         path: path.to_path_buf(),
         state_dir,
+        index: raw.index.unwrap_or(true),
         accounts,
         pop3_accounts,
     })
@@ -734,9 +738,75 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
             assert_eq!(c.accounts.len(), 1, "{name}");
         }
         let c = load(&dir.join("example.toml")).unwrap();
+        assert_eq!(
+            c.pop3_accounts.len(),
+            1,
+            "example.toml documents a POP3 account"
+        );
         let a = &c.accounts["work"];
         assert!(matches!(a.imap.password, PasswordSource::Command(_)));
         assert_eq!(a.imap.timeout, std::time::Duration::from_secs(120));
+    }
+
+    const POP3_ISSUE_EXAMPLE: &str = r#"
+[accounts.oldisp]
+maildir = "/home/me/Mail/oldisp"       # messages land in this Maildir's INBOX (or `folder = "…"`)
+
+[accounts.oldisp.pop3]
+host = "pop.example.net"
+port = 995                             # default from tls: 995 implicit, 110 starttls/none
+tls = "implicit"                       # "implicit" | "starttls" (STLS, RFC 2595) | "none"
+user = "me"
+password_command = "pass show oldisp"  # same password options as IMAP accounts
+keep_on_server = true                  # default true; false deletes after a safe download
+delete_after_days = 30                 # optional: delete messages first seen more than N days ago
+"#;
+
+    #[test]
+    fn the_documented_pop3_example_parses_verbatim() {
+        let c = parse(Path::new("/x.toml"), POP3_ISSUE_EXAMPLE).unwrap();
+        assert!(c.accounts.is_empty());
+        let a = &c.pop3_accounts["oldisp"];
+        assert_eq!(a.folder.as_str(), "INBOX");
+        assert_eq!(a.pop3.port, 995);
+        assert_eq!(a.pop3.tls, TlsMode::Implicit);
+        assert!(a.pop3.keep_on_server);
+        assert_eq!(a.pop3.delete_after_days, Some(30));
+        assert_eq!(a.pop3.auth, Pop3Auth::Auto);
+        assert_eq!(a.pop3.identify_by, Pop3Identity::Uidl);
+        assert!(matches!(a.pop3.password, PasswordSource::Command(_)));
+        assert!(matches!(c.account("oldisp"), Some(AnyAccount::Pop3(_))));
+        let starttls = POP3_ISSUE_EXAMPLE
+            .replace("port = 995", "")
+            .replace("\"implicit\"", "\"starttls\"");
+        let c = parse(Path::new("/x.toml"), &starttls).unwrap();
+        assert_eq!(c.pop3_accounts["oldisp"].pop3.port, 110);
+    }
+
+    #[test]
+    fn pop3_accounts_refuse_imap_only_keys_and_one_server_per_account() {
+        let text = POP3_ISSUE_EXAMPLE.replace("maildir =", "folders = [\"*\"]\nmaildir =");
+        let err = parse(Path::new("/x.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.contains("folders does not apply to a POP3 account"),
+            "{err}"
+        );
+        let both = format!(
+            "{ISSUE_EXAMPLE}\n[accounts.work.pop3]\nhost = \"h\"\nuser = \"u\"\npassword = \"p\"\n"
+        );
+        let err = parse(Path::new("/x.toml"), &both).unwrap_err().to_string();
+        assert!(err.contains("has both"), "{err}");
+        let none = "[accounts.x]\nmaildir = \"/m\"\n";
+        let err = parse(Path::new("/x.toml"), none).unwrap_err().to_string();
+        assert!(
+            err.contains("needs an [accounts.x.imap] or [accounts.x.pop3] table"),
+            "{err}"
+        );
+        let bad_folder = POP3_ISSUE_EXAMPLE.replace("maildir =", "folder = \"a/../b\"\nmaildir =");
+        let err = parse(Path::new("/x.toml"), &bad_folder)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("folder \"a/../b\" is not usable"), "{err}");
     }
 
     #[test]

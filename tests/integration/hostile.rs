@@ -139,6 +139,8 @@ fn hostile_names_and_broken_listings_never_cost_mail() {
         "a/b/Mail/new",
         "a/b/Mail/tmp",
         "a/b/state",
+        "a/b/state/index",
+        "a/b/state/index/tantivy",
     ]
     .iter()
     .map(|d| top.path().join(d).display().to_string())

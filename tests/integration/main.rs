@@ -7,4 +7,5 @@ mod hostile;
 mod mirror;
 mod pop3;
 mod safety;
+mod search;
 mod tls;

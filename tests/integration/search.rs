@@ -1,0 +1,138 @@
+//! Offline search: sync keeps the index current (new mail, deletions, flag changes), the query
+//! language works end to end, `index --rebuild` gives the same answers, `show` decodes.
+
+use crate::support::*;
+use std::collections::BTreeSet;
+
+fn ids(w: &World, query: &str) -> BTreeSet<String> {
+    let out = w.arctern(&["search", "--json", "--limit", "1000", query]);
+    assert!(
+        out.status.success(),
+        "search {query:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message-id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mime")
+        .join(name);
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn sync_keeps_the_index_current_and_queries_work() {
+    let w = World::new("", "");
+    let mut c = w.client();
+    c.create("Lists.rust");
+    c.append("INBOX", &fixture("encoded-words.eml"), "\\Seen");
+    c.append("INBOX", &fixture("html-only.eml"), "\\Flagged");
+    c.append("INBOX", &fixture("latin1-attachment.eml"), "");
+    c.append(
+        "Lists.rust",
+        b"From: Ferris <ferris@rust-lang.org>\r\nTo: rust@lists.example\r\nSubject: Release notes for 1.95\r\nMessage-ID: <rel@rust>\r\nDate: Fri, 10 Apr 2026 10:00:00 +0000\r\n\r\nThe release notes mention async closures and a faster compiler.\r\n",
+        "\\Seen",
+    );
+    w.sync_ok();
+
+    assert_eq!(ids(&w, "rhein"), set(&["ew1@example.de"]));
+    assert_eq!(ids(&w, "from:jürgen"), set(&["ew1@example.de"]));
+    assert_eq!(ids(&w, "subject:köln"), set(&["ew1@example.de"]));
+    assert_eq!(ids(&w, "\"release notes\""), set(&["rel@rust"]));
+    assert_eq!(ids(&w, "\"notes release\""), set(&[]));
+    assert_eq!(ids(&w, "folder:Lists/rust"), set(&["rel@rust"]));
+    assert_eq!(ids(&w, "folder:Lists/*"), set(&["rel@rust"]));
+    assert_eq!(ids(&w, "has:attachment"), set(&["l1@example.fr"]));
+    assert_eq!(ids(&w, "attachment:übersicht"), set(&["l1@example.fr"]));
+    assert_eq!(ids(&w, "flag:flagged"), set(&["html1@example.com"]));
+    assert_eq!(
+        ids(&w, "flag:unread"),
+        set(&["html1@example.com", "l1@example.fr"])
+    );
+    assert_eq!(
+        ids(&w, "quarterly OR café"),
+        set(&["html1@example.com", "l1@example.fr"])
+    );
+    assert_eq!(ids(&w, "account:test -folder:INBOX"), set(&["rel@rust"]));
+    assert_eq!(
+        ids(&w, "date:2024-01-01..2024-03-31"),
+        set(&["ew1@example.de", "l1@example.fr"])
+    );
+    assert_eq!(ids(&w, "after:2026-01-01"), set(&["rel@rust"]));
+    assert_eq!(ids(&w, "id:<rel@rust>"), set(&["rel@rust"]));
+    assert_eq!(ids(&w, "size:<100k").len(), 4);
+    assert_eq!(ids(&w, "size:>1M").len(), 0);
+
+    // A deletion and a flag change on the server: the same sync updates the index.
+    let inbox = c.messages("INBOX");
+    let html_uid = inbox
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.body).contains("quarterly"))
+        .unwrap()
+        .uid;
+    let latin_uid = inbox
+        .iter()
+        .find(|m| String::from_utf8_lossy(&m.body).contains("Commande"))
+        .unwrap()
+        .uid;
+    c.expunge("INBOX", &html_uid.to_string());
+    c.store("INBOX", &latin_uid.to_string(), "+FLAGS (\\Seen \\Flagged)");
+    w.sync_ok();
+    assert_eq!(
+        ids(&w, "quarterly"),
+        set(&[]),
+        "a deleted message is still found"
+    );
+    assert_eq!(ids(&w, "flag:flagged"), set(&["l1@example.fr"]));
+    assert_eq!(ids(&w, "flag:unread"), set(&[]));
+
+    // Rebuilding from the Maildirs gives the same answers.
+    let before = ids(&w, "*");
+    let out = w.arctern(&["index", "--rebuild"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ids(&w, "*"), before);
+    assert_eq!(before.len(), 3);
+    let out = w.arctern(&["index"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("index: +0 ~0 -0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // show: decoded headers and text, by Message-ID; --raw gives the bytes.
+    let out = w.arctern(&["show", "<ew1@example.de>"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Subject: Grüße aus Köln ✓"), "{text}");
+    assert!(text.contains("Schöne Grüße vom Rhein."), "{text}");
+    let out = w.arctern(&["show", "--raw", "ew1@example.de"]);
+    assert_eq!(out.stdout, to_lf(&fixture("encoded-words.eml")));
+}
+
+#[test]
+fn query_errors_name_the_position() {
+    let w = World::new("", "");
+    w.sync_ok();
+    let out = w.arctern(&["search", "subject:(rust"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("position"), "{err}");
+    let out = w.arctern(&["search", "frm:jane"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown prefix \"frm:\""), "{err}");
+}
