@@ -34,6 +34,31 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    // Commands that never touch the network run without an async runtime (a search is a few
+    // milliseconds; starting worker threads would be a noticeable part of it).
+    let offline = match &args.command {
+        Command::Status { accounts, json } => Some(cli::status::run(&config, accounts, *json)),
+        Command::Index { accounts, rebuild } => {
+            Some(cli::search::run_index(&config, accounts, *rebuild))
+        }
+        Command::Search {
+            query,
+            limit,
+            sort,
+            json,
+        } => Some(cli::search::run_search(
+            &config,
+            &query.join(" "),
+            *limit,
+            (*sort).into(),
+            *json,
+        )),
+        Command::Show { what, raw } => Some(cli::search::run_show(&config, what, *raw)),
+        Command::Sync { .. } | Command::Check { .. } => None,
+    };
+    if let Some(code) = offline {
+        return ExitCode::from(code);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -63,17 +88,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Check { accounts } => cli::check::run(&config, accounts).await,
-            Command::Status { accounts, json } => cli::status::run(&config, accounts, *json),
-            Command::Index { accounts, rebuild } => {
-                cli::search::run_index(&config, accounts, *rebuild)
-            }
-            Command::Search {
-                query,
-                limit,
-                sort,
-                json,
-            } => cli::search::run_search(&config, &query.join(" "), *limit, (*sort).into(), *json),
-            Command::Show { what, raw } => cli::search::run_show(&config, what, *raw),
+            _ => unreachable!("offline commands ran above"),
         }
     });
     ExitCode::from(code)

@@ -110,7 +110,7 @@ pub fn run_search(config: &Config, query: &str, limit: usize, sort: SortOrder, j
             return exit::CONFIG;
         }
     };
-    let index = match MailIndex::open(&config.state_dir) {
+    let index = match MailIndex::open_for_search(&config.state_dir) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("arctern: {e}");
@@ -124,6 +124,11 @@ pub fn run_search(config: &Config, query: &str, limit: usize, sort: SortOrder, j
             return exit::LOCAL;
         }
     };
+    if hits.is_empty() && index.doc_count().unwrap_or(0) == 0 {
+        eprintln!(
+            "arctern: the search index is empty: `arctern sync` fills it, `arctern index` builds it from the Maildirs"
+        );
+    }
     let mut out = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
     for hit in &hits {
@@ -182,7 +187,7 @@ pub fn run_show(config: &Config, what: &str, raw: bool) -> u8 {
         std::path::PathBuf::from(what)
     } else {
         let id = what.trim().trim_start_matches('<').trim_end_matches('>');
-        let index = match MailIndex::open(&config.state_dir) {
+        let index = match MailIndex::open_for_search(&config.state_dir) {
             Ok(i) => i,
             Err(e) => {
                 eprintln!("arctern: {e}");

@@ -27,7 +27,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 /// Bumped when the schema or the tokenizer changes: an index of another version is rebuilt.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The tokenizer of every text field: words, lower case, accents folded, English stems.
 pub const TOKENIZER: &str = "arctern_mail";
@@ -77,8 +77,10 @@ pub struct Fields {
     pub to: Field,
     /// Cc.
     pub cc: Field,
-    /// Body text.
+    /// Body text (indexed, not stored).
     pub body: Field,
+    /// The start of the body text, stored for snippets.
+    pub preview: Field,
     /// Attachment file names.
     pub attachment: Field,
     /// 1 when the message has attachments.
@@ -112,7 +114,15 @@ fn schema() -> (Schema, Fields) {
         from: b.add_text_field("from", text.clone()),
         to: b.add_text_field("to", text.clone()),
         cc: b.add_text_field("cc", text.clone()),
-        body: b.add_text_field("body", text.clone()),
+        body: b.add_text_field(
+            "body",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        ),
+        preview: b.add_text_field("preview", STORED),
         attachment: b.add_text_field("attachment", text),
         has_attachment: b.add_u64_field("has_attachment", INDEXED),
         flag: b.add_text_field("flag", STRING | STORED),
@@ -139,6 +149,7 @@ pub struct MailIndex {
     pub fields: Fields,
     dir: PathBuf,
     catalog: Connection,
+    writable: bool,
 }
 
 /// What an update did.
@@ -261,6 +272,48 @@ impl MailIndex {
             fields,
             dir: dir.to_path_buf(),
             catalog,
+            writable: true,
+        })
+    }
+
+    /// Opens the index for searching only: no writes, no schema setup (a search is a few
+    /// milliseconds, and this is most of them). Falls back to [`MailIndex::open`] when the index
+    /// does not exist yet or was built by another version.
+    pub fn open_for_search(state_dir: &Path) -> Result<MailIndex, IndexError> {
+        let dir = Self::dir_in(state_dir);
+        let catalog_path = dir.join("catalog.sqlite3");
+        let read_only = Connection::open_with_flags(
+            &catalog_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()
+        .filter(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
+                == Some(SCHEMA_VERSION)
+        });
+        let Some(catalog) = read_only else {
+            return Self::open(state_dir);
+        };
+        let tdir = tantivy::directory::MmapDirectory::open(dir.join("tantivy")).map_err(|e| {
+            IndexError::Tantivy {
+                path: dir.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let index = Index::open(tdir).map_err(|e| IndexError::Tantivy {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        Ok(MailIndex {
+            index,
+            fields: schema().1,
+            dir,
+            catalog,
+            writable: false,
         })
     }
 
@@ -292,6 +345,12 @@ impl MailIndex {
         sources: &[FolderSource],
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<UpdateReport, IndexError> {
+        if !self.writable {
+            return Err(IndexError::Io(format!(
+                "{}: opened for searching only",
+                self.dir.display()
+            )));
+        }
         let mut report = UpdateReport::default();
         let mut writer: IndexWriter = self
             .index
@@ -531,10 +590,27 @@ impl MailIndex {
 
     /// Number of documents.
     pub fn doc_count(&self) -> Result<u64, IndexError> {
-        let reader = self.index.reader().map_err(|e| self.terr(e))?;
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| self.terr(e))?;
         Ok(reader.searcher().num_docs())
     }
 }
+
+/// Stored for snippets: the first [`PREVIEW_CHARS`] characters of the body. (Storing whole
+/// bodies would make every hit cost a large decompression, and the index as big as the mail.)
+fn preview(body: &str) -> &str {
+    match body.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => &body[..cut],
+        None => body,
+    }
+}
+
+/// Body characters stored per message for snippets.
+pub const PREVIEW_CHARS: usize = 1000;
 
 /// The document id of a message file.
 pub fn doc_id(account: &str, folder: &str, key: &str) -> String {
@@ -600,6 +676,7 @@ fn build_doc(
     doc.add_text(f.to, &ex.to);
     doc.add_text(f.cc, &ex.cc);
     doc.add_text(f.body, &ex.body);
+    doc.add_text(f.preview, preview(&ex.body));
     for a in &ex.attachments {
         doc.add_text(f.attachment, a);
     }

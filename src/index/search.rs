@@ -62,7 +62,12 @@ impl MailIndex {
         limit: usize,
         order: SortOrder,
     ) -> Result<Vec<Hit>, IndexError> {
-        let reader = self.index.reader().map_err(|e| self.terr(e))?;
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| self.terr(e))?;
         let searcher = reader.searcher();
         let q = self.build(query)?;
         let limit = limit.max(1);
@@ -104,7 +109,7 @@ impl MailIndex {
                 .and_then(|v| v.as_datetime())
                 .map(|d| d.into_timestamp_secs())
                 .unwrap_or(0);
-            let snippet = snippets.snippet_from_doc(&doc);
+            let snippet = snippets.snippet(&text(f.preview));
             let mut flags = all(f.flag);
             flags.extend(all(f.tag).into_iter().map(|t| format!("tag:{t}")));
             hits.push(Hit {
