@@ -54,7 +54,11 @@ fn main() -> ExitCode {
             *json,
         )),
         Command::Show { what, raw } => Some(cli::search::run_show(&config, what, *raw)),
-        Command::Sync { .. } | Command::Check { .. } => None,
+        Command::Sync { .. }
+        | Command::Check { .. }
+        | Command::Push { .. }
+        | Command::Migrate { .. }
+        | Command::Verify { .. } => None,
     };
     if let Some(code) = offline {
         return ExitCode::from(code);
@@ -88,6 +92,23 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Check { accounts } => cli::check::run(&config, accounts).await,
+            Command::Push {
+                account,
+                to,
+                folders,
+                dry_run,
+            } => cli::push::run_push(&config, account, to, folders, *dry_run).await,
+            Command::Migrate {
+                account,
+                to,
+                folders,
+            } => cli::push::run_migrate(&config, account, to, folders).await,
+            Command::Verify {
+                account,
+                to,
+                folders,
+                json,
+            } => cli::push::run_verify(&config, account, to, folders, *json).await,
             _ => unreachable!("offline commands ran above"),
         }
     });

@@ -2,6 +2,7 @@
 //! logic lives here; only parsing, printing and exit codes.
 
 pub mod check;
+pub mod push;
 pub mod search;
 pub mod status;
 pub mod sync;
@@ -87,6 +88,45 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Sort::Date)]
         sort: Sort,
         /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload an account's local Maildir to a target (IMAP APPEND), idempotently.
+    Push {
+        /// The account whose Maildir is uploaded.
+        account: String,
+        /// The target (a [targets.NAME] table).
+        #[arg(long)]
+        to: String,
+        /// Only these folders (LIST-style patterns, "!" excludes).
+        #[arg(long, num_args = 1..)]
+        folders: Vec<String>,
+        /// Print what would be uploaded; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Pull the account from its server, then push it to the target, resumably.
+    Migrate {
+        /// The account.
+        account: String,
+        /// The target.
+        #[arg(long)]
+        to: String,
+        /// Only these folders.
+        #[arg(long, num_args = 1..)]
+        folders: Vec<String>,
+    },
+    /// Compare the account's Maildir with the target folder by folder; exit 0 when they match.
+    Verify {
+        /// The account.
+        account: String,
+        /// The target.
+        #[arg(long)]
+        to: String,
+        /// Only these folders.
+        #[arg(long, num_args = 1..)]
+        folders: Vec<String>,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },

@@ -116,6 +116,32 @@ struct RawConfig {
     index: Option<bool>,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    targets: BTreeMap<String, RawTarget>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    imap: Option<RawImap>,
+    smtp: Option<RawSmtp>,
+    folder_map: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    user: Option<String>,
+    password: Option<String>,
+    password_command: Option<String>,
+    password_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout_seconds: Option<u64>,
+    envelope_from: String,
+    envelope_to: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +205,51 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     /// POP3 accounts by name, in name order (names are unique across both maps).
     pub pop3_accounts: BTreeMap<String, Pop3Account>,
+    /// Destinations for `push`, `migrate` and `verify`, by name.
+    pub targets: BTreeMap<String, Target>,
+}
+
+/// A destination for re-uploading mail.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The target's name (the TOML table key).
+    pub name: String,
+    /// Where messages go.
+    pub kind: TargetKind,
+    /// Local folder → target folder, applied before the special-use mapping.
+    pub folder_map: BTreeMap<String, String>,
+}
+
+/// How a target receives messages.
+#[derive(Clone, Debug)]
+pub enum TargetKind {
+    /// IMAP APPEND into folders.
+    Imap(ImapConfig),
+    /// Each message re-sent unchanged over SMTP.
+    Smtp(SmtpConfig),
+}
+
+/// An SMTP destination.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (default 465 implicit, 587 starttls, 25 none).
+    pub port: u16,
+    /// Transport security.
+    pub tls: TlsMode,
+    /// Login name, when the server wants AUTH.
+    pub user: Option<String>,
+    /// Where the password comes from (with `user`).
+    pub password: Option<PasswordSource>,
+    /// An extra trust root (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Per-command network timeout.
+    pub timeout: std::time::Duration,
+    /// MAIL FROM.
+    pub envelope_from: String,
+    /// RCPT TO (at least one).
+    pub envelope_to: Vec<String>,
 }
 
 /// Any account, by reference: what `arctern sync NAME` selects.
@@ -477,9 +548,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 TlsMode::Implicit => 995,
                 TlsMode::Starttls | TlsMode::None => 110,
             });
-            check_server(&name, "pop3", &p.host, port, p.timeout_seconds).map_err(invalid)?;
+            let owner = format!("account {name}");
+            check_server(&owner, "pop3", &p.host, port, p.timeout_seconds).map_err(invalid)?;
             let password = password_source(
-                &name,
+                &owner,
                 "pop3",
                 p.password,
                 p.password_command,
@@ -516,20 +588,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: folder applies to POP3 accounts; an IMAP account chooses folders with folders = [...]"
             )));
         }
-        let tls = imap.tls.unwrap_or(TlsMode::Implicit);
-        let port = imap.port.unwrap_or(match tls {
-            TlsMode::Implicit => 993,
-            TlsMode::Starttls | TlsMode::None => 143,
-        });
-        check_server(&name, "imap", &imap.host, port, imap.timeout_seconds).map_err(invalid)?;
-        let password = password_source(
-            &name,
-            "imap",
-            imap.password,
-            imap.password_command,
-            imap.password_env,
-        )
-        .map_err(invalid)?;
+        let imap = imap_config(&format!("account {name}"), imap, base_dir).map_err(invalid)?;
         let folders = a.folders.unwrap_or_else(|| vec!["*".to_string()]);
         for pattern in &folders {
             let body = pattern.strip_prefix('!').unwrap_or(pattern);
@@ -551,7 +610,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: connections must be 1-16, not {connections}"
             )));
         }
-        let timeout_seconds = imap.timeout_seconds.unwrap_or(120);
         let account = Account {
             name: name.clone(),
             maildir: resolve_path(base_dir, &a.maildir),
@@ -561,18 +619,38 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             expunge: a.expunge.unwrap_or(ExpungePolicy::Both),
             max_delete_percent,
             connections,
-            imap: ImapConfig {
-                host: imap.host,
-                port,
-                tls,
-                user: imap.user,
-                password,
-                ca_file: imap.ca_file.map(|p| resolve_path(base_dir, &p)),
-                timeout: std::time::Duration::from_secs(timeout_seconds),
-                compress: imap.compress.unwrap_or(false),
-            },
+            imap,
         };
         accounts.insert(name, account);
+    }
+    let mut targets = BTreeMap::new();
+    for (name, t) in raw.targets {
+        if accounts.contains_key(&name) || pop3_accounts.contains_key(&name) {
+            return Err(invalid(format!(
+                "target {name}: an account has the same name; give the target another one"
+            )));
+        }
+        let kind = match (t.imap, t.smtp) {
+            (Some(imap), None) => TargetKind::Imap(
+                imap_config(&format!("target {name}"), imap, base_dir).map_err(invalid)?,
+            ),
+            (None, Some(smtp)) => {
+                TargetKind::Smtp(smtp_config(&name, smtp, base_dir).map_err(invalid)?)
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "target {name}: needs exactly one of [targets.{name}.imap] and [targets.{name}.smtp]"
+                )));
+            }
+        };
+        targets.insert(
+            name.clone(),
+            Target {
+                name,
+                kind,
+                folder_map: t.folder_map.unwrap_or_default(),
+            },
+        );
     }
     if accounts.is_empty() && pop3_accounts.is_empty() {
         return Err(invalid(
@@ -585,26 +663,98 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         index: raw.index.unwrap_or(true),
         accounts,
         pop3_accounts,
+        targets,
+    })
+}
+
+/// An `imap` table (of an account or a target) with its defaults; `owner` names it in errors.
+fn imap_config(owner: &str, imap: RawImap, base_dir: &Path) -> Result<ImapConfig, String> {
+    let tls = imap.tls.unwrap_or(TlsMode::Implicit);
+    let port = imap.port.unwrap_or(match tls {
+        TlsMode::Implicit => 993,
+        TlsMode::Starttls | TlsMode::None => 143,
+    });
+    check_server(owner, "imap", &imap.host, port, imap.timeout_seconds)?;
+    let password = password_source(
+        owner,
+        "imap",
+        imap.password,
+        imap.password_command,
+        imap.password_env,
+    )?;
+    Ok(ImapConfig {
+        host: imap.host,
+        port,
+        tls,
+        user: imap.user,
+        password,
+        ca_file: imap.ca_file.map(|p| resolve_path(base_dir, &p)),
+        timeout: std::time::Duration::from_secs(imap.timeout_seconds.unwrap_or(120)),
+        compress: imap.compress.unwrap_or(false),
+    })
+}
+
+fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig, String> {
+    let owner = format!("target {name}");
+    let tls = smtp.tls.unwrap_or(TlsMode::Starttls);
+    let port = smtp.port.unwrap_or(match tls {
+        TlsMode::Implicit => 465,
+        TlsMode::Starttls => 587,
+        TlsMode::None => 25,
+    });
+    check_server(&owner, "smtp", &smtp.host, port, smtp.timeout_seconds)?;
+    let password = match (
+        &smtp.user,
+        smtp.password,
+        smtp.password_command,
+        smtp.password_env,
+    ) {
+        (None, None, None, None) => None,
+        (None, ..) => {
+            return Err(format!("{owner}: smtp has a password but no user"));
+        }
+        (Some(_), p, c, e) => Some(password_source(&owner, "smtp", p, c, e)?),
+    };
+    if smtp.envelope_to.is_empty() {
+        return Err(format!(
+            "{owner}: smtp.envelope_to needs at least one address"
+        ));
+    }
+    for a in std::iter::once(&smtp.envelope_from).chain(&smtp.envelope_to) {
+        if !a.contains('@') || a.contains(['<', '>', '\r', '\n', ' ']) {
+            return Err(format!("{owner}: {a:?} is not a plain mail address"));
+        }
+    }
+    Ok(SmtpConfig {
+        host: smtp.host,
+        port,
+        tls,
+        user: smtp.user,
+        password,
+        ca_file: smtp.ca_file.map(|p| resolve_path(base_dir, &p)),
+        timeout: std::time::Duration::from_secs(smtp.timeout_seconds.unwrap_or(120)),
+        envelope_from: smtp.envelope_from,
+        envelope_to: smtp.envelope_to,
     })
 }
 
 /// Checks what every server table needs: a host, a port, a timeout of at least a second.
 fn check_server(
-    name: &str,
+    owner: &str,
     section: &str,
     host: &str,
     port: u16,
     timeout_seconds: Option<u64>,
 ) -> Result<(), String> {
     if port == 0 {
-        return Err(format!("account {name}: {section}.port must not be 0"));
+        return Err(format!("{owner}: {section}.port must not be 0"));
     }
     if host.trim().is_empty() {
-        return Err(format!("account {name}: {section}.host is empty"));
+        return Err(format!("{owner}: {section}.host is empty"));
     }
     if timeout_seconds == Some(0) {
         return Err(format!(
-            "account {name}: {section}.timeout_seconds must be at least 1"
+            "{owner}: {section}.timeout_seconds must be at least 1"
         ));
     }
     Ok(())
@@ -612,7 +762,7 @@ fn check_server(
 
 /// Exactly one of `password`, `password_command`, `password_env`. The error never echoes a value.
 fn password_source(
-    name: &str,
+    owner: &str,
     section: &str,
     password: Option<String>,
     command: Option<String>,
@@ -627,7 +777,7 @@ fn password_source(
         (None, Some(c), None) => Ok(PasswordSource::Command(c)),
         (None, None, Some(v)) => Ok(PasswordSource::Env(v)),
         _ => Err(format!(
-            "account {name}: {section} needs exactly one of password, password_command, password_env (found {n})"
+            "{owner}: {section} needs exactly one of password, password_command, password_env (found {n})"
         )),
     }
 }
@@ -807,6 +957,58 @@ delete_after_days = 30                 # optional: delete messages first seen mo
             .unwrap_err()
             .to_string();
         assert!(err.contains("folder \"a/../b\" is not usable"), "{err}");
+    }
+
+    const TARGETS_ISSUE_EXAMPLE: &str = r#"
+[targets.newhost]                       # an IMAP destination
+[targets.newhost.imap]
+host = "imap.newhost.example"
+tls = "implicit"
+user = "me@newhost.example"
+password_command = "pass show newhost"
+
+[targets.archive-inbox]                 # an SMTP destination: each message re-sent as is
+[targets.archive-inbox.smtp]
+host = "smtp.example.org"
+port = 587
+tls = "starttls"                        # "implicit" (465) | "starttls" (587) | "none"
+user = "me"
+password_env = "SMTP_PASS"
+envelope_from = "me@example.org"
+envelope_to = ["me@example.org"]
+"#;
+
+    #[test]
+    fn the_documented_targets_parse_verbatim() {
+        let text = format!("{ISSUE_EXAMPLE}{TARGETS_ISSUE_EXAMPLE}");
+        let c = parse(Path::new("/x.toml"), &text).unwrap();
+        match &c.targets["newhost"].kind {
+            TargetKind::Imap(i) => {
+                assert_eq!(i.port, 993);
+                assert_eq!(i.user, "me@newhost.example");
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c.targets["archive-inbox"].kind {
+            TargetKind::Smtp(s) => {
+                assert_eq!(s.port, 587);
+                assert_eq!(s.tls, TlsMode::Starttls);
+                assert_eq!(s.envelope_to, vec!["me@example.org"]);
+                assert!(matches!(s.password, Some(PasswordSource::Env(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = text.replace("envelope_to = [\"me@example.org\"]", "envelope_to = []");
+        let err = parse(Path::new("/x.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("envelope_to needs at least one address"),
+            "{err}"
+        );
+        let clash = text
+            .replace("[targets.newhost]", "[targets.work]")
+            .replace("[targets.newhost.imap]", "[targets.work.imap]");
+        let err = parse(Path::new("/x.toml"), &clash).unwrap_err().to_string();
+        assert!(err.contains("an account has the same name"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,23 @@ const STEPS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value INTEGER
     );",
+    // 5: re-uploads to targets (push/migrate). One row per (target, local folder, Maildir key):
+    // 'intent' before an APPEND (with the target's UIDNEXT, size and SHA-256 to find the copy
+    // after a crash), 'done' with the target UID, 'present' when the target already had it.
+    "CREATE TABLE pushed (
+        target TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        near_key TEXT NOT NULL,
+        target_folder TEXT NOT NULL,
+        state TEXT NOT NULL,
+        uidvalidity INTEGER,
+        uid INTEGER,
+        uidnext INTEGER,
+        size INTEGER,
+        sha256 BLOB,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (target, folder, near_key)
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -8,6 +8,7 @@
 
 mod migrations;
 pub mod pop3;
+pub mod push;
 
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
 use crate::sync::planner::{RowId, StateRow};

@@ -94,7 +94,7 @@ pub async fn sync_folder(
     let mut full_scan_needed = false;
 
     if !options.dry_run {
-        fr.recovered += recover::settle_intents(conn, db, fid, &sel, &md, &near)
+        fr.recovered += recover::settle_intents(conn, db, fid, wire, &sel, &md, &near)
             .await
             .map_err(|e| format!("recovering an interrupted run: {e}"))?;
         touched |= fr.recovered > 0;
@@ -548,6 +548,36 @@ struct Executor<'a> {
     folder: &'a str,
 }
 
+/// About this many bytes per upload batch: a batch is held in memory while it is sent.
+const UPLOAD_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Consecutive slices of `uploads` of at most [`UPLOAD_BATCH`] messages and about
+/// [`UPLOAD_BATCH_BYTES`] bytes (a larger message travels alone).
+fn upload_batches<'p>(
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
+    uploads: &'p [(NearKey, Flags)],
+) -> Vec<&'p [(NearKey, Flags)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, (key, _)) in uploads.iter().enumerate() {
+        let size = near
+            .get(key)
+            .and_then(|m| std::fs::metadata(md.message_path(m)).ok())
+            .map_or(0, |x| x.len());
+        if i > start && (i - start >= UPLOAD_BATCH || bytes + size > UPLOAD_BATCH_BYTES) {
+            out.push(&uploads[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < uploads.len() {
+        out.push(&uploads[start..]);
+    }
+    out
+}
+
 fn s(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -732,16 +762,15 @@ impl Executor<'_> {
                     return Ok(());
                 };
                 let flags = m.flags.clone().unwrap_or_else(|| planned.clone());
-                let body = eol::crlf_to_lf(&m.body);
                 let mtime = m
                     .internal_date
                     .as_deref()
                     .and_then(imap::parse_internal_date);
-                match md.write_tmp(key, &body, mtime) {
+                match md.write_tmp_from_crlf(key, m.body, mtime) {
                     Ok(()) => written.push((
                         m.uid,
                         flags,
-                        crate::message::message_id(&m.body),
+                        crate::message::message_id(m.body),
                         m.size.unwrap_or(m.body.len() as u32),
                     )),
                     Err(e) => local_error = Some(e.to_string()),
@@ -814,13 +843,11 @@ impl Executor<'_> {
 
     async fn uploads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
         let total = plan.uploads.len();
-        for (done, batch) in plan.uploads.chunks(UPLOAD_BATCH).enumerate() {
-            self.progress.set_message(format!(
-                "{}: ↑ {}/{}",
-                self.folder,
-                done * UPLOAD_BATCH,
-                total
-            ));
+        let mut sent = 0;
+        for batch in upload_batches(self.md, self.near, &plan.uploads) {
+            self.progress
+                .set_message(format!("{}: ↑ {}/{}", self.folder, sent, total));
+            sent += batch.len();
             struct Pending {
                 intent: Intent,
                 body: Vec<u8>,

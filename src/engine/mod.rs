@@ -8,6 +8,7 @@
 pub mod folder;
 pub mod lock;
 pub mod pop3;
+pub mod push;
 pub mod recover;
 pub mod report;
 

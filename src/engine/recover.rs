@@ -21,6 +21,7 @@ pub async fn settle_intents(
     conn: &mut ImapConn,
     db: &mut StateDb,
     fid: i64,
+    wire: &str,
     sel: &SelectInfo,
     md: &MaildirFolder,
     near: &BTreeMap<NearKey, NearMessage>,
@@ -72,6 +73,15 @@ pub async fn settle_intents(
     }
     db.apply(fid, &changes).map_err(|e| e.to_string())?;
     if !uploads.is_empty() {
+        // The killed run's pipelined APPENDs may still be landing on the server: look for the
+        // copies only once the folder has stopped growing.
+        conn.wait_until_quiet(
+            wire,
+            std::time::Duration::from_millis(1000),
+            std::time::Duration::from_secs(15),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         resolve_uploads(conn, db, fid, &uploads).await?;
     }
     Ok(intents.len())
@@ -109,7 +119,7 @@ pub async fn resolve_uploads(
     let mut hashes: BTreeMap<Uid, Vec<u8>> = BTreeMap::new();
     if !candidates.is_empty() {
         conn.fetch_bodies(&candidates, |m| {
-            hashes.insert(m.uid, sha2::Sha256::digest(&m.body).to_vec());
+            hashes.insert(m.uid, sha2::Sha256::digest(m.body).to_vec());
             Ok(())
         })
         .await

@@ -17,6 +17,23 @@ pub fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Writes `data` with each CRLF turned into LF, in pieces: the converted message never exists
+/// whole in memory (a 50 MB attachment stays in the network buffer only).
+pub fn write_crlf_as_lf(data: &[u8], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut start = 0;
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            out.write_all(&data[start..i])?;
+            start = i + 1; // keep the LF
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.write_all(&data[start..])
+}
+
 /// Turns each bare LF into CRLF; an existing CRLF is kept as it is.
 pub fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let extra = data.iter().filter(|b| **b == b'\n').count();
@@ -36,6 +53,15 @@ pub fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn streaming_conversion_equals_whole_conversion(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..300)) {
+            let mut out = Vec::new();
+            write_crlf_as_lf(&data, &mut out).unwrap();
+            prop_assert_eq!(out, crlf_to_lf(&data));
+        }
+    }
 
     #[test]
     fn converts_only_line_ends() {

@@ -6,4 +6,5 @@ pub mod delta;
 pub mod folders;
 pub mod planner;
 pub mod pop3;
+pub mod push;
 pub mod repair;

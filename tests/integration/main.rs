@@ -6,6 +6,7 @@ mod fastpath;
 mod hostile;
 mod mirror;
 mod pop3;
+mod push;
 mod safety;
 mod search;
 mod tls;

@@ -176,11 +176,13 @@ pub struct ListEntry {
     pub delimiter: Option<char>,
     /// `\Noselect` or `\NonExistent`: not a mailbox.
     pub selectable: bool,
+    /// Its special use (RFC 6154), when the server says.
+    pub special_use: Option<crate::sync::push::SpecialUse>,
 }
 
 /// A fetched message.
 #[derive(Debug)]
-pub struct FetchedMessage {
+pub struct FetchedMessage<'a> {
     /// Its UID.
     pub uid: Uid,
     /// Its flags at fetch time.
@@ -189,8 +191,9 @@ pub struct FetchedMessage {
     pub internal_date: Option<String>,
     /// RFC822.SIZE.
     pub size: Option<u32>,
-    /// The full message (CRLF as on the wire).
-    pub body: Vec<u8>,
+    /// The full message (CRLF as on the wire), borrowed from the response buffer: it is never
+    /// copied here, so a message sits in memory once.
+    pub body: &'a [u8],
 }
 
 /// The response code of a tagged OK, where it matters to us.
@@ -621,10 +624,20 @@ impl ImapConn {
                         imap_proto::NameAttribute::NoSelect
                     ) || matches!(a, imap_proto::NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent"))
                 });
+                use crate::sync::push::SpecialUse;
+                let special_use = l.name_attributes.iter().find_map(|a| match a {
+                    imap_proto::NameAttribute::Sent => Some(SpecialUse::Sent),
+                    imap_proto::NameAttribute::Drafts => Some(SpecialUse::Drafts),
+                    imap_proto::NameAttribute::Trash => Some(SpecialUse::Trash),
+                    imap_proto::NameAttribute::Junk => Some(SpecialUse::Junk),
+                    imap_proto::NameAttribute::Archive => Some(SpecialUse::Archive),
+                    _ => None,
+                });
                 out.push(ListEntry {
                     wire_name: l.name.to_string(),
                     delimiter: l.delimiter.as_ref().and_then(|d| d.chars().next()),
                     selectable,
+                    special_use,
                 });
             }
             Ok(())
@@ -806,7 +819,7 @@ impl ImapConn {
     pub async fn fetch_bodies(
         &mut self,
         uids: &[Uid],
-        mut each: impl FnMut(FetchedMessage) -> Result<(), ImapError>,
+        mut each: impl FnMut(FetchedMessage<'_>) -> Result<(), ImapError>,
     ) -> Result<(), ImapError> {
         for set in uid_sets(uids, 200) {
             self.run_with(
@@ -823,10 +836,8 @@ impl ImapConn {
                             section: None,
                             data,
                             ..
-                        } => Some(data.as_deref().unwrap_or(b"").to_vec()),
-                        AttributeValue::Rfc822(data) => {
-                            Some(data.as_deref().unwrap_or(b"").to_vec())
-                        }
+                        } => Some(data.as_deref().unwrap_or(b"")),
+                        AttributeValue::Rfc822(data) => Some(data.as_deref().unwrap_or(b"")),
                         _ => None,
                     });
                     let Some(body) = body else {
@@ -1113,11 +1124,39 @@ impl ImapConn {
             return Ok(out);
         }
         self.fetch_bodies(&uids, |m| {
-            out.push((m.uid, m.body));
+            out.push((m.uid, m.body.to_vec()));
             Ok(())
         })
         .await?;
         Ok(out)
+    }
+
+    /// Waits until a mailbox stops growing: UIDNEXT unchanged over `settle` (at most `limit`).
+    ///
+    /// After a crash in the middle of pipelined APPENDs, the server may still be storing
+    /// messages the dead connection sent: its commands sit in the server's receive buffer and
+    /// are carried out after the client is gone. Recovery must look for copies only once that
+    /// is over, or it uploads again what is about to appear.
+    pub async fn wait_until_quiet(
+        &mut self,
+        wire_name: &str,
+        settle: Duration,
+        limit: Duration,
+    ) -> Result<(), ImapError> {
+        let started = std::time::Instant::now();
+        let mut last = self.status(wire_name).await?.uidnext;
+        let mut stable_since = std::time::Instant::now();
+        while started.elapsed() < limit {
+            tokio::time::sleep(settle / 4).await;
+            let now = self.status(wire_name).await?.uidnext;
+            if now != last {
+                last = now;
+                stable_since = std::time::Instant::now();
+            } else if stable_since.elapsed() >= settle {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Logs out politely; errors are ignored (the run's result is already decided).

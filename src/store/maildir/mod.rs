@@ -300,6 +300,27 @@ impl MaildirFolder {
         Ok(())
     }
 
+    /// Like [`MaildirFolder::write_tmp`] for a message with CRLF line ends (as IMAP sends it):
+    /// converted to LF on the way to the file, in pieces, never copied whole.
+    pub fn write_tmp_from_crlf(
+        &self,
+        key: &NearKey,
+        crlf: &[u8],
+        mtime: Option<SystemTime>,
+    ) -> Result<(), MaildirError> {
+        let tmp = self.path.join("tmp").join(&key.0);
+        let f = std::fs::File::create(&tmp).map_err(err("create", &tmp))?;
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
+        crate::store::eol::write_crlf_as_lf(crlf, &mut w).map_err(err("write", &tmp))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| err("write", &tmp)(e.into_error()))?;
+        if let Some(t) = mtime {
+            f.set_modified(t).map_err(err("set mtime of", &tmp))?;
+        }
+        Ok(())
+    }
+
     /// Second half of a batched delivery: renames `tmp/<key>` into `new/` (no flags) or `cur/`.
     /// The directories are fsynced by [`MaildirFolder::sync_dirs`] once per batch.
     pub fn publish(&mut self, key: &NearKey, flags: &Flags) -> Result<NearMessage, MaildirError> {

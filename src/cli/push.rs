@@ -1,0 +1,244 @@
+//! `arctern push`, `arctern migrate` and `arctern verify`: an account's Maildir onto a target.
+
+use super::exit;
+use crate::config::{AnyAccount, Config, Target};
+use crate::db::StateDb;
+use crate::engine::push::{self, LocalSide};
+use crate::engine::{SyncOptions, lock, state_path};
+use std::io::IsTerminal;
+
+fn resolve<'a>(
+    config: &'a Config,
+    account: &str,
+    target: &str,
+) -> Result<(AnyAccount<'a>, &'a Target), String> {
+    let a = config.account(account).ok_or_else(|| {
+        format!(
+            "no account {account:?} in {} (accounts: {})",
+            config.path.display(),
+            config
+                .all_accounts()
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let t = config.targets.get(target).ok_or_else(|| {
+        format!(
+            "no target {target:?} in {} (targets: {})",
+            config.path.display(),
+            config
+                .targets
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    Ok((a, t))
+}
+
+fn local_side(a: AnyAccount<'_>) -> LocalSide<'_> {
+    match a {
+        AnyAccount::Imap(a) => LocalSide {
+            account: &a.name,
+            root: &a.maildir,
+            layout: a.layout,
+        },
+        AnyAccount::Pop3(a) => LocalSide {
+            account: &a.name,
+            root: &a.maildir,
+            layout: a.layout,
+        },
+    }
+}
+
+fn spinner() -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// `arctern push ACCOUNT --to TARGET [--folders P...] [--dry-run]`.
+pub async fn run_push(
+    config: &Config,
+    account: &str,
+    target: &str,
+    folders: &[String],
+    dry_run: bool,
+) -> u8 {
+    let (a, t) = match resolve(config, account, target) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONFIG;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&config.state_dir) {
+        eprintln!(
+            "arctern: cannot create state_dir {}: {e}",
+            config.state_dir.display()
+        );
+        return exit::LOCAL;
+    }
+    let _lock = match lock::acquire(&config.state_dir, a.name()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::LOCKED;
+        }
+    };
+    let db = match StateDb::open(&state_path(config, a.name())) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::LOCAL;
+        }
+    };
+    let started = std::time::Instant::now();
+    let bar = spinner();
+    let result = push::push(&db, &local_side(a), t, folders, dry_run, &bar).await;
+    bar.finish_and_clear();
+    let reports = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return if e.contains("not supported") || e.contains("does not exist") {
+                exit::CONFIG
+            } else {
+                exit::CONNECT
+            };
+        }
+    };
+    let mut code = exit::OK;
+    let (mut up, mut present, mut earlier, mut rejected, mut bytes) = (0, 0, 0, 0, 0u64);
+    for r in &reports {
+        if let Some(p) = &r.planned {
+            println!(
+                "{}: {} → {}: would {p}",
+                a.name(),
+                r.folder,
+                r.target_folder
+            );
+        }
+        for x in &r.rejected {
+            eprintln!("{}: rejected by {}: {x}", a.name(), t.name);
+        }
+        if let Some(e) = &r.error {
+            eprintln!(
+                "{}: {} → {}: error: {e}",
+                a.name(),
+                r.folder,
+                r.target_folder
+            );
+            code = exit::PARTIAL;
+        }
+        up += r.uploaded;
+        present += r.present;
+        earlier += r.earlier;
+        rejected += r.rejected.len();
+        bytes += r.bytes;
+    }
+    if rejected > 0 {
+        code = exit::PARTIAL;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}{} → {}: +{up} ↑ ({:.1} MB, {:.1} MB/s), {present} already there, {earlier} pushed before, {rejected} rejected in {secs:.1}s",
+        if dry_run { "(dry run) " } else { "" },
+        a.name(),
+        t.name,
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs.max(0.001)
+    );
+    code
+}
+
+/// `arctern migrate ACCOUNT --to TARGET`: pull from the account's server (one sync), then push.
+pub async fn run_migrate(config: &Config, account: &str, target: &str, folders: &[String]) -> u8 {
+    let a = match resolve(config, account, target) {
+        Ok((a, _)) => a,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let code = super::sync::run(config, &[a.name().to_string()], SyncOptions::default()).await;
+    if code > exit::PARTIAL {
+        eprintln!("arctern: the pull from {} failed; nothing pushed", a.name());
+        return code;
+    }
+    let push_code = run_push(config, account, target, folders, false).await;
+    code.max(push_code)
+}
+
+/// `arctern verify ACCOUNT --to TARGET [--folders P...] [--json]`.
+pub async fn run_verify(
+    config: &Config,
+    account: &str,
+    target: &str,
+    folders: &[String],
+    json: bool,
+) -> u8 {
+    let (a, t) = match resolve(config, account, target) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let reports = match push::verify(&local_side(a), t, folders).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("arctern: {e}");
+            return exit::CONNECT;
+        }
+    };
+    let mut all_match = true;
+    for r in &reports {
+        if !r.comparison.as_ref().is_some_and(|c| c.is_match()) {
+            all_match = false;
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+    } else {
+        for r in &reports {
+            match &r.comparison {
+                None => println!(
+                    "{} → {}: MISSING FOLDER on the target ({} local message(s))",
+                    r.folder, r.target_folder, r.local
+                ),
+                Some(c) => println!(
+                    "{} → {}: {} matched, {} missing, {} extra, {} duplicated{}",
+                    r.folder,
+                    r.target_folder,
+                    c.matched,
+                    c.missing,
+                    c.extra,
+                    c.duplicated,
+                    if c.is_match() { "" } else { "  ← differs" }
+                ),
+            }
+        }
+        println!(
+            "{} → {}: {}",
+            a.name(),
+            t.name,
+            if all_match {
+                "the target holds exactly the local messages"
+            } else {
+                "DIFFERENCES found"
+            }
+        );
+    }
+    if all_match { exit::OK } else { exit::PARTIAL }
+}

@@ -1,0 +1,659 @@
+//! Re-uploading an account's local Maildir to an IMAP target (`push`, `migrate`), and comparing
+//! the two (`verify`).
+//!
+//! Per folder: map the name (folder_map, then special use), create the target folder if needed,
+//! settle the intents a killed run left (find the copy by size and SHA-256 among UIDs at or above
+//! the UIDNEXT recorded before the APPEND), skip what is recorded or already on the target (same
+//! Message-ID and size, or the same bytes), then upload the rest in pipelined batches, each
+//! message announced as an intent first and recorded with its UID after. A rerun therefore
+//! uploads only what is missing, and a kill at any moment leaves nothing duplicated.
+
+use crate::config::{ImapConfig, Layout, Target, TargetKind};
+use crate::db::StateDb;
+use crate::db::push::{PushRow, PushState};
+use crate::model::{Evidence, Uid};
+use crate::names::{FolderName, FolderPatterns};
+use crate::store::eol;
+use crate::store::imap::{self, ImapConn};
+use crate::store::maildir::{MaildirFolder, NearMessage, layout};
+use crate::sync::push::{self as plan, Comparison, Identity, SpecialUse};
+use sha2::Digest;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// How long a target folder must stay unchanged before a killed run's intents are settled...
+const QUIET: std::time::Duration = std::time::Duration::from_millis(1000);
+/// ...waiting at most this long.
+const QUIET_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// At most this many messages per APPEND batch...
+const BATCH: usize = 100;
+/// ...and about this many bytes: a batch is held in memory while it is sent.
+const BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Splits messages into batches of at most [`BATCH`] messages and about [`BATCH_BYTES`] bytes
+/// (a larger message travels alone).
+pub fn batches<'m>(md: &MaildirFolder, msgs: &[&'m NearMessage]) -> Vec<Vec<&'m NearMessage>> {
+    let mut out: Vec<Vec<&NearMessage>> = Vec::new();
+    let mut bytes = 0u64;
+    for m in msgs {
+        let size = std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len());
+        let full = out
+            .last()
+            .is_none_or(|b| b.len() >= BATCH || bytes + size > BATCH_BYTES);
+        if full {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        out.last_mut().expect("a batch").push(m);
+        bytes += size;
+    }
+    out
+}
+
+/// The local side of a push: an account's Maildir.
+#[derive(Clone, Debug)]
+pub struct LocalSide<'a> {
+    /// Account name (names the state database).
+    pub account: &'a str,
+    /// Maildir root.
+    pub root: &'a Path,
+    /// Its layout.
+    pub layout: Layout,
+}
+
+/// What happened in one folder.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PushFolderReport {
+    /// Local folder.
+    pub folder: String,
+    /// Target folder.
+    pub target_folder: String,
+    /// Uploaded in this run.
+    pub uploaded: usize,
+    /// Found already on the target.
+    pub present: usize,
+    /// Recorded as uploaded by an earlier run.
+    pub earlier: usize,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Messages the target refused, with its answer.
+    pub rejected: Vec<String>,
+    /// What went wrong, if the folder failed.
+    pub error: Option<String>,
+    /// In a dry run: what would happen.
+    pub planned: Option<String>,
+}
+
+struct TargetListing {
+    delimiter: Option<char>,
+    by_name: BTreeMap<String, String>,
+    special: HashMap<SpecialUse, String>,
+}
+
+async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, String> {
+    let entries = conn.list().await.map_err(|e| e.to_string())?;
+    let mut listing = TargetListing {
+        delimiter: None,
+        by_name: BTreeMap::new(),
+        special: HashMap::new(),
+    };
+    for e in entries {
+        if listing.delimiter.is_none() {
+            listing.delimiter = e.delimiter;
+        }
+        if !e.selectable {
+            continue;
+        }
+        if let Ok(name) = FolderName::from_wire(&e.wire_name, e.delimiter) {
+            if let Some(u) = e.special_use {
+                listing.special.entry(u).or_insert_with(|| name.to_string());
+            }
+            listing.by_name.insert(name.to_string(), e.wire_name);
+        }
+    }
+    Ok(listing)
+}
+
+/// The local folders selected by `patterns`.
+fn local_folders(local: &LocalSide<'_>, patterns: &[String]) -> Result<Vec<FolderName>, String> {
+    if !local.root.exists() {
+        return Err(format!(
+            "account {}: the Maildir {} does not exist: nothing to push",
+            local.account,
+            local.root.display()
+        ));
+    }
+    let (folders, problems) = layout::list_folders(local.root, local.layout)
+        .map_err(|e| format!("cannot list Maildir {}: {e}", local.root.display()))?;
+    for p in problems {
+        tracing::warn!(account = local.account, "local folder skipped: {p}");
+    }
+    let patterns = if patterns.is_empty() {
+        vec!["*".to_string()]
+    } else {
+        patterns.to_vec()
+    };
+    let p = FolderPatterns::new(&patterns);
+    Ok(folders.into_iter().filter(|f| p.selects(f)).collect())
+}
+
+fn imap_of(target: &Target) -> Result<&ImapConfig, String> {
+    match &target.kind {
+        TargetKind::Imap(c) => Ok(c),
+        TargetKind::Smtp(_) => Err(format!(
+            "target {}: SMTP targets are not supported by this version yet; use an IMAP target",
+            target.name
+        )),
+    }
+}
+
+/// Identity of a local message's bytes (LF on disk; compared with CRLF sizes and hashes).
+fn local_identity(raw: &[u8]) -> (Identity, Vec<u8>) {
+    let crlf = eol::lf_to_crlf(raw);
+    let id = match crate::message::message_id(raw) {
+        Some(mid) => Identity::IdSize(mid, crlf.len() as u32),
+        None => Identity::Hash(sha2::Sha256::digest(&crlf).to_vec()),
+    };
+    (id, crlf)
+}
+
+/// Identities of the target folder's messages (the selected one): Message-ID and size, and for
+/// messages without a Message-ID whose size matches one of `hash_sizes`, the SHA-256 of their
+/// bytes. `exclude` are UIDs already accounted for.
+async fn target_identities(
+    conn: &mut ImapConn,
+    exists: u32,
+    hash_sizes: &HashSet<u32>,
+    exclude: &HashSet<u32>,
+) -> Result<(Vec<Identity>, Vec<Evidence>), String> {
+    if exists == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let evidence = conn
+        .fetch_evidence("1:*")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    let mut to_hash = Vec::new();
+    for e in &evidence {
+        if exclude.contains(&e.uid.0) {
+            continue;
+        }
+        match &e.message_id {
+            Some(m) => ids.push(Identity::IdSize(m.clone(), e.size)),
+            None if hash_sizes.contains(&e.size) => to_hash.push(e.uid),
+            None => ids.push(Identity::Hash(Vec::new())),
+        }
+    }
+    if !to_hash.is_empty() {
+        conn.fetch_bodies(&to_hash, |m| {
+            ids.push(Identity::Hash(sha2::Sha256::digest(m.body).to_vec()));
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    Ok((ids, evidence))
+}
+
+/// Pushes an account's Maildir to an IMAP target.
+pub async fn push(
+    db: &StateDb,
+    local: &LocalSide<'_>,
+    target: &Target,
+    patterns: &[String],
+    dry_run: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<PushFolderReport>, String> {
+    let cfg = imap_of(target)?;
+    let folders = local_folders(local, patterns)?;
+    let password = cfg.password.resolve(&target.name)?;
+    let mut conn = imap::connect(cfg, &password)
+        .await
+        .map_err(|e| format!("target {}: {e}", target.name))?;
+    let mut listing = list_target(&mut conn).await?;
+    let mut reports = Vec::new();
+    for folder in folders {
+        let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
+        let mut fr = PushFolderReport {
+            folder: folder.to_string(),
+            target_folder: tname.clone(),
+            ..Default::default()
+        };
+        if conn.is_poisoned() {
+            conn = imap::connect(cfg, &password)
+                .await
+                .map_err(|e| format!("target {}: {e}", target.name))?;
+        }
+        if let Err(e) = push_folder(
+            db,
+            local,
+            target,
+            &mut conn,
+            &mut listing,
+            &folder,
+            &tname,
+            dry_run,
+            progress,
+            &mut fr,
+        )
+        .await
+        {
+            fr.error = Some(e);
+        }
+        reports.push(fr);
+    }
+    conn.logout().await;
+    Ok(reports)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_folder(
+    db: &StateDb,
+    local: &LocalSide<'_>,
+    target: &Target,
+    conn: &mut ImapConn,
+    listing: &mut TargetListing,
+    folder: &FolderName,
+    tname: &str,
+    dry_run: bool,
+    progress: &indicatif::ProgressBar,
+    fr: &mut PushFolderReport,
+) -> Result<(), String> {
+    let path = layout::folder_path(local.root, local.layout, folder)?;
+    let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
+    let near = md.scan().map_err(|e| e.to_string())?;
+    let target_name =
+        FolderName::parse(tname).map_err(|e| format!("target folder {tname:?}: {e}"))?;
+    let wire = match listing.by_name.get(tname) {
+        Some(w) => w.clone(),
+        None => {
+            let wire = target_name
+                .to_wire(listing.delimiter)
+                .map_err(|e| format!("target folder {tname:?}: {e}"))?;
+            if dry_run {
+                fr.planned = Some(format!(
+                    "create {tname} on the target and upload {} message(s)",
+                    near.len()
+                ));
+                return Ok(());
+            }
+            conn.create(&wire).await.map_err(|e| e.to_string())?;
+            listing.by_name.insert(tname.to_string(), wire.clone());
+            wire
+        }
+    };
+    let sel = conn.select(&wire).await.map_err(|e| e.to_string())?;
+    let validity = sel.uidvalidity.0;
+    let mut rows = db
+        .push_rows(&target.name, folder.as_str())
+        .map_err(|e| e.to_string())?;
+
+    // Rows of another UIDVALIDITY (the target folder was recreated) prove nothing any more.
+    let stale: Vec<String> = rows
+        .values()
+        .filter(|r| match &r.state {
+            PushState::Intent { uidvalidity, .. } | PushState::Done { uidvalidity, .. } => {
+                *uidvalidity != validity
+            }
+            PushState::Present => r.target_folder != tname,
+        })
+        .map(|r| r.near_key.clone())
+        .collect();
+    if !stale.is_empty() && !dry_run {
+        db.forget_push_rows(&target.name, folder.as_str(), &stale)
+            .map_err(|e| e.to_string())?;
+        for k in &stale {
+            rows.remove(k);
+        }
+    }
+    // Intents of a killed run: find their copies, or forget them. Its pipelined APPENDs may
+    // still be landing on the target: wait for the folder to stop growing first.
+    if !dry_run
+        && rows
+            .values()
+            .any(|r| matches!(r.state, PushState::Intent { .. }))
+    {
+        conn.wait_until_quiet(&wire, QUIET, QUIET_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        settle_intents(
+            db,
+            conn,
+            &target.name,
+            folder.as_str(),
+            tname,
+            validity,
+            &mut rows,
+        )
+        .await?;
+    }
+
+    let pending: Vec<&NearMessage> = near
+        .values()
+        .filter(|m| !rows.contains_key(&m.key.0))
+        .collect();
+    fr.earlier = near.len() - pending.len();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    // Identify the pending local messages, and the target's messages.
+    let mut local_ids = Vec::with_capacity(pending.len());
+    for m in &pending {
+        let raw = md.read(m).map_err(|e| e.to_string())?;
+        local_ids.push(local_identity(&raw).0);
+    }
+    let hash_sizes: HashSet<u32> = pending
+        .iter()
+        .zip(&local_ids)
+        .filter_map(|(m, id)| match id {
+            Identity::Hash(_) => md
+                .read(m)
+                .ok()
+                .map(|raw| eol::lf_to_crlf(&raw).len() as u32),
+            Identity::IdSize(..) => None,
+        })
+        .collect();
+    let claimed: HashSet<u32> = rows
+        .values()
+        .filter_map(|r| match r.state {
+            PushState::Done { uid, .. } => uid,
+            _ => None,
+        })
+        .collect();
+    let (target_ids, _) = target_identities(conn, sel.exists, &hash_sizes, &claimed).await?;
+    let missing: HashSet<usize> = plan::missing_on_target(&local_ids, &target_ids)
+        .into_iter()
+        .collect();
+    let present: Vec<PushRow> = pending
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !missing.contains(i))
+        .map(|(_, m)| PushRow {
+            near_key: m.key.0.clone(),
+            target_folder: tname.to_string(),
+            state: PushState::Present,
+        })
+        .collect();
+    fr.present = present.len();
+    let uploads: Vec<&NearMessage> = pending
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| missing.contains(i))
+        .map(|(_, m)| *m)
+        .collect();
+    if dry_run {
+        fr.planned = Some(format!(
+            "upload {} message(s); {} already on the target",
+            uploads.len(),
+            present.len()
+        ));
+        return Ok(());
+    }
+    db.put_push_rows(&target.name, folder.as_str(), &present)
+        .map_err(|e| e.to_string())?;
+
+    let mut uidnext = sel.uidnext.unwrap_or(1);
+    for batch in batches(&md, &uploads) {
+        progress.set_message(format!(
+            "{} → {}: ↑ {}/{} ({} MB)",
+            folder,
+            tname,
+            fr.uploaded,
+            uploads.len(),
+            fr.bytes / 1_000_000
+        ));
+        let mut items = Vec::with_capacity(batch.len());
+        let mut intents = Vec::with_capacity(batch.len());
+        for m in &batch {
+            let raw = match md.read(m) {
+                Ok(r) => r,
+                Err(e) => {
+                    fr.rejected
+                        .push(format!("{}: cannot read: {e}", m.file_name));
+                    continue;
+                }
+            };
+            let crlf = eol::lf_to_crlf(&raw);
+            intents.push(PushRow {
+                near_key: m.key.0.clone(),
+                target_folder: tname.to_string(),
+                state: PushState::Intent {
+                    uidvalidity: validity,
+                    uidnext,
+                    size: crlf.len() as u32,
+                    sha256: sha2::Sha256::digest(&crlf).to_vec(),
+                },
+            });
+            let date = md.mtime(m).and_then(imap::format_internal_date);
+            items.push((m.flags.clone(), date, crlf));
+        }
+        db.put_push_rows(&target.name, folder.as_str(), &intents)
+            .map_err(|e| e.to_string())?;
+        let sizes: Vec<u64> = items.iter().map(|i| i.2.len() as u64).collect();
+        let results = conn
+            .append_many(&wire, &items)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        let mut unresolved = false;
+        for ((intent, result), size) in intents.iter().zip(results).zip(sizes) {
+            match result {
+                Ok(Some((v, uid))) if v.0 == validity => {
+                    uidnext = uidnext.max(uid.0 + 1);
+                    done.push(PushRow {
+                        near_key: intent.near_key.clone(),
+                        target_folder: tname.to_string(),
+                        state: PushState::Done {
+                            uidvalidity: validity,
+                            uid: Some(uid.0),
+                        },
+                    });
+                    fr.uploaded += 1;
+                    fr.bytes += size;
+                }
+                Ok(_) => unresolved = true, // no APPENDUID: found by content below
+                Err(e) => {
+                    let file = near
+                        .get(&crate::model::NearKey(intent.near_key.clone()))
+                        .map_or(intent.near_key.clone(), |m| m.file_name.clone());
+                    fr.rejected.push(format!("{folder}/{file}: {e}"));
+                    refused.push(intent.near_key.clone());
+                }
+            }
+        }
+        db.put_push_rows(&target.name, folder.as_str(), &done)
+            .map_err(|e| e.to_string())?;
+        db.forget_push_rows(&target.name, folder.as_str(), &refused)
+            .map_err(|e| e.to_string())?;
+        if unresolved {
+            let before = rows_done(db, &target.name, folder.as_str())?;
+            rows = db
+                .push_rows(&target.name, folder.as_str())
+                .map_err(|e| e.to_string())?;
+            settle_intents(
+                db,
+                conn,
+                &target.name,
+                folder.as_str(),
+                tname,
+                validity,
+                &mut rows,
+            )
+            .await?;
+            let after = rows_done(db, &target.name, folder.as_str())?;
+            fr.uploaded += after.saturating_sub(before);
+            uidnext = conn
+                .status(&wire)
+                .await
+                .map_err(|e| e.to_string())?
+                .uidnext
+                .unwrap_or(uidnext);
+        }
+    }
+    Ok(())
+}
+
+fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, String> {
+    Ok(db
+        .push_rows(target, folder)
+        .map_err(|e| e.to_string())?
+        .values()
+        .filter(|r| matches!(r.state, PushState::Done { .. }))
+        .count())
+}
+
+/// Finds the target copies of intents (UIDs at or above the recorded UIDNEXT, same size and
+/// SHA-256, not claimed by another row): found → done, else forgotten (uploaded again unless
+/// the target has it by then).
+async fn settle_intents(
+    db: &StateDb,
+    conn: &mut ImapConn,
+    target: &str,
+    folder: &str,
+    tname: &str,
+    validity: u32,
+    rows: &mut HashMap<String, PushRow>,
+) -> Result<(), String> {
+    let intents: Vec<(String, u32, u32, Vec<u8>)> = rows
+        .values()
+        .filter_map(|r| match &r.state {
+            PushState::Intent {
+                uidvalidity,
+                uidnext,
+                size,
+                sha256,
+            } if *uidvalidity == validity => {
+                Some((r.near_key.clone(), *uidnext, *size, sha256.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if intents.is_empty() {
+        return Ok(());
+    }
+    let from = intents.iter().map(|i| i.1).min().unwrap_or(1).max(1);
+    let claimed: HashSet<u32> = rows
+        .values()
+        .filter_map(|r| match r.state {
+            PushState::Done { uid, .. } => uid,
+            _ => None,
+        })
+        .collect();
+    let sizes: HashSet<u32> = intents.iter().map(|i| i.2).collect();
+    let evidence = conn
+        .fetch_evidence(&format!("{from}:*"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let candidates: Vec<Uid> = evidence
+        .iter()
+        .filter(|e| e.uid.0 >= from && sizes.contains(&e.size) && !claimed.contains(&e.uid.0))
+        .map(|e| e.uid)
+        .collect();
+    let mut hashes: Vec<(u32, Vec<u8>)> = Vec::new();
+    if !candidates.is_empty() {
+        conn.fetch_bodies(&candidates, |m| {
+            hashes.push((m.uid.0, sha2::Sha256::digest(m.body).to_vec()));
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let mut taken = HashSet::new();
+    let mut found = Vec::new();
+    let mut lost = Vec::new();
+    for (key, uidnext, _, sha) in intents {
+        match hashes
+            .iter()
+            .find(|(uid, h)| *uid >= uidnext && !taken.contains(uid) && *h == sha)
+        {
+            Some((uid, _)) => {
+                taken.insert(*uid);
+                found.push(PushRow {
+                    near_key: key,
+                    target_folder: tname.to_string(),
+                    state: PushState::Done {
+                        uidvalidity: validity,
+                        uid: Some(*uid),
+                    },
+                });
+            }
+            None => lost.push(key),
+        }
+    }
+    db.put_push_rows(target, folder, &found)
+        .map_err(|e| e.to_string())?;
+    db.forget_push_rows(target, folder, &lost)
+        .map_err(|e| e.to_string())?;
+    for r in found {
+        rows.insert(r.near_key.clone(), r);
+    }
+    for k in lost {
+        rows.remove(&k);
+    }
+    Ok(())
+}
+
+/// One folder's verification.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VerifyReport {
+    /// Local folder.
+    pub folder: String,
+    /// Target folder.
+    pub target_folder: String,
+    /// The comparison; `None` when the target folder does not exist.
+    pub comparison: Option<Comparison>,
+    /// Local message count.
+    pub local: usize,
+}
+
+/// Compares every selected local folder with its target folder.
+pub async fn verify(
+    local: &LocalSide<'_>,
+    target: &Target,
+    patterns: &[String],
+) -> Result<Vec<VerifyReport>, String> {
+    let cfg = imap_of(target)?;
+    let folders = local_folders(local, patterns)?;
+    let password = cfg.password.resolve(&target.name)?;
+    let mut conn = imap::connect(cfg, &password)
+        .await
+        .map_err(|e| format!("target {}: {e}", target.name))?;
+    let listing = list_target(&mut conn).await?;
+    let mut out = Vec::new();
+    for folder in folders {
+        let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
+        let path = layout::folder_path(local.root, local.layout, &folder)?;
+        let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
+        let near = md.scan().map_err(|e| e.to_string())?;
+        let mut local_ids = Vec::with_capacity(near.len());
+        let mut hash_sizes = HashSet::new();
+        for m in near.values() {
+            let raw = md.read(m).map_err(|e| e.to_string())?;
+            let (id, crlf) = local_identity(&raw);
+            if matches!(id, Identity::Hash(_)) {
+                hash_sizes.insert(crlf.len() as u32);
+            }
+            local_ids.push(id);
+        }
+        let comparison = match listing.by_name.get(&tname) {
+            None => None,
+            Some(wire) => {
+                let sel = conn.select(wire).await.map_err(|e| e.to_string())?;
+                let (ids, _) =
+                    target_identities(&mut conn, sel.exists, &hash_sizes, &HashSet::new()).await?;
+                Some(plan::compare(&local_ids, &ids))
+            }
+        };
+        out.push(VerifyReport {
+            folder: folder.to_string(),
+            target_folder: tname,
+            comparison,
+            local: local_ids.len(),
+        });
+    }
+    conn.logout().await;
+    Ok(out)
+}

@@ -1,0 +1,201 @@
+//! Re-uploading to a target, pure: where each local folder goes on the target, which local
+//! messages the target already has, and how a local folder and a target folder compare.
+//!
+//! A message is identified across the two sides by its Message-ID and its size with CRLF line
+//! ends, or, without a Message-ID, by the SHA-256 of its bytes (CRLF). Matching is a multiset
+//! match: two identical local messages need two copies on the target.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// RFC 6154 special uses that matter when moving mail between providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SpecialUse {
+    /// Sent mail.
+    Sent,
+    /// Drafts.
+    Drafts,
+    /// Deleted mail.
+    Trash,
+    /// Spam.
+    Junk,
+    /// Archive.
+    Archive,
+}
+
+/// The special use a local folder name suggests (English names the big providers and mail
+/// readers use), when any.
+pub fn special_use_of_name(name: &str) -> Option<SpecialUse> {
+    let leaf = name.rsplit('/').next().unwrap_or(name).to_lowercase();
+    Some(match leaf.as_str() {
+        "sent" | "sent mail" | "sent messages" | "sent items" => SpecialUse::Sent,
+        "drafts" | "draft" => SpecialUse::Drafts,
+        "trash" | "deleted" | "deleted items" | "deleted messages" | "bin" => SpecialUse::Trash,
+        "junk" | "spam" | "junk e-mail" | "junk email" | "bulk mail" => SpecialUse::Junk,
+        "archive" | "archives" | "all mail" => SpecialUse::Archive,
+        _ => return None,
+    })
+}
+
+/// Where a local folder goes on the target: `folder_map` first (exact canonical names), then,
+/// for a top-level folder whose name means a special use, the target's folder with that use,
+/// else the same name.
+pub fn target_folder(
+    local: &str,
+    folder_map: &BTreeMap<String, String>,
+    target_special: &HashMap<SpecialUse, String>,
+) -> String {
+    if let Some(t) = folder_map.get(local) {
+        return t.clone();
+    }
+    if !local.contains('/')
+        && let Some(t) = special_use_of_name(local).and_then(|u| target_special.get(&u))
+    {
+        return t.clone();
+    }
+    local.to_string()
+}
+
+/// How a message is recognised on the other side.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identity {
+    /// Message-ID (without brackets) and size with CRLF line ends.
+    IdSize(String, u32),
+    /// SHA-256 of the CRLF bytes (messages without a Message-ID).
+    Hash(Vec<u8>),
+}
+
+/// Which local messages still need uploading: those whose identity the target does not have
+/// (as many times as they occur locally). Returns the indexes into `local` to upload.
+pub fn missing_on_target(local: &[Identity], target: &[Identity]) -> Vec<usize> {
+    let mut available: HashMap<&Identity, usize> = HashMap::new();
+    for t in target {
+        *available.entry(t).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for (i, l) in local.iter().enumerate() {
+        match available.get_mut(l) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => out.push(i),
+        }
+    }
+    out
+}
+
+/// How a local folder and its target folder compare.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Comparison {
+    /// Local messages (counted with multiplicity) the target lacks.
+    pub missing: usize,
+    /// Target messages with no local counterpart.
+    pub extra: usize,
+    /// Target copies beyond the local count of the same message.
+    pub duplicated: usize,
+    /// Messages on both sides.
+    pub matched: usize,
+}
+
+impl Comparison {
+    /// True when the target holds exactly the local messages.
+    pub fn is_match(&self) -> bool {
+        self.missing == 0 && self.extra == 0 && self.duplicated == 0
+    }
+}
+
+/// Compares the identities of a local folder and a target folder.
+pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
+    let mut l: HashMap<&Identity, usize> = HashMap::new();
+    for x in local {
+        *l.entry(x).or_default() += 1;
+    }
+    let mut t: HashMap<&Identity, usize> = HashMap::new();
+    for x in target {
+        *t.entry(x).or_default() += 1;
+    }
+    let mut c = Comparison::default();
+    for (id, &ln) in &l {
+        let tn = t.get(id).copied().unwrap_or(0);
+        c.matched += ln.min(tn);
+        c.missing += ln.saturating_sub(tn);
+        c.duplicated += tn.saturating_sub(ln);
+    }
+    for (id, &tn) in &t {
+        if !l.contains_key(id) {
+            c.extra += tn;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(s: &str, n: u32) -> Identity {
+        Identity::IdSize(s.into(), n)
+    }
+
+    #[test]
+    fn special_use_mapping() {
+        let special: HashMap<SpecialUse, String> = [
+            (SpecialUse::Sent, "Sent Items".to_string()),
+            (SpecialUse::Trash, "Deleted Items".to_string()),
+        ]
+        .into();
+        let map: BTreeMap<String, String> = [("Old/Stuff".into(), "Archive/Old".into())].into();
+        assert_eq!(target_folder("Sent", &map, &special), "Sent Items");
+        assert_eq!(target_folder("sent messages", &map, &special), "Sent Items");
+        assert_eq!(target_folder("Trash", &map, &special), "Deleted Items");
+        assert_eq!(
+            target_folder("Junk", &map, &special),
+            "Junk",
+            "no \\Junk on target"
+        );
+        assert_eq!(target_folder("Old/Stuff", &map, &special), "Archive/Old");
+        assert_eq!(target_folder("Lists/Sent", &map, &special), "Lists/Sent");
+        assert_eq!(target_folder("INBOX", &map, &special), "INBOX");
+    }
+
+    #[test]
+    fn missing_counts_multiplicity() {
+        let local = vec![id("a", 1), id("a", 1), id("b", 2), Identity::Hash(vec![1])];
+        let target = vec![id("a", 1), id("b", 3), Identity::Hash(vec![1])];
+        assert_eq!(missing_on_target(&local, &target), vec![1, 2]);
+    }
+
+    #[test]
+    fn comparison_finds_missing_extra_and_duplicates() {
+        let local = vec![id("a", 1), id("b", 1), id("c", 1)];
+        let target = vec![id("a", 1), id("a", 1), id("b", 1), id("x", 9)];
+        let c = compare(&local, &target);
+        assert_eq!(
+            c,
+            Comparison {
+                missing: 1,
+                extra: 1,
+                duplicated: 1,
+                matched: 2
+            }
+        );
+        assert!(!c.is_match());
+        assert!(compare(&local, &local).is_match());
+    }
+
+    proptest! {
+        /// Uploading what `missing_on_target` names makes the comparison a match when the
+        /// target held nothing else, and uploading it again is never needed.
+        #[test]
+        fn upload_missing_then_nothing_missing(
+            local in proptest::collection::vec(0u8..6, 0..20),
+            target in proptest::collection::vec(0u8..6, 0..20),
+        ) {
+            let l: Vec<Identity> = local.iter().map(|n| id(&n.to_string(), 1)).collect();
+            let mut t: Vec<Identity> = target.iter().map(|n| id(&n.to_string(), 1)).collect();
+            for i in missing_on_target(&l, &t) {
+                t.push(l[i].clone());
+            }
+            prop_assert!(missing_on_target(&l, &t).is_empty());
+            prop_assert_eq!(compare(&l, &t).missing, 0);
+        }
+    }
+}
