@@ -303,7 +303,8 @@ sizes = "1.5 KB to 100 KB" if profile == "small" else "2 KB to 2 MB"
 print(f"- data: {seed}, six folders (one non-ASCII), {sizes}, about 10% with attachments, mixed flags")
 print(f"- machine: {platform.machine()}, {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, Linux {platform.release()}")
 print(f"- POP3 maildrop: {pop_seed}, same mix, all in INBOX")
-print(f"- versions: {ver(['target/release/arctern', '--version'])}; {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['getmail', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
+commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+print(f"- versions: {ver(['target/release/arctern', '--version'])} (commit {commit}); {ver(['mbsync', '--version'])}; offlineimap {ver(['offlineimap', '--version'])}; {ver(['getmail', '--version'])}; {ver(['dovecot', '--version'])} (Dovecot)")
 print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
 tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail", "notmuch", "mu") if any(k[1] == t for k in data)]
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",

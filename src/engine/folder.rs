@@ -165,6 +165,8 @@ pub async fn sync_folder(
         }
     }
 
+    let phase = std::time::Instant::now();
+    tracing::debug!(folder = %name, messages = near.len(), "selected and scanned");
     let message_rows = if fid < 0 {
         Vec::new()
     } else {
@@ -177,6 +179,7 @@ pub async fn sync_folder(
     } else {
         db.sync_modseq(fid).map_err(|e| s(&e))?
     };
+    tracing::debug!(folder = %name, rows = message_rows.len(), ms = phase.elapsed().as_millis() as u64, "state loaded");
     let far = match delta_snapshot(conn, &sel, stored_modseq, &message_rows).await {
         Some(far) => far,
         None => conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?,
@@ -191,7 +194,9 @@ pub async fn sync_folder(
         mode: account.sync,
         expunge: account.expunge,
     };
+    tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "server listing ready");
     let plan = planner::plan(&rows, &far, &near_flags, policy);
+    tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "planned");
     if !options.force {
         planner::check_deletion_guard(&plan, &rows, account.max_delete_percent)
             .map_err(|e| s(&e))?;
@@ -234,6 +239,7 @@ pub async fn sync_folder(
         folder: name.as_str(),
     };
     exec.flags(&plan, fr).await?;
+    tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "flags done");
     exec.deletions(&plan, fr).await?;
     exec.downloads(&plan, fr).await?;
     exec.uploads(&plan, fr).await?;
@@ -252,6 +258,7 @@ pub async fn sync_folder(
     };
     // Everything the server had at SELECT time is now known: the next run can ask only for
     // changes since then (our own changes come back as changes, harmlessly).
+    tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "executed");
     db.complete_folder(
         fid,
         &FolderCompletion {
@@ -389,13 +396,7 @@ async fn pair_existing(
     let mut rows = Vec::new();
     for (i, (uid, key)) in pairs.iter().enumerate() {
         // Base = what both have: each side's extra flags then count as additions, so no flag is lost.
-        let base = Flags(
-            far[uid]
-                .0
-                .intersection(&near[key].flags.0)
-                .cloned()
-                .collect(),
-        );
+        let base = far[uid].intersection(&near[key].flags);
         let (_, message_id, size) = evidence[key];
         changes.push(Change::Link {
             far: *uid,
@@ -472,7 +473,7 @@ fn complete_near_flags(
         {
             for f in row.flags.iter() {
                 if !md.can_represent(f) {
-                    flags.0.insert(f.clone());
+                    flags.insert(f.clone());
                 }
             }
         }

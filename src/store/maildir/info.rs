@@ -52,9 +52,9 @@ pub fn decode_letters(letters: &str, table: &KeywordTable) -> DecodedInfo {
     let mut out = DecodedInfo::default();
     for c in letters.chars() {
         if let Some(flag) = Flag::from_maildir_letter(c) {
-            out.flags.0.insert(flag);
+            out.flags.insert(flag);
         } else if let Some(word) = c.is_ascii_lowercase().then(|| table.word(c)).flatten() {
-            out.flags.0.insert(Flag::Keyword(word.to_string()));
+            out.flags.insert(Flag::Keyword(word.to_string()));
         } else if !out.unknown.contains(c) {
             out.unknown.push(c);
         }
@@ -102,7 +102,7 @@ mod tests {
         let d = decode_letters("SXZ", &table);
         assert_eq!(d.unknown, "XZ");
         let mut flags = d.flags.clone();
-        flags.0.insert(Flag::Flagged);
+        flags.insert(Flag::Flagged);
         assert_eq!(encode_letters(&flags, &d.unknown, &table), "FSXZ");
     }
 

@@ -218,7 +218,7 @@ fn arb_flags() -> impl Strategy<Value = Flags> {
         ],
         0..4,
     )
-    .prop_map(Flags)
+    .prop_map(|set| set.into_iter().collect::<Flags>())
 }
 
 prop_compose! {
