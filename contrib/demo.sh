@@ -52,4 +52,10 @@ cargo build --release --quiet
 ./target/release/arctern -c config/demo.toml sync
 ./target/release/arctern -c config/demo.toml status
 echo
+echo "== offline search: arctern search 'rust folder:Lists/*'"
+./target/release/arctern -c config/demo.toml search 'rust folder:Lists/*'
+echo
+echo "== arctern search --json 'subject:sample flag:flagged'"
+./target/release/arctern -c config/demo.toml search --json 'subject:sample flag:flagged'
+echo
 echo "Your mirror is in $DEMO/local/Mail (try: mutt -f $DEMO/local/Mail). Stop with: contrib/demo.sh stop"
