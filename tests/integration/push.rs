@@ -78,8 +78,13 @@ fn seed_local(w: &World, count: usize) -> BTreeMap<&'static str, Vec<LocalMessag
 }
 
 fn target_messages(c: &mut Client, folder: &str) -> Vec<LocalMessage> {
+    messages_in(c, target_wire(folder))
+}
+
+/// A target folder's messages as (standard flags, LF body), sorted.
+fn messages_in(c: &mut Client, wire: &str) -> Vec<LocalMessage> {
     let mut v: Vec<LocalMessage> = c
-        .messages(target_wire(folder))
+        .messages(wire)
         .into_iter()
         .map(|m| LocalMessage {
             flags: m
@@ -239,19 +244,7 @@ fn push_killed_midway_then_rerun_gives_exactly_one_copy_of_each() {
             "Sent" => "Sent",
             f => target_wire(f),
         };
-        let mut got: Vec<LocalMessage> = carol
-            .messages(wire)
-            .into_iter()
-            .map(|m| LocalMessage {
-                flags: m
-                    .flags
-                    .into_iter()
-                    .filter(|f| f.starts_with('\\'))
-                    .collect(),
-                body: to_lf(&m.body),
-            })
-            .collect();
-        got.sort();
+        let got = messages_in(&mut carol, wire);
         if &got != want {
             let subject = |m: &LocalMessage| {
                 String::from_utf8_lossy(&m.body)

@@ -542,44 +542,33 @@ impl Pop3Conn {
     /// UIDL for every message: (message number, unique id), in the server's order. An error
     /// names the offending line.
     pub async fn uidl_all(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
-        self.simple("UIDL").await?;
-        let body = self
-            .read_multiline_capped("UIDL", 256 * 1024 * 1024)
-            .await?;
-        let mut out = Vec::new();
-        for line in String::from_utf8_lossy(&body).lines() {
-            match proto::parse_uidl_line(line) {
-                Ok(entry) => out.push(entry),
-                Err(e) => {
-                    return Err(Pop3Error::Protocol {
-                        command: "UIDL".into(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(out)
+        self.listing("UIDL", proto::parse_uidl_line).await
     }
 
     /// LIST for every message: (message number, size in octets).
     pub async fn list_all(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.simple("LIST").await?;
+        self.listing("LIST", proto::parse_list_line).await
+    }
+
+    /// A multi-line listing (UIDL, LIST), each line through `parse`; the first bad line fails it.
+    async fn listing<T>(
+        &mut self,
+        command: &str,
+        parse: fn(&str) -> Result<T, proto::ListingError>,
+    ) -> Result<Vec<T>, Pop3Error> {
+        self.simple(command).await?;
         let body = self
-            .read_multiline_capped("LIST", 256 * 1024 * 1024)
+            .read_multiline_capped(command, 256 * 1024 * 1024)
             .await?;
-        let mut out = Vec::new();
-        for line in String::from_utf8_lossy(&body).lines() {
-            match proto::parse_list_line(line) {
-                Ok(entry) => out.push(entry),
-                Err(e) => {
-                    return Err(Pop3Error::Protocol {
-                        command: "LIST".into(),
-                        message: e.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(out)
+        String::from_utf8_lossy(&body)
+            .lines()
+            .map(|line| {
+                parse(line).map_err(|e| Pop3Error::Protocol {
+                    command: command.into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// The header of a message (`TOP n 0`), decoded, at most 1 MiB.
