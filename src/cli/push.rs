@@ -12,18 +12,9 @@ fn resolve<'a>(
     account: &str,
     target: &str,
 ) -> Result<(AnyAccount<'a>, &'a Target), String> {
-    let a = config.account(account).ok_or_else(|| {
-        format!(
-            "no account {account:?} in {} (accounts: {})",
-            config.path.display(),
-            config
-                .all_accounts()
-                .iter()
-                .map(|a| a.name().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let a = super::select_accounts(config, &[account.to_string()])?
+        .pop()
+        .expect("one name, one account");
     let t = config.targets.get(target).ok_or_else(|| {
         format!(
             "no target {target:?} in {} (targets: {})",

@@ -339,22 +339,18 @@ async fn push_folder(
         return Ok(());
     }
     // Identify the pending local messages, and the target's messages.
+    // Each file is read once: its identity, and for messages without a Message-ID the CRLF size
+    // whose target copies must be hashed to compare.
     let mut local_ids = Vec::with_capacity(pending.len());
+    let mut hash_sizes = HashSet::new();
     for m in &pending {
         let raw = md.read(m).map_err(|e| e.to_string())?;
-        local_ids.push(local_identity(&raw).0);
+        let (id, crlf) = local_identity(&raw);
+        if matches!(id, Identity::Hash(_)) {
+            hash_sizes.insert(crlf.len() as u32);
+        }
+        local_ids.push(id);
     }
-    let hash_sizes: HashSet<u32> = pending
-        .iter()
-        .zip(&local_ids)
-        .filter_map(|(m, id)| match id {
-            Identity::Hash(_) => md
-                .read(m)
-                .ok()
-                .map(|raw| eol::lf_to_crlf(&raw).len() as u32),
-            Identity::IdSize(..) => None,
-        })
-        .collect();
     let claimed: HashSet<u32> = rows
         .values()
         .filter_map(|r| match r.state {

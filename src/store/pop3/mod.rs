@@ -173,10 +173,14 @@ pub async fn connect(cfg: &Pop3Config, password: &Secret) -> Result<Pop3Conn, Po
     Ok(conn)
 }
 
-async fn tls_handshake(
+/// TLS over `io`: the TCP stream (implicit TLS) or the plain session after STLS.
+async fn tls_handshake<IO>(
     cfg: &Pop3Config,
-    tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Pop3Error> {
+    io: IO,
+) -> Result<tokio_rustls::client::TlsStream<IO>, Pop3Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let tls_err = |message: String| Pop3Error::Tls {
         host: cfg.host.clone(),
         message,
@@ -185,7 +189,7 @@ async fn tls_handshake(
     let name = ServerName::try_from(cfg.host.clone())
         .map_err(|e| tls_err(format!("invalid server name: {e}")))?;
     let connector = tokio_rustls::TlsConnector::from(config);
-    match tokio::time::timeout(cfg.timeout, connector.connect(name, tcp)).await {
+    match tokio::time::timeout(cfg.timeout, connector.connect(name, io)).await {
         Err(_) => Err(Pop3Error::Timeout {
             command: "TLS handshake".into(),
             secs: cfg.timeout.as_secs(),
@@ -239,27 +243,7 @@ impl Pop3Conn {
                     .into(),
             });
         }
-        // The plain TCP stream is inside the box; a fresh TCP handshake is not possible here, so
-        // the TLS session runs over the boxed transport.
-        let inner = self.stream.into_inner();
-        let tls_err = |message: String| Pop3Error::Tls {
-            host: cfg.host.clone(),
-            message,
-        };
-        let config = tls::client_config(cfg.ca_file.as_deref()).map_err(tls_err)?;
-        let name = ServerName::try_from(cfg.host.clone())
-            .map_err(|e| tls_err(format!("invalid server name: {e}")))?;
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let tls = match tokio::time::timeout(cfg.timeout, connector.connect(name, inner)).await {
-            Err(_) => {
-                return Err(Pop3Error::Timeout {
-                    command: "TLS handshake".into(),
-                    secs: cfg.timeout.as_secs(),
-                });
-            }
-            Ok(Err(e)) => return Err(tls_err(e.to_string())),
-            Ok(Ok(s)) => s,
-        };
+        let tls = tls_handshake(cfg, self.stream.into_inner()).await?;
         Ok(Pop3Conn {
             stream: BufReader::new(Box::new(tls)),
             timeout: self.timeout,
