@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages arctern's tests need (Dovecot for IMAP/POP3 and openssl for the
-# test CA) without starting or configuring the system services. Idempotent: does nothing when
+# Installs the Debian packages arctern's tests need (Dovecot for IMAP/POP3/LMTP, Postfix as the
+# loopback SMTP server for re-upload tests, openssl for the test CA) without starting or
+# configuring the system services. Idempotent: does nothing when
 # everything is present. Usage: contrib/install-deps.sh [--bench|--search] (--bench adds the sync
 # peers, --search notmuch and mu).
 set -euo pipefail
@@ -8,6 +9,8 @@ set -euo pipefail
 need=()
 [ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
+[ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+[ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null 2>&1 || need+=(isync)
@@ -36,5 +39,9 @@ cleanup() { [ "$created_policy" = 1 ] && $sudo rm -f "$policy"; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure the system instance: "No configuration" (the tests run their own).
+if printf '%s\n' "${need[@]}" | grep -qx postfix; then
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"

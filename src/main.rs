@@ -97,7 +97,8 @@ fn main() -> ExitCode {
                 to,
                 folders,
                 dry_run,
-            } => cli::push::run_push(&config, account, to, folders, *dry_run).await,
+                rate,
+            } => cli::push::run_push(&config, account, to, folders, *dry_run, *rate).await,
             Command::Migrate {
                 account,
                 to,

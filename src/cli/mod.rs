@@ -104,6 +104,9 @@ pub enum Command {
         /// Print what would be uploaded; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// SMTP targets: at most this many messages per second (overrides the target's `rate`).
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<f64>,
     },
     /// Pull the account from its server, then push it to the target, resumably.
     Migrate {
@@ -155,6 +158,16 @@ impl From<Sort> for crate::index::search::SortOrder {
             Sort::Date => crate::index::search::SortOrder::Date,
             Sort::Relevance => crate::index::search::SortOrder::Relevance,
         }
+    }
+}
+
+/// `--rate`: a positive, finite number of messages per second.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of messages per second"
+        )),
     }
 }
 

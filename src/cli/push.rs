@@ -1,9 +1,10 @@
 //! `arctern push`, `arctern migrate` and `arctern verify`: an account's Maildir onto a target.
 
 use super::exit;
-use crate::config::{AnyAccount, Config, Target};
+use crate::config::{AnyAccount, Config, Target, TargetKind};
 use crate::db::StateDb;
 use crate::engine::push::{self, LocalSide};
+use crate::engine::push_smtp::{self, SmtpPushOptions};
 use crate::engine::{SyncOptions, lock, state_path};
 use std::io::IsTerminal;
 
@@ -45,9 +46,17 @@ fn local_side(a: AnyAccount<'_>) -> LocalSide<'_> {
     }
 }
 
-fn spinner() -> indicatif::ProgressBar {
+/// A progress bar on a terminal (hidden otherwise): bytes sent of the bytes to send, with the
+/// byte rate and the time left; the message names the folder and counts messages.
+fn progress_bar() -> indicatif::ProgressBar {
     if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     } else {
@@ -55,13 +64,14 @@ fn spinner() -> indicatif::ProgressBar {
     }
 }
 
-/// `arctern push ACCOUNT --to TARGET [--folders P...] [--dry-run]`.
+/// `arctern push ACCOUNT --to TARGET [--folders P...] [--dry-run] [--rate N]`.
 pub async fn run_push(
     config: &Config,
     account: &str,
     target: &str,
     folders: &[String],
     dry_run: bool,
+    rate: Option<f64>,
 ) -> u8 {
     let (a, t) = match resolve(config, account, target) {
         Ok(x) => x,
@@ -92,8 +102,15 @@ pub async fn run_push(
         }
     };
     let started = std::time::Instant::now();
-    let bar = spinner();
-    let result = push::push(&db, &local_side(a), t, folders, dry_run, &bar).await;
+    let bar = progress_bar();
+    let all_targets: Vec<&Target> = config.targets.values().collect();
+    let result = match &t.kind {
+        TargetKind::Imap(_) => push::push(&db, &local_side(a), t, folders, dry_run, &bar).await,
+        TargetKind::Smtp(_) => {
+            let opts = SmtpPushOptions { dry_run, rate };
+            push_smtp::push(&db, &local_side(a), t, &all_targets, folders, opts, &bar).await
+        }
+    };
     bar.finish_and_clear();
     let reports = match result {
         Ok(r) => r,
@@ -108,6 +125,10 @@ pub async fn run_push(
     };
     let mut code = exit::OK;
     let (mut up, mut present, mut earlier, mut rejected, mut bytes) = (0, 0, 0, 0, 0u64);
+    let (sent_word, present_word) = match t.kind {
+        TargetKind::Imap(_) => ("↑", "already there"),
+        TargetKind::Smtp(_) => ("sent", "duplicates of sent ones"),
+    };
     for r in &reports {
         if let Some(p) = &r.planned {
             println!(
@@ -119,6 +140,21 @@ pub async fn run_push(
         }
         for x in &r.rejected {
             eprintln!("{}: rejected by {}: {x}", a.name(), t.name);
+        }
+        for x in &r.unconfirmed {
+            eprintln!(
+                "{}: sent again to {} (an interrupted run may have delivered it already; confirm_via can check): {x}",
+                a.name(),
+                t.name
+            );
+        }
+        for x in &r.uncertain {
+            eprintln!(
+                "{}: {}: delivery unknown, settled by the next run: {x}",
+                a.name(),
+                t.name
+            );
+            code = exit::PARTIAL;
         }
         if let Some(e) = &r.error {
             eprintln!(
@@ -140,7 +176,7 @@ pub async fn run_push(
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{}{} → {}: +{up} ↑ ({:.1} MB, {:.1} MB/s), {present} already there, {earlier} pushed before, {rejected} rejected in {secs:.1}s",
+        "{}{} → {}: +{up} {sent_word} ({:.1} MB, {:.1} MB/s), {present} {present_word}, {earlier} pushed before, {rejected} rejected in {secs:.1}s",
         if dry_run { "(dry run) " } else { "" },
         a.name(),
         t.name,
@@ -164,7 +200,7 @@ pub async fn run_migrate(config: &Config, account: &str, target: &str, folders: 
         eprintln!("arctern: the pull from {} failed; nothing pushed", a.name());
         return code;
     }
-    let push_code = run_push(config, account, target, folders, false).await;
+    let push_code = run_push(config, account, target, folders, false, None).await;
     code.max(push_code)
 }
 
@@ -183,7 +219,15 @@ pub async fn run_verify(
             return exit::CONFIG;
         }
     };
-    let reports = match push::verify(&local_side(a), t, folders).await {
+    let all_targets: Vec<&Target> = config.targets.values().collect();
+    let result = match &t.kind {
+        TargetKind::Imap(_) => push::verify(&local_side(a), t, folders).await,
+        TargetKind::Smtp(_) => match StateDb::open(&state_path(config, a.name())) {
+            Ok(db) => push_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let reports = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("arctern: {e}");

@@ -142,6 +142,11 @@ struct RawSmtp {
     timeout_seconds: Option<u64>,
     envelope_from: String,
     envelope_to: Vec<String>,
+    rate: Option<f64>,
+    max_retries: Option<u32>,
+    retry_initial_seconds: Option<f64>,
+    confirm_via: Option<String>,
+    confirm_folder: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +255,17 @@ pub struct SmtpConfig {
     pub envelope_from: String,
     /// RCPT TO (at least one).
     pub envelope_to: Vec<String>,
+    /// At most this many messages per second (`push --rate` overrides it).
+    pub rate: Option<f64>,
+    /// How many times a message answered 4xx is tried again in the same run (default 5).
+    pub max_retries: u32,
+    /// The wait before the first retry, doubled for each further one (default 2 s).
+    pub retry_initial: std::time::Duration,
+    /// An IMAP target whose mailbox receives what this target sends: after a crash, a message
+    /// whose acceptance is unknown is looked up there by Message-ID instead of being sent again.
+    pub confirm_via: Option<String>,
+    /// The folder of `confirm_via` that receives the mail (default INBOX).
+    pub confirm_folder: String,
 }
 
 /// Any account, by reference: what `arctern sync NAME` selects.
@@ -652,6 +668,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             },
         );
     }
+    for t in targets.values() {
+        if let TargetKind::Smtp(s) = &t.kind
+            && let Some(via) = &s.confirm_via
+            && !matches!(targets.get(via).map(|v| &v.kind), Some(TargetKind::Imap(_)))
+        {
+            return Err(invalid(format!(
+                "target {}: smtp.confirm_via = {via:?} must name an IMAP target ([targets.{via}.imap])",
+                t.name
+            )));
+        }
+    }
     if accounts.is_empty() && pop3_accounts.is_empty() {
         return Err(invalid(
             "no [accounts.NAME] table: nothing to sync".to_string(),
@@ -725,7 +752,25 @@ fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig,
             return Err(format!("{owner}: {a:?} is not a plain mail address"));
         }
     }
+    if let Some(r) = smtp.rate
+        && !(r > 0.0 && r.is_finite())
+    {
+        return Err(format!(
+            "{owner}: smtp.rate must be a positive number of messages per second, not {r}"
+        ));
+    }
+    let retry_initial = smtp.retry_initial_seconds.unwrap_or(2.0);
+    if !(0.0..=3600.0).contains(&retry_initial) {
+        return Err(format!(
+            "{owner}: smtp.retry_initial_seconds must be 0-3600, not {retry_initial}"
+        ));
+    }
     Ok(SmtpConfig {
+        rate: smtp.rate,
+        max_retries: smtp.max_retries.unwrap_or(5),
+        retry_initial: std::time::Duration::from_secs_f64(retry_initial),
+        confirm_via: smtp.confirm_via,
+        confirm_folder: smtp.confirm_folder.unwrap_or_else(|| "INBOX".to_string()),
         host: smtp.host,
         port,
         tls,
@@ -1004,6 +1049,43 @@ envelope_to = ["me@example.org"]
             err.contains("envelope_to needs at least one address"),
             "{err}"
         );
+        match &c.targets["archive-inbox"].kind {
+            TargetKind::Smtp(s) => {
+                assert_eq!((s.max_retries, s.rate), (5, None));
+                assert_eq!(s.retry_initial, std::time::Duration::from_secs(2));
+                assert_eq!(
+                    (s.confirm_via.as_deref(), s.confirm_folder.as_str()),
+                    (None, "INBOX")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let extra = "envelope_to = [\"me@example.org\"]\nrate = 2.5\nconfirm_via = \"newhost\"";
+        let with = text.replace("envelope_to = [\"me@example.org\"]", extra);
+        let c = parse(Path::new("/x.toml"), &with).unwrap();
+        match &c.targets["archive-inbox"].kind {
+            TargetKind::Smtp(s) => {
+                assert_eq!(
+                    (s.rate, s.confirm_via.as_deref()),
+                    (Some(2.5), Some("newhost"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = parse(
+            Path::new("/x.toml"),
+            &with.replace("\"newhost\"\n", "\"nohost\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must name an IMAP target"), "{err}");
+        let err = parse(
+            Path::new("/x.toml"),
+            &with.replace("rate = 2.5", "rate = 0"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp.rate must be a positive number"), "{err}");
         let clash = text
             .replace("[targets.newhost]", "[targets.work]")
             .replace("[targets.newhost.imap]", "[targets.work.imap]");

@@ -95,6 +95,24 @@ const STEPS: &[&str] = &[
     // serve `WHERE folder_id = ?` (their WHERE clauses are not implied), so loading one folder
     // scanned the whole table (100,000 rows for each folder of a big account).
     "CREATE INDEX messages_folder ON messages(folder_id, id);",
+    // 7: re-sends to SMTP targets. One row per (target, local folder, Maildir key): 'sending'
+    // while the message's DATA is under way (after a crash: delivered or not, settled through
+    // the receiving mailbox when one is configured), 'sent' with the server's reply, 'failed'
+    // with the server's answer (5xx, or 4xx after the retries), 'duplicate' when the same bytes
+    // were sent from another file. sha256 finds those duplicates; message_id settles intents.
+    "CREATE TABLE smtp_sent (
+        target TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        near_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        sha256 BLOB NOT NULL,
+        message_id TEXT,
+        size INTEGER NOT NULL,
+        detail TEXT,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (target, folder, near_key)
+    );
+    CREATE INDEX smtp_sent_hash ON smtp_sent(target, sha256);",
 ];
 
 /// Brings the schema up to date, one transaction per step.

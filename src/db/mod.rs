@@ -9,6 +9,7 @@
 mod migrations;
 pub mod pop3;
 pub mod push;
+pub mod smtp;
 
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
 use crate::sync::planner::{RowId, StateRow};

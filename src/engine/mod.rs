@@ -9,6 +9,7 @@ pub mod folder;
 pub mod lock;
 pub mod pop3;
 pub mod push;
+pub mod push_smtp;
 pub mod recover;
 pub mod report;
 

@@ -83,15 +83,23 @@ pub struct PushFolderReport {
     pub error: Option<String>,
     /// In a dry run: what would happen.
     pub planned: Option<String>,
+    /// SMTP: messages whose delivery an interrupted run left unknown, sent again because no
+    /// `confirm_via` mailbox could say whether they had arrived.
+    pub unconfirmed: Vec<String>,
+    /// SMTP: messages whose connection broke after the whole message was sent; the next run
+    /// settles them.
+    pub uncertain: Vec<String>,
 }
 
-struct TargetListing {
+/// A target server's folders: canonical name → wire name, and the special-use ones.
+pub(crate) struct TargetListing {
     delimiter: Option<char>,
-    by_name: BTreeMap<String, String>,
+    pub(crate) by_name: BTreeMap<String, String>,
     special: HashMap<SpecialUse, String>,
 }
 
-async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, String> {
+/// Lists a target server's folders.
+pub(crate) async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, String> {
     let entries = conn.list().await.map_err(|e| e.to_string())?;
     let mut listing = TargetListing {
         delimiter: None,
@@ -116,7 +124,10 @@ async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, String> {
 }
 
 /// The local folders selected by `patterns`.
-fn local_folders(local: &LocalSide<'_>, patterns: &[String]) -> Result<Vec<FolderName>, String> {
+pub(crate) fn local_folders(
+    local: &LocalSide<'_>,
+    patterns: &[String],
+) -> Result<Vec<FolderName>, String> {
     if !local.root.exists() {
         return Err(format!(
             "account {}: the Maildir {} does not exist: nothing to push",
@@ -141,10 +152,7 @@ fn local_folders(local: &LocalSide<'_>, patterns: &[String]) -> Result<Vec<Folde
 fn imap_of(target: &Target) -> Result<&ImapConfig, String> {
     match &target.kind {
         TargetKind::Imap(c) => Ok(c),
-        TargetKind::Smtp(_) => Err(format!(
-            "target {}: SMTP targets are not supported by this version yet; use an IMAP target",
-            target.name
-        )),
+        TargetKind::Smtp(_) => Err(format!("target {} is not an IMAP target", target.name)),
     }
 }
 
@@ -391,14 +399,18 @@ async fn push_folder(
         .map_err(|e| e.to_string())?;
 
     let mut uidnext = sel.uidnext.unwrap_or(1);
-    for batch in batches(&md, &uploads) {
+    let batches = batches(&md, &uploads);
+    progress.inc_length(
+        uploads
+            .iter()
+            .map(|m| std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len()))
+            .sum(),
+    );
+    for batch in batches {
         progress.set_message(format!(
-            "{} → {}: ↑ {}/{} ({} MB)",
-            folder,
-            tname,
+            "{folder} → {tname}: {}/{} messages",
             fr.uploaded,
-            uploads.len(),
-            fr.bytes / 1_000_000
+            uploads.len()
         ));
         let mut items = Vec::with_capacity(batch.len());
         let mut intents = Vec::with_capacity(batch.len());
@@ -428,6 +440,13 @@ async fn push_folder(
         db.put_push_rows(&target.name, folder.as_str(), &intents)
             .map_err(|e| e.to_string())?;
         let sizes: Vec<u64> = items.iter().map(|i| i.2.len() as u64).collect();
+        // The bar counts file bytes (LF), as its length does.
+        progress.inc(
+            batch
+                .iter()
+                .map(|m| std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len()))
+                .sum(),
+        );
         let results = conn
             .append_many(&wire, &items)
             .await

@@ -5,4 +5,5 @@ pub mod eol;
 pub mod imap;
 pub mod maildir;
 pub mod pop3;
+pub mod smtp;
 pub mod tls;

@@ -8,3 +8,4 @@ pub mod planner;
 pub mod pop3;
 pub mod push;
 pub mod repair;
+pub mod smtp;

@@ -9,4 +9,5 @@ mod pop3;
 mod push;
 mod safety;
 mod search;
+mod smtp;
 mod tls;

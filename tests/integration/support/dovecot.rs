@@ -21,6 +21,10 @@ pub struct Dovecot {
     pub pop3_port: u16,
     /// Implicit-TLS POP3 port.
     pub pop3s_port: u16,
+    /// LMTP port (Postfix delivers here).
+    pub lmtp_port: u16,
+    /// The auth service's port (Postfix's SASL logins check passwords here).
+    pub auth_port: u16,
     /// The test CA certificate (PEM).
     pub ca_file: PathBuf,
     conf: PathBuf,
@@ -182,6 +186,7 @@ impl Dovecot {
         };
         let (imap_port, imaps_port, pop3_port, pop3s_port) =
             (free_port(), free_port(), free_port(), free_port());
+        let (lmtp_port, auth_port) = (free_port(), free_port());
         std::fs::write(dir.join("passwd"), "").unwrap();
         let d = dir.display();
         let conf = format!(
@@ -190,7 +195,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 instance_name = arctern-test-{imap_port}
-protocols = imap pop3
+protocols = imap pop3 lmtp
 listen = 127.0.0.1
 ssl = yes
 ssl_cert = <{d}/server.crt
@@ -233,6 +238,18 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+service auth {{
+  inet_listener {{
+    address = 127.0.0.1
+    port = {auth_port}
+  }}
+}}
 {extra}
 "#
         );
@@ -259,6 +276,8 @@ service pop3-login {{
             imaps_port,
             pop3_port,
             pop3s_port,
+            lmtp_port,
+            auth_port,
             ca_file: dir.join("ca.crt"),
             conf: conf_path,
             uid,

@@ -4,6 +4,8 @@
 pub mod client;
 pub mod dovecot;
 pub mod fakepop;
+pub mod fakesmtp;
+pub mod postfix;
 
 pub use client::Client;
 pub use dovecot::Dovecot;

@@ -1,0 +1,148 @@
+//! Re-send state for SMTP targets: per target, local folder and Maildir key, whether the message
+//! is being sent (an intent, written just before its DATA), was sent (with the server's reply),
+//! failed (with the server's answer) or duplicates bytes already sent from another file.
+
+use super::{DbError, StateDb};
+use rusqlite::params;
+use std::collections::HashMap;
+
+/// The state of one local message for one SMTP target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpState {
+    /// DATA was under way: the server may or may not have accepted it.
+    Sending,
+    /// Accepted by the server.
+    Sent,
+    /// Refused (5xx, or still 4xx after the retries); sent again by a later run.
+    Failed,
+    /// The same bytes were sent from another file; not sent again.
+    Duplicate,
+}
+
+impl SmtpState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SmtpState::Sending => "sending",
+            SmtpState::Sent => "sent",
+            SmtpState::Failed => "failed",
+            SmtpState::Duplicate => "duplicate",
+        }
+    }
+
+    fn parse(s: &str) -> SmtpState {
+        match s {
+            "sent" => SmtpState::Sent,
+            "failed" => SmtpState::Failed,
+            "duplicate" => SmtpState::Duplicate,
+            _ => SmtpState::Sending,
+        }
+    }
+}
+
+/// One row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpRow {
+    /// Local folder.
+    pub folder: String,
+    /// Maildir key.
+    pub near_key: String,
+    /// State.
+    pub state: SmtpState,
+    /// SHA-256 of the CRLF bytes sent.
+    pub sha256: Vec<u8>,
+    /// The message's Message-ID, when it has one.
+    pub message_id: Option<String>,
+    /// Size with CRLF.
+    pub size: u64,
+    /// The server's reply (sent) or answer (failed).
+    pub detail: Option<String>,
+}
+
+impl StateDb {
+    /// Every row for an SMTP target, by (folder, Maildir key).
+    pub fn smtp_rows(&self, target: &str) -> Result<HashMap<(String, String), SmtpRow>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT folder, near_key, state, sha256, message_id, size, detail
+                 FROM smtp_sent WHERE target = ?1",
+            )
+            .map_err(self.err("read SMTP state"))?;
+        let rows = st
+            .query_map(params![target], |r| {
+                let state: String = r.get(2)?;
+                Ok(SmtpRow {
+                    folder: r.get(0)?,
+                    near_key: r.get(1)?,
+                    state: SmtpState::parse(&state),
+                    sha256: r.get(3)?,
+                    message_id: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                    detail: r.get(6)?,
+                })
+            })
+            .map_err(self.err("read SMTP state"))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let row = row.map_err(self.err("read SMTP state"))?;
+            out.insert((row.folder.clone(), row.near_key.clone()), row);
+        }
+        Ok(out)
+    }
+
+    /// Records rows (replacing earlier ones for the same key) in one transaction.
+    pub fn put_smtp_rows(&self, target: &str, rows: &[SmtpRow]) -> Result<(), DbError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now = crate::engine::unix_now();
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO smtp_sent
+                       (target, folder, near_key, state, sha256, message_id, size, detail, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(self.err("record SMTP state"))?;
+            for r in rows {
+                st.execute(params![
+                    target,
+                    r.folder,
+                    r.near_key,
+                    r.state.as_str(),
+                    r.sha256,
+                    r.message_id,
+                    r.size as i64,
+                    r.detail,
+                    now
+                ])
+                .map_err(self.err("record SMTP state"))?;
+            }
+        }
+        tx.commit().map_err(self.err("commit SMTP state"))
+    }
+
+    /// Forgets rows (intents whose message did not arrive: it is sent again).
+    pub fn forget_smtp_rows(&self, target: &str, keys: &[(String, String)]) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "DELETE FROM smtp_sent WHERE target = ?1 AND folder = ?2 AND near_key = ?3",
+                )
+                .map_err(self.err("forget SMTP state"))?;
+            for (folder, key) in keys {
+                st.execute(params![target, folder, key])
+                    .map_err(self.err("forget SMTP state"))?;
+            }
+        }
+        tx.commit().map_err(self.err("commit SMTP state"))
+    }
+}
