@@ -2,7 +2,9 @@
 # Benchmark arctern against mbsync (isync) and offlineimap3 on the same private Dovecot and the
 # same data, in one run, and write the table to BENCHMARKS.md.
 #   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap] [--profile realistic|small]
-#                    [--append] [--search]
+#                    [--append] [--search] [--only SCENARIO,...]
+# --only runs just these scenarios (pull, nochange, changes, push, migrate, pop3, limits); the
+# ones that need a pulled Maildir get one from an unrecorded arctern pull.
 # --search runs the search scenarios instead (contrib/bench/search.sh): arctern pulls the account
 # once, then arctern, notmuch and mu index that Maildir, and arctern and notmuch answer the same
 # query set (latency and agreement).
@@ -10,6 +12,8 @@
 # run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
 # after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages; a
+# migration (`arctern push` of the whole pulled Maildir to an empty account, against mbsync
+# pushing a copy of the same Maildir with `Sync Push` + `Create Far`); a
 # POP3 pull of a 2,000-message maildrop (arctern against getmail6, both leaving mail on the server). The
 # limits: one client streaming every body over IMAP, and writing the same files with an fsync each.
 # Reports the median wall time of R runs (default 3), peak RSS, and each peer's time / arctern's.
@@ -22,6 +26,7 @@ SKIP_OFFLINEIMAP=0
 PROFILE=realistic
 APPEND=0
 SEARCH=0
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) MESSAGES=$2; shift 2 ;;
@@ -30,6 +35,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=$2; shift 2 ;;
     --append) APPEND=1; shift ;;
     --search) SEARCH=1; shift ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -53,7 +59,8 @@ chmod 755 "$B"
 . contrib/lib/private-dovecot.sh
 private_dovecot_users
 : > "$B/passwd"
-for u in bench pop push-arctern push-mbsync push-offlineimap; do
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+for u in bench pop push-arctern push-mbsync push-offlineimap mig-arctern mig-mbsync; do
   echo "$u:{PLAIN}secret:$MUID:$MGID::$B/mail/$u::" >> "$B/passwd"
 done
 write_private_dovecot_conf "$B" "$PORT" arctern-bench "$POP3_PORT"
@@ -161,6 +168,7 @@ if [ "$SEARCH" = 1 ]; then
   # shellcheck source=contrib/bench/search.sh
   . contrib/bench/search.sh
 else
+if want pull; then
 echo "== initial pull"
 for tool in "${TOOLS[@]}"; do
   for r in $(seq "$RUNS"); do
@@ -168,12 +176,19 @@ for tool in "${TOOLS[@]}"; do
     res=$(run_tool "$tool" "$dir"); record pull "$tool" "$res"; echo "  $tool pull #$r: $res"
   done
 done
+else
+  dir=$(fresh_local arctern bench); "$ARCTERN" -c "$dir/arctern.toml" sync >/dev/null
+  dir=$(fresh_local mbsync bench); run_tool mbsync "$dir" >/dev/null
+fi
+if want nochange; then
 echo "== resync, no change"
 for r in $(seq "$RUNS"); do
   for tool in "${TOOLS[@]}"; do
     res=$(run_tool "$tool" "$B/local-$tool-bench"); record nochange "$tool" "$res"; echo "  $tool no-change #$r: $res"
   done
 done
+fi
+if want changes; then
 echo "== resync after 200 server-side changes"
 next=$MESSAGES
 for r in $(seq "$RUNS"); do
@@ -191,6 +206,8 @@ for r in $(seq "$RUNS"); do
     res=$(run_tool "$tool" "$B/local-$tool-bench"); record changes "$tool" "$res"; echo "  $tool 200 changes #$r: $res"
   done
 done
+fi
+if want push; then
 echo "== push of 2000 new local messages"
 for tool in "${TOOLS[@]}"; do
   for r in $(seq "$RUNS"); do
@@ -213,6 +230,74 @@ PY
     res=$(run_tool "$tool" "$dir"); record push "$tool" "$res"; echo "  $tool push #$r: $res"
   done
 done
+fi
+if want migrate; then
+echo "== migration: the whole pulled Maildir pushed to an empty account"
+src=$B/local-arctern-bench/Mail
+total=$(find "$src" -path '*/cur/*' -type f -o -path '*/new/*' -type f | wc -l)
+for r in $(seq "$RUNS"); do
+  for tool in arctern mbsync; do
+    user="mig-$tool"
+    rm -rf "$B/mail/$user"
+    dir=$B/migrate-$tool; rm -rf "$dir"; mkdir -p "$dir/state"
+    cp -a "$src" "$dir/Mail"; rm -f "$dir/Mail/arctern-state"* 2>/dev/null || true
+    if [ "$tool" = arctern ]; then
+      cat > "$dir/arctern.toml" <<EOT
+state_dir = "$dir/state"
+index = false
+[accounts.b]
+maildir = "$dir/Mail"
+[accounts.b.imap]
+host = "127.0.0.1"
+port = $PORT
+tls = "none"
+user = "bench"
+password = "secret"
+[targets.mig]
+[targets.mig.imap]
+host = "127.0.0.1"
+port = $PORT
+tls = "none"
+user = "$user"
+password = "secret"
+EOT
+      cmd=("$ARCTERN" -c "$dir/arctern.toml" push b --to mig)
+    else
+      cat > "$dir/mbsyncrc" <<EOT
+IMAPAccount m
+Host 127.0.0.1
+Port $PORT
+User $user
+Pass secret
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore m-far
+Account m
+
+MaildirStore m-near
+Inbox $dir/Mail
+SubFolders Maildir++
+
+Channel m
+Far :m-far:
+Near :m-near:
+Patterns *
+Create Far
+Sync Push
+SyncState $dir/state/
+EOT
+      cmd=(mbsync -c "$dir/mbsyncrc" -a -q)
+    fi
+    sync
+    res=$( { /usr/bin/time -f "%e %M" "${cmd[@]}" >/dev/null; } 2>&1 | tail -n 1 )
+    record migrate "$tool" "$res"; echo "  $tool migration #$r: $res"
+    got=$($D mailbox status -u "$user" messages '*' | awk -F= '{s += $2} END {print s}')
+    [ "$got" = "$total" ] || { echo "$tool: the target holds $got of $total messages" >&2; exit 1; }
+  done
+done
+fi
+if want pop3; then
 echo "== POP3 pull of a 2000-message maildrop (left on the server)"
 for r in $(seq "$RUNS"); do
   dir=$B/local-pop-arctern; rm -rf "$dir"; mkdir -p "$dir"
@@ -259,10 +344,11 @@ EOT
   got=$(find "$B/local-pop-arctern/Mail/new" -type f | wc -l)
   [ "$got" = 2000 ] || { echo "arctern stored $got of 2000 messages" >&2; exit 1; }
 done
+fi
 
 fi # not --search
 
-if [ "$SEARCH" = 0 ]; then
+if [ "$SEARCH" = 0 ] && want limits; then
 echo "== physical limits"
 for r in $(seq "$RUNS"); do
   res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py fetch "$PORT" bench secret >/dev/null; } 2>&1 | tail -n 1 )
@@ -309,6 +395,7 @@ print(f"- each figure: median wall time of {runs} runs; RSS is the peak over tho
 tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail", "notmuch", "mu") if any(k[1] == t for k in data)]
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
          "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages",
+         "migrate": f"migration: push of the whole Maildir ({messages}+ messages) to an empty account",
          "pop3": "POP3 pull of 2,000 messages", "index": f"indexing {messages} messages",
          "index200": "index update after 200 changes", "search": "search latency, p50 of the query set"}
 names = {k: v for k, v in names.items() if any(key[0] == k for key in data)}
