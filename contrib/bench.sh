@@ -288,6 +288,31 @@ Sync Push
 SyncState $dir/state/
 EOT
       cmd=(mbsync -c "$dir/mbsyncrc" -a -q)
+      # mbsync 1.4 sends Maildir folder names to the server as they are and keeps non-ASCII
+      # names in modified UTF-7 on disk (its own pulls write .Entw&APw-rfe): give its copy the
+      # names it would have written, so both tools push the same messages and folders.
+      python3 - "$dir/Mail" <<'PY'
+import base64, os, sys
+def mutf7(name):
+    out, run = [], []
+    def flush():
+        if run:
+            b = base64.b64encode("".join(run).encode("utf-16-be")).decode().rstrip("=")
+            out.append("&" + b.replace("/", ",") + "-")
+            run.clear()
+    for ch in name:
+        if 0x20 <= ord(ch) < 0x7f:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    flush()
+    return "".join(out)
+root = sys.argv[1]
+for entry in os.listdir(root):
+    if entry.startswith(".") and not entry.isascii():
+        os.rename(os.path.join(root, entry), os.path.join(root, mutf7(entry)))
+PY
     fi
     sync
     res=$( { /usr/bin/time -f "%e %M" "${cmd[@]}" >/dev/null; } 2>&1 | tail -n 1 )

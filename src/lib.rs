@@ -18,10 +18,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod engine;
 pub mod index;
 pub mod message;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod search;

@@ -1,12 +1,14 @@
 //! The `arctern` binary: parse arguments, set up logging, run, map the outcome to an exit code.
 
-use arctern::cli::{self, Cli, Command, exit};
+use arctern::cli::{self, Cli, Command, LogFormat, exit};
 use arctern::engine::SyncOptions;
 use clap::Parser;
 use std::process::ExitCode;
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, daemon: bool, format: LogFormat) {
     let default = match verbose {
+        // The daemon reports each sync at info level; other crates only warn.
+        0 if daemon => "warn,arctern=info",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -16,17 +18,40 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Deliberately no `log` → tracing bridge: async-imap logs raw protocol lines (LOGIN and
     // AUTHENTICATE included) through `log` at trace level, and passwords must never reach a log.
-    let subscriber = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => {
+            tracing::subscriber::set_global_default(builder.json().flatten_event(true).finish())
+        }
+        // Under systemd (stderr connected to the journal) the journal adds the time, and a
+        // "<N>" prefix gives each line its priority.
+        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            tracing::subscriber::set_global_default(
+                builder
+                    .with_ansi(false)
+                    .without_time()
+                    .event_format(cli::logging::JournalPriority::new(
+                        tracing_subscriber::fmt::format()
+                            .without_time()
+                            .with_ansi(false),
+                    ))
+                    .finish(),
+            )
+        }
+        LogFormat::Text => tracing::subscriber::set_global_default(
+            builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .finish(),
+        ),
+    };
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    init_logging(args.verbose);
+    let daemon = matches!(args.command, Command::Daemon { .. });
+    init_logging(args.verbose, daemon, args.log_format);
     let config = match cli::load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -55,6 +80,7 @@ fn main() -> ExitCode {
         )),
         Command::Show { what, raw } => Some(cli::search::run_show(&config, what, *raw)),
         Command::Sync { .. }
+        | Command::Daemon { .. }
         | Command::Check { .. }
         | Command::Push { .. }
         | Command::Migrate { .. }
@@ -92,6 +118,9 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Check { accounts } => cli::check::run(&config, accounts).await,
+            Command::Daemon { accounts } => {
+                arctern::daemon::run(config.path.clone(), accounts.clone(), config.clone()).await
+            }
             Command::Push {
                 account,
                 to,

@@ -2,6 +2,7 @@
 //! logic lives here; only parsing, printing and exit codes.
 
 pub mod check;
+pub mod logging;
 pub mod push;
 pub mod search;
 pub mod status;
@@ -36,14 +37,33 @@ pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log format on stderr: "text" (under systemd with journald priority prefixes) or "json"
+    /// (one object per line, for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run until stopped: IDLE on the watched folders, a full resync every `interval`, local
+    /// changes picked up as they happen (SIGHUP reloads the config, SIGTERM stops cleanly).
+    Daemon {
+        /// Accounts to run (default: all).
+        accounts: Vec<String>,
+    },
     /// Mirror the accounts' IMAP folders and their Maildirs, both ways, and pull POP3 maildrops.
     Sync {
         /// Accounts to sync (default: all).

@@ -36,6 +36,37 @@ pub struct FolderStatus {
     pub pending_local_flags: usize,
     /// A problem reading the local folder.
     pub local_error: Option<String>,
+    /// The account's last run without errors (Unix time).
+    pub last_success: Option<i64>,
+    /// The account's last run with an error (Unix time).
+    pub last_failure: Option<i64>,
+    /// What went wrong in that run.
+    pub last_error: Option<String>,
+}
+
+/// The account's run history in one line: last success, last failure and why, totals.
+fn history_line(name: &str, h: &crate::db::runs::RunHistory) -> Option<String> {
+    if h.runs_total == 0 {
+        return None;
+    }
+    let mut line = format!("{name}: last success {}", format_time(h.last_success));
+    if let Some(t) = h.last_failure {
+        line.push_str(&format!(
+            "; last failure {}: {}",
+            format_time(Some(t)),
+            h.last_error.as_deref().unwrap_or("?")
+        ));
+    }
+    line.push_str(&format!(
+        "; {} run(s), {} failed; {} ↓ {} ↑ messages, {:.1} ↓ {:.1} ↑ MB in all",
+        h.runs_total,
+        h.failures_total,
+        h.messages_down_total,
+        h.messages_up_total,
+        h.bytes_down_total as f64 / 1e6,
+        h.bytes_up_total as f64 / 1e6
+    ));
+    Some(line)
 }
 
 /// Runs `status` and returns the exit code.
@@ -77,6 +108,7 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                 return exit::LOCAL;
             }
         };
+        let history = db.run_history().unwrap_or_default();
         let folders = match db.folders() {
             Ok(f) => f,
             Err(e) => {
@@ -98,6 +130,9 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                 pending_local_deleted: 0,
                 pending_local_flags: 0,
                 local_error: None,
+                last_success: history.last_success,
+                last_failure: history.last_failure,
+                last_error: history.last_error.clone(),
             };
             let scanned = FolderName::parse(&f.name)
                 .map_err(|e| e.to_string())
@@ -140,6 +175,9 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                     if ok { "ok" } else { "with errors" }
                 ),
                 _ => println!("{}: no completed run", account.name),
+            }
+            if let Some(line) = history_line(&account.name, &history) {
+                println!("{line}");
             }
         }
     }
@@ -208,7 +246,11 @@ fn pop3_status(
         .filter(|r| !r.stored && r.near_key.is_some())
         .count();
     let last = db.last_run()?;
+    let history = db.run_history()?;
     if !json {
+        if let Some(line) = history_line(&account.name, &history) {
+            println!("{line}");
+        }
         match &last {
             Some((finished, ok, _)) => println!(
                 "{}: last pull {} ({}); {stored} message(s) pulled, {kept} still kept on the server",
@@ -232,6 +274,9 @@ fn pop3_status(
         pending_local_deleted: 0,
         pending_local_flags: 0,
         local_error: None,
+        last_success: history.last_success,
+        last_failure: history.last_failure,
+        last_error: history.last_error,
     }))
 }
 

@@ -24,6 +24,7 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
     };
     let mut code = exit::OK;
     for account in selected {
+        let started = engine::unix_now();
         let (report, fatal) = match account {
             AnyAccount::Imap(a) => engine::sync_account(config, a, options, &progress).await,
             AnyAccount::Pop3(a) => engine::pop3::pull_account(config, a, options, &progress).await,
@@ -46,6 +47,11 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
                 println!("{}", report.summary_line());
             }
         });
+        if !options.dry_run
+            && let Err(e) = engine::record_run(config, &report, fatal, started)
+        {
+            tracing::warn!(account = account.name(), "run history not recorded: {e}");
+        }
         // The search index follows every sync, so it never shows a message that is gone.
         if config.index
             && !options.dry_run
@@ -58,7 +64,7 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
         }
         let this = match fatal {
             Some(FatalKind::Locked) => exit::LOCKED,
-            Some(FatalKind::Connect) => exit::CONNECT,
+            Some(FatalKind::Connect | FatalKind::Auth) => exit::CONNECT,
             Some(FatalKind::Local) => exit::LOCAL,
             None if report.has_errors() => exit::PARTIAL,
             None => exit::OK,
@@ -68,5 +74,10 @@ pub async fn run(config: &Config, accounts: &[String], options: SyncOptions) -> 
         }
     }
     progress.finish_and_clear();
+    if !options.dry_run
+        && let Err(e) = crate::metrics::write(config)
+    {
+        eprintln!("arctern: {e}");
+    }
     code
 }

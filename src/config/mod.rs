@@ -114,6 +114,7 @@ pub enum TlsMode {
 struct RawConfig {
     state_dir: Option<PathBuf>,
     index: Option<bool>,
+    metrics_file: Option<PathBuf>,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
@@ -160,9 +161,55 @@ struct RawAccount {
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
     connections: Option<u8>,
+    idle: Option<Vec<String>>,
+    interval: Option<RawDuration>,
     imap: Option<RawImap>,
     pop3: Option<RawPop3>,
 }
+
+/// A duration in the config: whole seconds, or a string like "90s", "5m", "1h", "1d".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+/// Parses "90", "90s", "5m", "1h" or "1d".
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 90s, 5m, 1h)"))?;
+    let factor = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} is not a duration (like 90s, 5m, 1h)")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(factor)))
+}
+
+impl RawDuration {
+    fn resolve(&self, owner: &str, key: &str) -> Result<std::time::Duration, String> {
+        let d = match self {
+            RawDuration::Seconds(n) => std::time::Duration::from_secs(*n),
+            RawDuration::Text(t) => {
+                parse_duration(t).map_err(|e| format!("{owner}: {key}: {e}"))?
+            }
+        };
+        if d.is_zero() {
+            return Err(format!("{owner}: {key} must be at least one second"));
+        }
+        Ok(d)
+    }
+}
+
+/// The default full-resync interval of `arctern daemon`.
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +253,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Keep the full-text index current after every sync (default true).
     pub index: bool,
+    /// Where to write per-account counters in the OpenMetrics text format after every sync
+    /// (for node_exporter's textfile collector), if anywhere.
+    pub metrics_file: Option<PathBuf>,
     /// IMAP accounts by name, in name order.
     pub accounts: BTreeMap<String, Account>,
     /// POP3 accounts by name, in name order (names are unique across both maps).
@@ -320,6 +370,8 @@ pub struct Pop3Account {
     pub layout: Layout,
     /// The folder messages land in (default INBOX).
     pub folder: crate::names::FolderName,
+    /// `arctern daemon`: time between pulls (default 5 minutes).
+    pub interval: std::time::Duration,
     /// The server and what to do with messages on it.
     pub pop3: Pop3Config,
 }
@@ -396,6 +448,10 @@ pub struct Account {
     pub max_delete_percent: u8,
     /// IMAP connections used at once for different folders.
     pub connections: u8,
+    /// `arctern daemon`: folder patterns watched with IDLE (default INBOX).
+    pub idle: Vec<String>,
+    /// `arctern daemon`: time between full resyncs (default 5 minutes).
+    pub interval: std::time::Duration,
     /// The server.
     pub imap: ImapConfig,
 }
@@ -546,6 +602,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("expunge", a.expunge.is_some()),
                 ("max_delete_percent", a.max_delete_percent.is_some()),
                 ("connections", a.connections.is_some()),
+                ("idle", a.idle.is_some()),
             ] {
                 if present {
                     return Err(invalid(format!(
@@ -581,6 +638,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     maildir: resolve_path(base_dir, &a.maildir),
                     layout: a.layout.unwrap_or(Layout::MaildirPlusPlus),
                     folder,
+                    interval: match &a.interval {
+                        Some(d) => d.resolve(&owner, "interval").map_err(invalid)?,
+                        None => DEFAULT_INTERVAL,
+                    },
                     pop3: Pop3Config {
                         host: p.host,
                         port,
@@ -626,7 +687,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: connections must be 1-16, not {connections}"
             )));
         }
+        let owner = format!("account {name}");
+        let interval = match &a.interval {
+            Some(d) => d.resolve(&owner, "interval").map_err(invalid)?,
+            None => DEFAULT_INTERVAL,
+        };
+        let idle = a.idle.clone().unwrap_or_else(|| vec!["INBOX".to_string()]);
         let account = Account {
+            idle,
+            interval,
             name: name.clone(),
             maildir: resolve_path(base_dir, &a.maildir),
             sync: a.sync.unwrap_or(SyncMode::TwoWay),
@@ -688,6 +757,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         state_dir,
         index: raw.index.unwrap_or(true),
+        metrics_file: raw.metrics_file.map(|p| resolve_path(base_dir, &p)),
         accounts,
         pop3_accounts,
         targets,

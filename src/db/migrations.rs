@@ -113,6 +113,23 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (target, folder, near_key)
     );
     CREATE INDEX smtp_sent_hash ON smtp_sent(target, sha256);",
+    // 8: the account's run history for `status` and the metrics file: last attempt, last
+    // success, the last failure and why, and counters that only grow (messages and bytes each
+    // way, failed runs), kept across restarts.
+    "CREATE TABLE account_runs (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_attempt INTEGER,
+        last_success INTEGER,
+        last_failure INTEGER,
+        last_error TEXT,
+        runs_total INTEGER NOT NULL DEFAULT 0,
+        failures_total INTEGER NOT NULL DEFAULT 0,
+        messages_down_total INTEGER NOT NULL DEFAULT 0,
+        messages_up_total INTEGER NOT NULL DEFAULT 0,
+        bytes_down_total INTEGER NOT NULL DEFAULT 0,
+        bytes_up_total INTEGER NOT NULL DEFAULT 0,
+        last_duration_ms INTEGER
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

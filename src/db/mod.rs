@@ -9,6 +9,7 @@
 mod migrations;
 pub mod pop3;
 pub mod push;
+pub mod runs;
 pub mod smtp;
 
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};

@@ -820,6 +820,7 @@ impl Executor<'_> {
             self.near.insert(key.clone(), msg);
             linked.insert(uid);
             fr.downloaded += 1;
+            fr.bytes_down += u64::from(size);
             changes.push(Change::Link {
                 far: uid,
                 near: key.clone(),
@@ -925,6 +926,7 @@ impl Executor<'_> {
                         });
                         changes.push(Change::RemoveIntent(p.intent.id));
                         fr.uploaded += 1;
+                        fr.bytes_up += p.intent.size.map_or(0, u64::from);
                     }
                     Ok(_) => unresolved.push(p.intent),
                     Err(e) => {

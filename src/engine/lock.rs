@@ -8,6 +8,14 @@ use std::path::{Path, PathBuf};
 /// Why the lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another daemon runs on this state.
+    #[error("another arctern daemon{} is running on {state_dir}; stop it first (one daemon per state_dir)", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    DaemonRunning {
+        /// The state dir.
+        state_dir: PathBuf,
+        /// The holder's pid, if it wrote one.
+        holder: Option<u32>,
+    },
     /// Another process holds it.
     #[error("account {account} is being synced by another arctern process{}; try again when it has finished", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Held {
@@ -32,9 +40,30 @@ pub struct AccountLock {
     _file: File,
 }
 
+/// Takes the daemon's lock on `state_dir` (`.daemon.lock`) without waiting.
+pub fn acquire_daemon(state_dir: &Path) -> Result<AccountLock, LockError> {
+    match lock_file(&crate::daemon::lock_path(state_dir)) {
+        Err(LockError::Held { holder, .. }) => Err(LockError::DaemonRunning {
+            state_dir: state_dir.to_path_buf(),
+            holder,
+        }),
+        other => other,
+    }
+}
+
 /// Takes the lock for `account` without waiting.
 pub fn acquire(state_dir: &Path, account: &str) -> Result<AccountLock, LockError> {
-    let path = state_dir.join(format!("{account}.lock"));
+    match lock_file(&state_dir.join(format!("{account}.lock"))) {
+        Err(LockError::Held { holder, .. }) => Err(LockError::Held {
+            account: account.to_string(),
+            holder,
+        }),
+        other => other,
+    }
+}
+
+fn lock_file(path: &Path) -> Result<AccountLock, LockError> {
+    let path = path.to_path_buf();
     let io = |source| LockError::Io {
         path: path.clone(),
         source,
@@ -52,7 +81,7 @@ pub fn acquire(state_dir: &Path, account: &str) -> Result<AccountLock, LockError
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
             return Err(LockError::Held {
-                account: account.to_string(),
+                account: String::new(),
                 holder: text.trim().parse().ok(),
             });
         }

@@ -40,10 +40,43 @@ pub struct SyncOptions {
 pub enum FatalKind {
     /// Another process holds the account lock.
     Locked,
-    /// Connection, TLS or login failed.
+    /// Connection or TLS failed.
     Connect,
+    /// The server refused the login (retrying soon will not help).
+    Auth,
     /// The state database or the Maildir root is unusable.
     Local,
+}
+
+/// Adds a finished run to the account's history (for `status` and the metrics file). A run that
+/// found the account locked did not run and is not recorded.
+pub fn record_run(
+    config: &Config,
+    report: &AccountReport,
+    fatal: Option<FatalKind>,
+    started: i64,
+) -> Result<(), String> {
+    if fatal == Some(FatalKind::Locked) {
+        return Ok(());
+    }
+    let error = report.fatal.clone().or_else(|| {
+        report
+            .folders
+            .iter()
+            .find_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.folder)))
+    });
+    let outcome = crate::db::runs::RunOutcome {
+        started,
+        error,
+        messages_down: report.total(|f| f.downloaded) as u64,
+        messages_up: report.total(|f| f.uploaded) as u64,
+        bytes_down: report.folders.iter().map(|f| f.bytes_down).sum(),
+        bytes_up: report.folders.iter().map(|f| f.bytes_up).sum(),
+        duration_ms: report.elapsed.as_millis() as u64,
+    };
+    StateDb::open(&state_path(config, &report.account))
+        .and_then(|db| db.add_to_history(&outcome))
+        .map_err(|e| e.to_string())
 }
 
 /// The state database path of an account.
@@ -120,9 +153,14 @@ async fn run_account(
         .resolve(&account.name)
         .map_err(|m| (FatalKind::Connect, m))?;
     progress.set_message(format!("{}: connecting", account.name));
-    let mut conn = imap::connect(&account.imap, &password)
-        .await
-        .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+    let mut conn = imap::connect(&account.imap, &password).await.map_err(|e| {
+        let kind = if matches!(e, ImapError::Auth { .. }) {
+            FatalKind::Auth
+        } else {
+            FatalKind::Connect
+        };
+        (kind, e.to_string())
+    })?;
 
     // Far folders.
     let entries = conn

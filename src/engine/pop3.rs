@@ -144,9 +144,14 @@ async fn pull(
         .resolve(name)
         .map_err(|m| (FatalKind::Connect, m))?;
     progress.set_message(format!("{name}: connecting"));
-    let mut conn = pop3::connect(&account.pop3, &password)
-        .await
-        .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+    let mut conn = pop3::connect(&account.pop3, &password).await.map_err(|e| {
+        let kind = if matches!(e, pop3::Pop3Error::Auth { .. }) {
+            FatalKind::Auth
+        } else {
+            FatalKind::Connect
+        };
+        (kind, e.to_string())
+    })?;
     remember_server_facts(&db, &conn, now, options).map_err(local)?;
     note_server_facts(&conn, account, fr);
 
@@ -499,6 +504,7 @@ async fn download_batch(
         .collect();
     db.pop3_apply(&stored).map_err(|e| e.to_string())?;
     fr.downloaded += fetched.len();
+    fr.bytes_down += fetched.iter().map(|(m, _)| m.size).sum::<u64>();
     Ok(())
 }
 

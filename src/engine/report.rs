@@ -11,6 +11,10 @@ pub struct FolderReport {
     pub downloaded: usize,
     /// Messages copied Maildir → server.
     pub uploaded: usize,
+    /// Bytes copied server → Maildir (as the server counts them, CRLF).
+    pub bytes_down: u64,
+    /// Bytes copied Maildir → server (CRLF).
+    pub bytes_up: u64,
     /// Flag changes applied locally.
     pub flags_near: usize,
     /// Flag changes applied on the server.

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod daemon;
 mod fastpath;
 mod hostile;
 mod mirror;

@@ -1159,12 +1159,149 @@ impl ImapConn {
         Ok(())
     }
 
+    /// Waits in IDLE (RFC 2177) on the selected folder for at most `max`: returns
+    /// [`IdleOutcome::Changed`] as soon as the server reports new, expunged or changed messages,
+    /// [`IdleOutcome::Timeout`] when `max` passes (callers re-issue IDLE well before the
+    /// server's 30-minute limit), ending IDLE with DONE in both cases. `stop` ends it early
+    /// (shutdown) as a timeout. A server without IDLE is an error.
+    pub async fn idle_wait(
+        &mut self,
+        max: Duration,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<IdleOutcome, ImapError> {
+        let label = "IDLE".to_string();
+        if !self.has("IDLE") {
+            return Err(ImapError::Protocol {
+                command: label,
+                message: "the server does not offer IDLE".into(),
+            });
+        }
+        self.ensure_usable(&label)?;
+        let sent = send_outcome(
+            &label,
+            self.timeout,
+            tokio::time::timeout(self.timeout, self.session.run_command("IDLE")).await,
+        );
+        let tag = match sent {
+            Ok(tag) => tag,
+            Err(e) => return self.poison(e),
+        };
+        // Untagged answers may come before the continuation: they count as activity too.
+        let mut changed = false;
+        loop {
+            let (cont, activity, refused) = self
+                .with_next_response(&label, |r| match r {
+                    Response::Continue { .. } => (true, false, None),
+                    Response::Done {
+                        status, outcome, ..
+                    } => (
+                        false,
+                        false,
+                        Some(outcome.information.as_deref().unwrap_or("").to_string())
+                            .filter(|_| *status != Status::Ok),
+                    ),
+                    other => (false, is_mailbox_activity(other), None),
+                })
+                .await?;
+            if let Some(text) = refused {
+                return Err(ImapError::Refused {
+                    command: label,
+                    status: "NO".into(),
+                    text,
+                });
+            }
+            changed |= activity;
+            if cont {
+                break;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + max;
+        while !changed {
+            let next = tokio::select! {
+                r = tokio::time::timeout_at(deadline, self.session.read_response()) => r,
+                _ = stop.changed() => break,
+            };
+            match next {
+                Err(_) => break, // the time is up: DONE below
+                Ok(Ok(Some(r))) => {
+                    if let Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    } = r.parsed()
+                    {
+                        let message = format!(
+                            "server said BYE: {}",
+                            outcome.information.as_deref().unwrap_or("")
+                        );
+                        return self.poison(ImapError::Connection {
+                            command: label,
+                            message,
+                        });
+                    }
+                    changed = is_mailbox_activity(r.parsed());
+                }
+                Ok(Ok(None)) => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: "server closed the connection".into(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    return self.poison(ImapError::Connection {
+                        command: label,
+                        message: format!("unreadable response: {}", truncate(&e.to_string(), 300)),
+                    });
+                }
+            }
+        }
+        let done = async {
+            let stream = self.session.get_mut();
+            stream.write_all(b"DONE\r\n").await?;
+            stream.flush().await
+        };
+        if let Err(e) = send_outcome(
+            &label,
+            self.timeout,
+            tokio::time::timeout(self.timeout, done).await,
+        ) {
+            return self.poison(e);
+        }
+        self.read_until_tagged(&tag, &label, &mut |_| Ok(()))
+            .await?;
+        Ok(if changed {
+            IdleOutcome::Changed
+        } else {
+            IdleOutcome::Timeout
+        })
+    }
+
     /// Logs out politely; errors are ignored (the run's result is already decided).
     pub async fn logout(mut self) {
         if !self.poisoned {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT")).await;
         }
     }
+}
+
+/// How an IDLE wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleOutcome {
+    /// The server reported a change in the folder.
+    Changed,
+    /// The wait time passed (or a stop was asked for) without a change.
+    Timeout,
+}
+
+/// True for the untagged answers that mean the selected folder changed: EXISTS, EXPUNGE,
+/// FETCH (flags), VANISHED. (RECENT alone, OK/NO notices and CAPABILITY are not.)
+fn is_mailbox_activity(r: &Response<'_>) -> bool {
+    matches!(
+        r,
+        Response::MailboxData(MailboxDatum::Exists(_))
+            | Response::Expunge(_)
+            | Response::Fetch(..)
+            | Response::Vanished { .. }
+    )
 }
 
 /// Maps the outcome of a timed send: an I/O failure or a timeout becomes the error to poison

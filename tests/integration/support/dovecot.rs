@@ -382,8 +382,48 @@ service auth {{
     }
 }
 
-impl Drop for Dovecot {
-    fn drop(&mut self) {
+impl Dovecot {
+    /// Stops the server (by PID) and starts it again with the same config, ports and mail, as
+    /// a server restart would.
+    pub fn restart(&mut self, down_for: Duration) {
+        self.stop();
+        std::thread::sleep(down_for);
+        let log = std::fs::File::create(self.dir.join("dovecot.stdio")).unwrap();
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "dovecot failed to restart: {}",
+            self.log()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let pid = std::fs::read_to_string(self.dir.join("run/master.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if pid.is_some()
+                && pid != self.pid
+                && std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).is_ok()
+            {
+                self.pid = pid;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not restart: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
         if let Some(pid) = self.pid {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -398,5 +438,11 @@ impl Drop for Dovecot {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

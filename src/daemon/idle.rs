@@ -1,0 +1,129 @@
+//! IDLE watchers (RFC 2177): one connection per watched folder, waiting for the server to report
+//! new, expunged or changed messages and passing that on as a [`Trigger`]. IDLE is re-issued
+//! before `renew` passes (29 minutes by default: servers may drop an IDLE after 30). A broken
+//! connection is reopened with backoff, followed by a trigger (changes may have been missed); a
+//! refused login stops the watcher (the account's own sync reports it and pauses).
+
+use super::schedule::{Backoff, Trigger, jitter};
+use crate::config::Account;
+use crate::names::{FolderName, FolderPatterns};
+use crate::store::imap::{self, IdleOutcome, ImapError};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// At most this many IDLE connections per account: servers limit connections per user
+/// (Dovecot: 10 by default) and the sync needs some of its own.
+pub const MAX_IDLE_FOLDERS: usize = 5;
+
+/// The folders of `account` that its `idle` patterns select (and its `folders` patterns allow),
+/// by canonical name with their wire names; at most [`MAX_IDLE_FOLDERS`], the rest are named
+/// in the second list (they are synced every interval only).
+pub async fn idle_folders(
+    account: &Account,
+) -> Result<(Vec<(String, String)>, Vec<String>), ImapError> {
+    let password = account
+        .imap
+        .password
+        .resolve(&account.name)
+        .map_err(ImapError::Config)?;
+    let mut conn = imap::connect(&account.imap, &password).await?;
+    let entries = conn.list().await?;
+    conn.logout().await;
+    let idle = FolderPatterns::new(&account.idle);
+    let allowed = FolderPatterns::new(&account.folders);
+    let mut chosen = Vec::new();
+    let mut rest = Vec::new();
+    for e in entries.iter().filter(|e| e.selectable) {
+        let Ok(name) = FolderName::from_wire(&e.wire_name, e.delimiter) else {
+            continue;
+        };
+        if !(idle.selects(&name) && allowed.selects(&name)) {
+            continue;
+        }
+        if chosen.len() < MAX_IDLE_FOLDERS {
+            chosen.push((name.to_string(), e.wire_name.clone()));
+        } else {
+            rest.push(name.to_string());
+        }
+    }
+    Ok((chosen, rest))
+}
+
+/// Watches one folder until `stop` turns true.
+pub async fn watch_folder(
+    account: Account,
+    folder: String,
+    wire: String,
+    renew: Duration,
+    triggers: mpsc::Sender<Trigger>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1));
+    while !*stop.borrow() {
+        let session = async {
+            let password = account
+                .imap
+                .password
+                .resolve(&account.name)
+                .map_err(ImapError::Config)?;
+            let mut conn = imap::connect(&account.imap, &password).await?;
+            conn.select(&wire).await?;
+            Ok::<_, ImapError>(conn)
+        };
+        let mut conn = match session.await {
+            Ok(c) => c,
+            Err(e @ (ImapError::Auth { .. } | ImapError::Config(_))) => {
+                tracing::error!(
+                    account = account.name,
+                    folder,
+                    "IDLE watcher stopped: {e}; the folder is synced every interval only"
+                );
+                return;
+            }
+            Err(e) => {
+                let wait = backoff.next_delay(jitter());
+                tracing::warn!(
+                    account = account.name,
+                    folder,
+                    "IDLE connection failed: {e}; retrying in {:.0}s",
+                    wait.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+        };
+        backoff.reset();
+        tracing::debug!(account = account.name, folder, "IDLE watching");
+        // What happened before this connection watched is unknown (mail may have arrived
+        // between the account's last sync and this SELECT, or while disconnected): ask for a sync.
+        let _ = triggers.try_send(Trigger::Server(folder.clone()));
+        loop {
+            match conn.idle_wait(renew, &mut stop).await {
+                Ok(IdleOutcome::Changed) => {
+                    tracing::debug!(account = account.name, folder, "IDLE: change reported");
+                    let _ = triggers.try_send(Trigger::Server(folder.clone()));
+                }
+                Ok(IdleOutcome::Timeout) if *stop.borrow() => {
+                    conn.logout().await;
+                    return;
+                }
+                Ok(IdleOutcome::Timeout) => {} // re-issue IDLE
+                Err(e) => {
+                    tracing::warn!(
+                        account = account.name,
+                        folder,
+                        "IDLE connection lost: {e}; reconnecting"
+                    );
+                    break;
+                }
+            }
+        }
+        let wait = backoff.next_delay(jitter());
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
