@@ -7,3 +7,17 @@ pub mod maildir;
 pub mod pop3;
 pub mod smtp;
 pub mod tls;
+
+/// Turns on TCP keepalive probes (after 60 s of silence, every 10 s, 3 tries): a connection whose
+/// peer vanished without a word (suspend and resume, a changed network, a NAT that forgot us) then
+/// fails within about 90 s instead of hanging in a read until the command timeout or, in IDLE,
+/// for up to 29 minutes. Best effort: a failure to set it changes nothing else.
+pub fn keepalive(tcp: &tokio::net::TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(std::time::Duration::from_secs(60))
+        .with_interval(std::time::Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&probes) {
+        tracing::debug!("TCP keepalive not set: {e}");
+    }
+}

@@ -213,6 +213,17 @@ fn daemon_survives_a_server_restart_and_reloads_its_config_on_sighup() {
         ),
     )
     .unwrap();
+    // And an account whose password is wrong: it is paused with a clear line, the others go on.
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        format!(
+            "{text}\n[accounts.broken]\nmaildir = \"{}\"\n[accounts.broken.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"bob\"\npassword = \"wrong-pw-4711\"\n",
+            w.state_dir.with_file_name("BrokenMail").display(),
+            w.dovecot.imap_port
+        ),
+    )
+    .unwrap();
     let mut bob = Client::connect(w.dovecot.imap_port, "bob");
     bob.append("INBOX", &mail("for-bob"), "");
     d.signal("HUP");
@@ -222,6 +233,13 @@ fn daemon_survives_a_server_restart_and_reloads_its_config_on_sighup() {
         || format!("the account added by SIGHUP did not sync:\n{}", d.log()),
     );
     assert!(d.log().contains("configuration reloaded"), "{}", d.log());
+    d.wait_for_log("account paused for 60 min", Duration::from_secs(10));
+    let log = d.log();
+    assert_eq!(log.matches("account paused").count(), 1, "{log}");
+    assert!(
+        !log.contains("wrong-pw-4711"),
+        "a password reached the log:\n{log}"
+    );
     // And its IDLE works too.
     bob.append("INBOX", &mail("for-bob-later"), "");
     wait_until(
@@ -230,4 +248,23 @@ fn daemon_survives_a_server_restart_and_reloads_its_config_on_sighup() {
         || format!("IDLE of the new account did not work:\n{}", d.log()),
     );
     assert_eq!(d.stop(Duration::from_secs(8)), 0);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let w = World::new("", "");
+    w.client().append("INBOX", &mail("json-log"), "");
+    let out = w.arctern(&["--log-format", "json", "-vv", "sync"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 3, "{stderr}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.get("level").is_some() && v.get("timestamp").is_some(),
+            "{line}"
+        );
+    }
 }

@@ -49,6 +49,7 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
         .map_err(|_| timed_out())?
         .map_err(connect_err)?;
     let _ = tcp.set_nodelay(true);
+    crate::store::keepalive(&tcp);
 
     let (stream, needs_greeting): (Box<dyn Transport>, bool) = match cfg.tls {
         TlsMode::None => (Box::new(tcp), true),

@@ -141,6 +141,7 @@ pub async fn connect(cfg: &Pop3Config, password: &Secret) -> Result<Pop3Conn, Po
         source,
     })?;
     let _ = tcp.set_nodelay(true);
+    crate::store::keepalive(&tcp);
     let stream: Box<dyn Transport> = match cfg.tls {
         TlsMode::Implicit => Box::new(tls_handshake(cfg, tcp).await?),
         TlsMode::None | TlsMode::Starttls => Box::new(tcp),
