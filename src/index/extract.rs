@@ -29,8 +29,71 @@ pub struct Extracted {
 /// Body text kept per message: enough for any search and snippet, bounded for huge mails.
 pub const MAX_BODY: usize = 256 * 1024;
 
+/// Messages at least this big have their binary attachments' contents left out before parsing.
+const ELIDE_FROM: usize = 32 * 1024;
+
+/// The message without the contents of its base64-encoded non-text parts (attachments, images):
+/// their headers stay (names, types: `attachment:` and `has:attachment` still work), their
+/// encoded lines go. Nothing in those lines is ever indexed, but decoding megabytes of them is
+/// most of the cost of parsing a big message. `None` when there is nothing to leave out.
+///
+/// Line-based and conservative: a part's lines are skipped only after a part header (following
+/// a line that starts with `--`) that says `Content-Transfer-Encoding: base64` and a non-text
+/// `Content-Type`; skipping ends at the next line starting with `-` (base64 never contains
+/// one), so boundaries always survive.
+pub fn without_binary_parts(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() < ELIDE_FROM {
+        return None;
+    }
+    let mut out = Vec::with_capacity(raw.len().min(1 << 20));
+    let mut elided = false;
+    let mut lines = raw.split_inclusive(|b| *b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        out.extend_from_slice(line);
+        if !line.starts_with(b"--") {
+            continue;
+        }
+        // A boundary: read the part's header.
+        let mut header: Vec<u8> = Vec::new();
+        while let Some(h) = lines.next() {
+            out.extend_from_slice(h);
+            let blank = h.iter().all(|b| matches!(b, b'\r' | b'\n'));
+            if blank {
+                break;
+            }
+            header.extend(h.iter().map(u8::to_ascii_lowercase));
+        }
+        let header = String::from_utf8_lossy(&header);
+        let unfolded = header
+            .replace("\r\n ", " ")
+            .replace("\n ", " ")
+            .replace("\n\t", " ");
+        let base64 = unfolded
+            .lines()
+            .any(|l| l.starts_with("content-transfer-encoding:") && l.contains("base64"));
+        let text = unfolded.lines().any(|l| {
+            l.starts_with("content-type:") && {
+                let v = l["content-type:".len()..].trim_start();
+                v.starts_with("text/") || v.starts_with("message/") || v.starts_with("multipart/")
+            }
+        });
+        if base64 && !text {
+            while let Some(next) = lines.peek() {
+                if next.starts_with(b"-") {
+                    break;
+                }
+                lines.next();
+                elided = true;
+            }
+        }
+    }
+    elided.then_some(out)
+}
+
 /// Extracts a message. Never panics, whatever the bytes.
 pub fn extract(raw: &[u8]) -> Extracted {
+    let lighter = without_binary_parts(raw);
+    let raw = lighter.as_deref().unwrap_or(raw);
     let Some(msg) = MessageParser::default().parse(raw) else {
         // Not even a header: index the start of the bytes as text.
         let mut body = String::from_utf8_lossy(&raw[..raw.len().min(MAX_BODY)]).into_owned();
@@ -167,7 +230,69 @@ mod tests {
         assert_eq!(e.message_id, "");
     }
 
+    fn with_attachment(name: &str, kb: usize) -> Vec<u8> {
+        let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\n";
+        let mut m = format!(
+            "From: a@example.org\nSubject: report\nMessage-ID: <att@x>\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\nContent-Type: text/plain; charset=utf-8\n\nSee the attached quarterly figures.\n--b1\nContent-Type: application/pdf;\n name=\"{name}\"\nContent-Disposition: attachment; filename=\"{name}\"\nContent-Transfer-Encoding: base64\n\n"
+        );
+        while m.len() < kb * 1024 {
+            m.push_str(line);
+        }
+        m.push_str("--b1\nContent-Type: text/plain\n\nA closing note.\n--b1--\n");
+        m.into_bytes()
+    }
+
+    #[test]
+    fn binary_attachments_are_left_out_before_parsing_without_losing_anything_searchable() {
+        let big = with_attachment("figures.pdf", 200);
+        let light = without_binary_parts(&big).expect("something to leave out");
+        assert!(light.len() < 2048, "{}", light.len());
+        let (full, fast) = (
+            {
+                let msg = MessageParser::default().parse(&big[..]).unwrap();
+                (msg.attachments().count(), msg.text_body_count())
+            },
+            extract(&big),
+        );
+        assert_eq!(full, (1, 2));
+        assert_eq!(fast.attachments, vec!["figures.pdf".to_string()]);
+        assert!(fast.body.contains("quarterly figures") && fast.body.contains("closing note"));
+        assert_eq!(fast.message_id, "att@x");
+        // Small messages and messages without binary parts are parsed as they are.
+        assert!(without_binary_parts(&with_attachment("a.pdf", 1)).is_none());
+        let text_only = format!("Subject: x\n\n{}", "plain text line\n".repeat(4000));
+        assert!(without_binary_parts(text_only.as_bytes()).is_none());
+    }
+
     proptest! {
+        #[test]
+        fn leaving_out_binary_parts_keeps_every_other_line(
+            parts in proptest::collection::vec((any::<bool>(), 1usize..40), 1..6)
+        ) {
+            // Text and binary parts in any order: the text lines and every boundary survive.
+            let mut m = String::from("Content-Type: multipart/mixed; boundary=\"q\"\n\n");
+            for (i, (binary, n)) in parts.iter().enumerate() {
+                m.push_str("--q\n");
+                if *binary {
+                    m.push_str("Content-Type: image/png\nContent-Transfer-Encoding: base64\n\n");
+                    for _ in 0..*n * 40 {
+                        m.push_str("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n");
+                    }
+                } else {
+                    m.push_str("Content-Type: text/plain\n\n");
+                    for j in 0..*n {
+                        m.push_str(&format!("text {i} line {j}\n"));
+                    }
+                }
+            }
+            m.push_str("--q--\n");
+            let out = without_binary_parts(m.as_bytes()).unwrap_or_else(|| m.clone().into_bytes());
+            let out = String::from_utf8(out).unwrap();
+            for line in m.lines().filter(|l| !l.starts_with("iVBOR")) {
+                prop_assert!(out.contains(line), "lost {line:?}");
+            }
+        }
+
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let _ = extract(&bytes);

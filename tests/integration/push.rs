@@ -277,3 +277,55 @@ fn push_killed_midway_then_rerun_gives_exactly_one_copy_of_each() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn push_reports_a_refused_message_by_folder_and_file_and_uploads_the_rest() {
+    // The target refuses messages over 100 KB (Dovecot's quota plugin). In a batch sent as one
+    // MULTIAPPEND that refusal fails the whole command: the rest must still arrive.
+    let w = World::new(
+        "mail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n  quota_max_mail_size = 100k\n}\n",
+        "",
+    );
+    w.dovecot.add_user("dora");
+    add_target(&w, "dora");
+    make_maildir(&w.maildir);
+    for i in 0..30 {
+        write_local(
+            &w.maildir,
+            &format!("1700000000.small{i}.host"),
+            &message(i, "INBOX", 800),
+            "S",
+        );
+    }
+    write_local(
+        &w.maildir,
+        "1700000000.huge.host",
+        &message(999, "INBOX", 300_000),
+        "S",
+    );
+    let out = w.arctern(&["push", "test", "--to", "newhost"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("+30 ↑") && stdout.contains("1 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("INBOX/1700000000.huge.host")
+            && stderr.contains("larger than the maximum size"),
+        "{stderr}"
+    );
+    let mut dora = Client::connect(w.dovecot.imap_port, "dora");
+    assert_eq!(dora.messages("INBOX").len(), 30);
+    // A rerun tries the refused one again and nothing else.
+    let out = w.arctern(&["push", "test", "--to", "newhost"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.contains("+0 ↑") && stdout.contains("30 pushed before"),
+        "{stdout}"
+    );
+    assert_eq!(dora.messages("INBOX").len(), 30);
+}
