@@ -55,7 +55,7 @@ pub fn without_binary_parts(raw: &[u8]) -> Option<Vec<u8>> {
         }
         // A boundary: read the part's header.
         let mut header: Vec<u8> = Vec::new();
-        while let Some(h) = lines.next() {
+        for h in lines.by_ref() {
             out.extend_from_slice(h);
             let blank = h.iter().all(|b| matches!(b, b'\r' | b'\n'));
             if blank {
