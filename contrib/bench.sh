@@ -320,6 +320,11 @@ PY
     got=$($D mailbox status -u "$user" messages '*' | awk -F= '{s += $2} END {print s}')
     [ "$got" = "$total" ] || { echo "$tool: the target holds $got of $total messages" >&2; exit 1; }
   done
+  # The server's own cost: a client that does nothing but send the same messages, 100 per
+  # MULTIAPPEND, into an empty account.
+  rm -rf "$B/mail/mig-arctern"; sync
+  res=$( { /usr/bin/time -f "%e %M" python3 contrib/bench/limits.py append "$PORT" mig-arctern secret "$src" >/dev/null; } 2>&1 | tail -n 1 )
+  record upload limit "$res"; echo "  bare MULTIAPPEND upload #$r: $res"
 done
 fi
 if want pop3; then
@@ -441,6 +446,9 @@ for scen, label in names.items():
 f, s = med(("fetch", "limit")), med(("fsync", "limit"))
 if f and s:
     print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
+u = med(("upload", "limit"))
+if u:
+    print(f"\nThe server's cost of taking the migrated messages in the same run (a bare client sending them, 100 per MULTIAPPEND, into an empty account): {u[0]:.2f} s.")
 import os
 results = os.path.dirname(raw)
 if os.path.exists(os.path.join(results, "sizes")):
