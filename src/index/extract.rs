@@ -42,7 +42,7 @@ const ELIDE_FROM: usize = 32 * 1024;
 /// `Content-Type`; skipping ends at the next line starting with `-` (base64 never contains
 /// one), so boundaries always survive.
 pub fn without_binary_parts(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.len() < ELIDE_FROM {
+    if raw.len() < ELIDE_FROM || !top_header_says_multipart(raw) {
         return None;
     }
     let mut out = Vec::with_capacity(raw.len().min(1 << 20));
@@ -88,6 +88,18 @@ pub fn without_binary_parts(raw: &[u8]) -> Option<Vec<u8>> {
         }
     }
     elided.then_some(out)
+}
+
+/// True when the message's own header has a multipart Content-Type (only those carry
+/// attachments as parts); looks at the header only, so a big single-part message costs nothing.
+fn top_header_says_multipart(raw: &[u8]) -> bool {
+    let end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .unwrap_or(raw.len())
+        .min(64 * 1024);
+    let header = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    header.contains("multipart/")
 }
 
 /// Extracts a message. Never panics, whatever the bytes.

@@ -10,6 +10,7 @@
 
 pub mod extract;
 pub mod search;
+pub mod stem;
 
 use crate::model::Flags;
 use crate::store::maildir::info;
@@ -21,13 +22,14 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer,
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 /// Bumped when the schema or the tokenizer changes: an index of another version is rebuilt.
 const SCHEMA_VERSION: i64 = 2;
+/// A file in the index directory holding [`SCHEMA_VERSION`] (see [`MailIndex::open_for_search`]).
+const SCHEMA_MARKER: &str = "schema-version";
 
 /// The tokenizer of every text field: words, lower case, accents folded, English stems.
 pub const TOKENIZER: &str = "arctern_mail";
@@ -138,7 +140,7 @@ fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(48))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
-        .filter(Stemmer::new(Language::English))
+        .filter(stem::MemoStemmer)
         .build()
 }
 
@@ -267,6 +269,12 @@ impl MailIndex {
             }
         };
         index.tokenizers().register(TOKENIZER, analyzer());
+        // The schema version also as a plain file, so a search can check it without SQLite.
+        let marker = dir.join(SCHEMA_MARKER);
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(&SCHEMA_VERSION.to_string()) {
+            std::fs::write(&marker, SCHEMA_VERSION.to_string())
+                .map_err(|e| IndexError::Io(format!("cannot write {}: {e}", marker.display())))?;
+        }
         Ok(MailIndex {
             index,
             fields,
@@ -281,22 +289,19 @@ impl MailIndex {
     /// does not exist yet or was built by another version.
     pub fn open_for_search(state_dir: &Path) -> Result<MailIndex, IndexError> {
         let dir = Self::dir_in(state_dir);
-        let catalog_path = dir.join("catalog.sqlite3");
-        let read_only = Connection::open_with_flags(
-            &catalog_path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()
-        .filter(|c| {
-            c.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
-                r.get::<_, i64>(0)
-            })
+        // The version marker instead of the catalog: opening SQLite (and its WAL files) was a
+        // tenth of a search's time, and a search never needs the catalog.
+        let current = std::fs::read_to_string(dir.join(SCHEMA_MARKER))
             .ok()
-                == Some(SCHEMA_VERSION)
-        });
-        let Some(catalog) = read_only else {
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            == Some(SCHEMA_VERSION);
+        if !current {
             return Self::open(state_dir);
-        };
+        }
+        let catalog = Connection::open_in_memory().map_err(|source| IndexError::Catalog {
+            path: dir.join("catalog.sqlite3"),
+            source,
+        })?;
         let tdir = tantivy::directory::MmapDirectory::open(dir.join("tantivy")).map_err(|e| {
             IndexError::Tantivy {
                 path: dir.clone(),
