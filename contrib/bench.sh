@@ -436,7 +436,10 @@ for scen, label in names.items():
     cells = []
     for t in tools:
         m = med((scen, t))
-        cells.append(f"{m[0]:.2f} s, {m[1] / 1024:.0f} MB" if m else "-")
+        if scen == "search":
+            cells.append(f"{m[0] * 1000:.1f} ms" if m else "-")
+        else:
+            cells.append(f"{m[0]:.2f} s, {m[1] / 1024:.0f} MB" if m else "-")
     for t in tools:
         if t == "arctern":
             continue
@@ -455,6 +458,15 @@ if os.path.exists(os.path.join(results, "sizes")):
     parts = open(os.path.join(results, "sizes")).read().split()
     idx, md = int(parts[1]), int(parts[3])
     print(f"\nIndex size: {idx / 1e6:.0f} MB for a {md / 1e6:.0f} MB Maildir ({100 * idx / md:.0f} %).")
+if os.path.exists(os.path.join(results, "latency")):
+    print("\nSearch latency per query (median of 15 runs each):\n")
+    print("| query (arctern / notmuch) | arctern | notmuch |")
+    print("|---|---|---|")
+    rows = [l.rsplit(" ", 2) for l in open(os.path.join(results, "latency")) if l.strip()]
+    for a, n in zip(rows[0::2], rows[1::2]):
+        q = a[0].split(" ", 1)[1]
+        nq = n[0].split(" ", 1)[1]
+        print(f"| `{q}` / `{nq}` | {float(a[2]) * 1000:.1f} ms | {float(n[2]) * 1000:.1f} ms |")
 if os.path.exists(os.path.join(results, "agreement")):
     print("\nSame queries through arctern and notmuch (Message-IDs found by each, and by both):\n")
     print("| arctern query | arctern | notmuch | both |")

@@ -110,3 +110,4 @@ for tool, v in d.items():
     print(f"search {tool} {statistics.median(v):.4f} 0")
 PY
 echo "index $(cat "$S/index-bytes") maildir $(cat "$S/maildir-bytes")" > "$B/results/sizes"
+cp "$S/latency" "$B/results/latency"

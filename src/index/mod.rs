@@ -28,6 +28,8 @@ use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 /// Bumped when the schema or the tokenizer changes: an index of another version is rebuilt.
 const SCHEMA_VERSION: i64 = 2;
+/// Updates that add at least this many messages end with the index merged into one segment.
+const MERGE_INTO_ONE_AFTER: usize = 1000;
 /// A file in the index directory holding [`SCHEMA_VERSION`] (see [`MailIndex::open_for_search`]).
 const SCHEMA_MARKER: &str = "schema-version";
 
@@ -526,6 +528,18 @@ impl MailIndex {
             return Err(self.terr(e));
         }
         writer.commit().map_err(|e| self.terr(e))?;
+        // After a big update (a first index, a rebuild, a large pull) the index is left in one
+        // segment: a search then opens a handful of files instead of dozens and walks one
+        // posting list per term. Small updates keep tantivy's own merge policy.
+        if total >= MERGE_INTO_ONE_AFTER {
+            let segments = self
+                .index
+                .searchable_segment_ids()
+                .map_err(|e| self.terr(e))?;
+            if segments.len() > 1 {
+                writer.merge(&segments).wait().map_err(|e| self.terr(e))?;
+            }
+        }
         writer.wait_merging_threads().map_err(|e| self.terr(e))?;
 
         // The catalog follows the committed index.
