@@ -406,6 +406,10 @@ async fn push_folder(
             .map(|m| std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len()))
             .sum(),
     );
+    // The outcome of a batch is committed together with the next batch's intents: one fsync
+    // per batch instead of two. A kill in between leaves intents whose copies the next run
+    // finds by size and hash, as after any interruption.
+    let mut pending_done: Vec<PushRow> = Vec::new();
     for batch in batches {
         progress.set_message(format!(
             "{folder} → {tname}: {}/{} messages",
@@ -437,7 +441,9 @@ async fn push_folder(
             let date = md.mtime(m).and_then(imap::format_internal_date);
             items.push((m.flags.clone(), date, crlf));
         }
-        db.put_push_rows(&target.name, folder.as_str(), &intents)
+        let mut commit = std::mem::take(&mut pending_done);
+        commit.extend(intents.iter().cloned());
+        db.put_push_rows(&target.name, folder.as_str(), &commit)
             .map_err(|e| e.to_string())?;
         let sizes: Vec<u64> = items.iter().map(|i| i.2.len() as u64).collect();
         // The bar counts file bytes (LF), as its length does.
@@ -479,10 +485,14 @@ async fn push_folder(
                 }
             }
         }
-        db.put_push_rows(&target.name, folder.as_str(), &done)
-            .map_err(|e| e.to_string())?;
-        db.forget_push_rows(&target.name, folder.as_str(), &refused)
-            .map_err(|e| e.to_string())?;
+        if unresolved || !refused.is_empty() {
+            db.put_push_rows(&target.name, folder.as_str(), &done)
+                .map_err(|e| e.to_string())?;
+            db.forget_push_rows(&target.name, folder.as_str(), &refused)
+                .map_err(|e| e.to_string())?;
+        } else {
+            pending_done = done;
+        }
         if unresolved {
             let before = rows_done(db, &target.name, folder.as_str())?;
             rows = db
@@ -508,6 +518,8 @@ async fn push_folder(
                 .unwrap_or(uidnext);
         }
     }
+    db.put_push_rows(&target.name, folder.as_str(), &pending_done)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

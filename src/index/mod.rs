@@ -530,15 +530,21 @@ impl MailIndex {
         writer.commit().map_err(|e| self.terr(e))?;
         // After a big update (a first index, a rebuild, a large pull) the index is left in one
         // segment: a search then opens a handful of files instead of dozens and walks one
-        // posting list per term. Small updates keep tantivy's own merge policy.
-        if total >= MERGE_INTO_ONE_AFTER {
-            let segments = self
-                .index
-                .searchable_segment_ids()
-                .map_err(|e| self.terr(e))?;
-            if segments.len() > 1 {
-                writer.merge(&segments).wait().map_err(|e| self.terr(e))?;
-            }
+        // posting list per term. Small updates (a sync's few changes) add small segments: those
+        // are merged with each other (cheap, they are small), so the index stays at one big
+        // segment and one small one.
+        let mut metas = self
+            .index
+            .searchable_segment_metas()
+            .map_err(|e| self.terr(e))?;
+        metas.sort_by_key(|m| std::cmp::Reverse(m.max_doc()));
+        let merge: Vec<tantivy::index::SegmentId> = if total >= MERGE_INTO_ONE_AFTER {
+            metas.iter().map(|m| m.id()).collect()
+        } else {
+            metas.iter().skip(1).map(|m| m.id()).collect()
+        };
+        if merge.len() > 1 {
+            writer.merge(&merge).wait().map_err(|e| self.terr(e))?;
         }
         writer.wait_merging_threads().map_err(|e| self.terr(e))?;
 
