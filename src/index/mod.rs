@@ -363,6 +363,10 @@ impl MailIndex {
             .index
             .writer(64 * 1024 * 1024)
             .map_err(|e| self.terr(e))?;
+        // Merges are decided below, after the commit, on a stable set of segments: tantivy's
+        // background merge policy would race with them (a segment it merged away cannot be
+        // merged again: found at 100,000 messages).
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         let f = self.fields;
         let now = crate::engine::unix_now();
 
@@ -543,8 +547,11 @@ impl MailIndex {
         } else {
             metas.iter().skip(1).map(|m| m.id()).collect()
         };
-        if merge.len() > 1 {
-            writer.merge(&merge).wait().map_err(|e| self.terr(e))?;
+        if merge.len() > 1
+            && let Err(e) = writer.merge(&merge).wait()
+        {
+            // The update is committed; an unmerged index is only a little slower to search.
+            tracing::warn!("search index: segments not merged: {e}");
         }
         writer.wait_merging_threads().map_err(|e| self.terr(e))?;
 
