@@ -136,3 +136,58 @@ fn query_errors_name_the_position() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown prefix \"frm:\""), "{err}");
 }
+
+#[test]
+fn big_updates_merge_into_one_segment_and_small_ones_stay_searchable() {
+    // More than 1,000 new messages: the update ends with a merge (the path a 100,000-message
+    // rebuild once failed on); then small updates add and merge small segments.
+    let w = World::new("", "");
+    make_maildir(&w.maildir);
+    for i in 0..1100 {
+        let body = format!(
+            "From: bulk{}@example.org\nSubject: bulk message {i}\nMessage-ID: <bulk{i}@test.arctern>\n\nbody of bulk message {i}\n",
+            i % 7
+        );
+        write_local(
+            &w.maildir,
+            &format!("1700000000.bulk{i}.host"),
+            body.as_bytes(),
+            "S",
+        );
+    }
+    for args in [&["index"][..], &["index", "--rebuild"][..]] {
+        let out = w.arctern(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            ids(&w, "subject:bulk").len(),
+            1000,
+            "--limit 1000 caps the hits"
+        );
+        assert_eq!(ids(&w, "from:bulk3@example.org").len(), 157);
+    }
+    // Three small updates after the big one.
+    for round in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // a new directory mtime
+        let body = format!(
+            "From: late@example.org\nSubject: late {round}\nMessage-ID: <late{round}@test.arctern>\n\nlate\n"
+        );
+        write_local(
+            &w.maildir,
+            &format!("1700000001.late{round}.host"),
+            body.as_bytes(),
+            "",
+        );
+        let out = w.arctern(&["index"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(ids(&w, "from:late@example.org").len(), 3);
+    assert_eq!(ids(&w, "from:bulk3@example.org").len(), 157);
+}

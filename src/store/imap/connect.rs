@@ -115,9 +115,17 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     let session = match tokio::time::timeout(timeout, login).await {
         Err(_) => return Err(timed_out()),
         Ok(Ok(s)) => s,
-        Ok(Err((e, _))) => {
+        // Only a NO or BAD answer is a refused login; a connection lost or garbled during the
+        // login (a server restarting, say) is a connection failure, retried as one.
+        Ok(Err((e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)), _))) => {
             return Err(ImapError::Auth {
                 user: cfg.user.clone(),
+                message: e.to_string(),
+            });
+        }
+        Ok(Err((e, _))) => {
+            return Err(ImapError::Connection {
+                command: "LOGIN".into(),
                 message: e.to_string(),
             });
         }
