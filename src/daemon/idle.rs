@@ -15,18 +15,23 @@ use tokio::sync::{mpsc, watch};
 /// (Dovecot: 10 by default) and the sync needs some of its own.
 pub const MAX_IDLE_FOLDERS: usize = 5;
 
+/// A logged-in connection to the account's server.
+async fn login(account: &Account) -> Result<imap::ImapConn, ImapError> {
+    let password = account
+        .imap
+        .password
+        .resolve(&account.name)
+        .map_err(ImapError::Config)?;
+    imap::connect(&account.imap, &password).await
+}
+
 /// The folders of `account` that its `idle` patterns select (and its `folders` patterns allow),
 /// by canonical name with their wire names; at most [`MAX_IDLE_FOLDERS`], the rest are named
 /// in the second list (they are synced every interval only).
 pub async fn idle_folders(
     account: &Account,
 ) -> Result<(Vec<(String, String)>, Vec<String>), ImapError> {
-    let password = account
-        .imap
-        .password
-        .resolve(&account.name)
-        .map_err(ImapError::Config)?;
-    let mut conn = imap::connect(&account.imap, &password).await?;
+    let mut conn = login(account).await?;
     let entries = conn.list().await?;
     conn.logout().await;
     let idle = FolderPatterns::new(&account.idle);
@@ -61,12 +66,7 @@ pub async fn watch_folder(
     let mut backoff = Backoff::new(Duration::from_secs(1));
     while !*stop.borrow() {
         let session = async {
-            let password = account
-                .imap
-                .password
-                .resolve(&account.name)
-                .map_err(ImapError::Config)?;
-            let mut conn = imap::connect(&account.imap, &password).await?;
+            let mut conn = login(&account).await?;
             conn.select(&wire).await?;
             Ok::<_, ImapError>(conn)
         };

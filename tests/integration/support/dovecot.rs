@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The unprivileged user that owns test mail when tests run as root (Dovecot refuses uid 0).
 const MAIL_USER: &str = "arctern-test";
@@ -285,22 +285,12 @@ service auth {{
             pid: None,
             _tmp: tmp,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let pid = std::fs::read_to_string(dir.join("run/master.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            if pid.is_some() && std::net::TcpStream::connect(("127.0.0.1", imap_port)).is_ok() {
-                me.pid = pid;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not start: {}",
-                me.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        me.pid = Some(super::wait_for_master(
+            &dir.join("run/master.pid"),
+            imap_port,
+            None,
+            || me.log(),
+        ));
         me
     }
 
@@ -402,41 +392,18 @@ impl Dovecot {
             "dovecot failed to restart: {}",
             self.log()
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let pid = std::fs::read_to_string(self.dir.join("run/master.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            if pid.is_some()
-                && pid != self.pid
-                && std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).is_ok()
-            {
-                self.pid = pid;
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not restart: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let pid = super::wait_for_master(
+            &self.dir.join("run/master.pid"),
+            self.imap_port,
+            self.pid,
+            || self.log(),
+        );
+        self.pid = Some(pid);
     }
 
     fn stop(&mut self) {
         if let Some(pid) = self.pid {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                if stat.contains(") Z ") {
-                    break; // a zombie: exited, not reaped by PID 1 here
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            super::stop_by_pid(pid);
         }
     }
 }

@@ -237,3 +237,49 @@ pub fn local_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Waits (at most 15 s) until a server's master writes a PID other than `old` to `pid_file`
+/// and 127.0.0.1:`port` accepts connections; returns that PID. `log` explains a failure.
+pub fn wait_for_master(
+    pid_file: &Path,
+    port: u16,
+    old: Option<u32>,
+    log: impl Fn() -> String,
+) -> u32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let pid: Option<u32> = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        if let Some(pid) = pid
+            && Some(pid) != old
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not start: {}",
+            pid_file.display(),
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGTERM to a server master we started and waits (at most 5 s) until it is gone (or a
+/// zombie: PID 1 here does not reap orphans).
+pub fn stop_by_pid(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

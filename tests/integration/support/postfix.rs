@@ -160,22 +160,12 @@ postlog   unix-dgram n - n - 1 postlogd
             _tmp: tmp,
         };
         assert!(status.success(), "postfix failed to start: {}", me.log());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let pid = std::fs::read_to_string(dir.join("queue/pid/master.pid"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            if pid.is_some() && std::net::TcpStream::connect(("127.0.0.1", smtp_port)).is_ok() {
-                me.pid = pid;
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postfix did not start: {}",
-                me.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        me.pid = Some(super::wait_for_master(
+            &dir.join("queue/pid/master.pid"),
+            smtp_port,
+            None,
+            || me.log(),
+        ));
         me
     }
 
@@ -224,18 +214,7 @@ fn count_files(dir: &Path) -> usize {
 impl Drop for Postfix {
     fn drop(&mut self) {
         if let Some(pid) = self.pid {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                if stat.contains(") Z ") {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            super::stop_by_pid(pid);
         }
     }
 }
