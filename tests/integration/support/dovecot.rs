@@ -1,7 +1,6 @@
 //! A private Dovecot for one test: its own config, users, mail, certificates and log under a temp
 //! dir, listening on free 127.0.0.1 ports, stopped by PID when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -32,13 +31,6 @@ pub struct Dovecot {
     gid: u32,
     pid: Option<u32>,
     _tmp: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -184,9 +176,13 @@ impl Dovecot {
         } else {
             (user.clone(), user.clone())
         };
-        let (imap_port, imaps_port, pop3_port, pop3s_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let (lmtp_port, auth_port) = (free_port(), free_port());
+        let (imap_port, imaps_port, pop3_port, pop3s_port) = (
+            super::free_port(),
+            super::free_port(),
+            super::free_port(),
+            super::free_port(),
+        );
+        let (lmtp_port, auth_port) = (super::free_port(), super::free_port());
         std::fs::write(dir.join("passwd"), "").unwrap();
         let d = dir.display();
         let conf = format!(

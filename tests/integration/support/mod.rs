@@ -10,9 +10,11 @@ pub mod postfix;
 pub use client::Client;
 pub use dovecot::Dovecot;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 /// One test's world: a server, a user, a Maildir, a state dir and a config file.
 pub struct World {
@@ -282,4 +284,31 @@ pub fn stop_by_pid(pid: u32) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Ports this test process has handed out, never handed out twice.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A free 127.0.0.1 port for a server a test starts. Binding port 0 and dropping the listener
+/// lets the kernel give the same port to the next caller (a CI run started two Dovecots with the
+/// same listener port): ports come instead from below the kernel's ephemeral range (so no client
+/// connection can be holding one), start from a place that depends on the process id, and are
+/// never handed out twice in one test run. A server restarted on its ports keeps them.
+pub fn free_port() -> u16 {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000; // 20000..32000, below Linux's default ephemeral 32768..60999
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = guard.get_or_insert_with(HashSet::new);
+    let start = (std::process::id() * 7919) % SPAN;
+    for i in 0..SPAN {
+        let port = (LOW + (start + i) % SPAN) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }

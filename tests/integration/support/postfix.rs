@@ -4,7 +4,6 @@
 //! service. Stopped by the master's PID when dropped. Needs root (Postfix's master does).
 
 use super::Dovecot;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,13 +20,6 @@ pub struct Postfix {
     pub plain_port: u16,
     pid: Option<u32>,
     _tmp: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
 }
 
 impl Postfix {
@@ -59,7 +51,8 @@ impl Postfix {
             .status()
             .unwrap();
         assert!(chown.success());
-        let (smtp_port, smtps_port, plain_port) = (free_port(), free_port(), free_port());
+        let (smtp_port, smtps_port, plain_port) =
+            (super::free_port(), super::free_port(), super::free_port());
         for (name, content) in files {
             std::fs::write(dir.join("etc").join(name), content).unwrap();
         }
