@@ -10,6 +10,7 @@
 
 pub mod extract;
 pub mod search;
+pub mod snippet;
 pub mod stem;
 
 use crate::model::Flags;
@@ -27,7 +28,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 
 /// Bumped when the schema or the tokenizer changes: an index of another version is rebuilt.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// Updates that add at least this many messages end with the index merged into one segment.
 const MERGE_INTO_ONE_AFTER: usize = 1000;
 /// A file in the index directory holding [`SCHEMA_VERSION`] (see [`MailIndex::open_for_search`]).
@@ -135,6 +136,24 @@ fn schema() -> (Schema, Fields) {
         size: b.add_u64_field("size", INDEXED | STORED | FAST),
     };
     (b.build(), fields)
+}
+
+/// The index's settings: each segment keeps its documents sorted by date, newest first (tantivy
+/// sorts a segment when it is written and keeps the order when merging), so a search for the
+/// newest matches can stop after the first few of each segment (see `MailIndex::newest`).
+fn index_settings() -> tantivy::IndexSettings {
+    tantivy::IndexSettings {
+        sort_by_field: Some(tantivy::IndexSortByField {
+            field: "date".to_string(),
+            order: tantivy::Order::Desc,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Whether `index` keeps its segments sorted newest first (made with [`index_settings`]).
+fn sorted_newest_first(index: &Index) -> bool {
+    index.settings().sort_by_field == index_settings().sort_by_field
 }
 
 fn analyzer() -> TextAnalyzer {
@@ -260,7 +279,7 @@ impl MailIndex {
                 });
             }
             None => {
-                let index = Index::create(tdir, schema, Default::default()).map_err(t)?;
+                let index = Index::create(tdir, schema, index_settings()).map_err(t)?;
                 catalog
                     .execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?1)",

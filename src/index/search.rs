@@ -2,6 +2,7 @@
 //! becomes tantivy queries (words through the same analyzer as the documents), hits come back
 //! with their stored fields and a snippet.
 
+use super::snippet::SnippetMaker;
 use super::{IndexError, MailIndex};
 use crate::search::query::{FlagName, Query, SizeOp, TextField};
 use std::ops::Bound;
@@ -11,7 +12,6 @@ use tantivy::query::{
     RegexQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 /// How hits are ordered.
@@ -75,20 +75,13 @@ impl MailIndex {
             SortOrder::Relevance => searcher
                 .search(&q, &TopDocs::with_limit(limit).order_by_score())
                 .map_err(|e| self.terr(e))?,
-            SortOrder::Date => searcher
-                .search(
-                    &q,
-                    &TopDocs::with_limit(limit)
-                        .order_by_fast_field::<tantivy::DateTime>("date", Order::Desc),
-                )
-                .map_err(|e| self.terr(e))?
+            SortOrder::Date => self
+                .newest(&searcher, &*q, limit)?
                 .into_iter()
-                .map(|(_, a)| (0.0, a))
+                .map(|a| (0.0, a))
                 .collect(),
         };
-        let mut snippets =
-            SnippetGenerator::create(&searcher, &*q, self.fields.body).map_err(|e| self.terr(e))?;
-        snippets.set_max_num_chars(160);
+        let mut snippets = SnippetMaker::new(&*q, self.fields.body, super::analyzer(), 160);
         let f = self.fields;
         let mut hits = Vec::with_capacity(addresses.len());
         for (score, addr) in addresses {
@@ -109,7 +102,11 @@ impl MailIndex {
                 .and_then(|v| v.as_datetime())
                 .map(|d| d.into_timestamp_secs())
                 .unwrap_or(0);
-            let snippet = snippets.snippet(&text(f.preview));
+            let snippet = snippets.make(
+                doc.get_first(f.preview)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default(),
+            );
             let mut flags = all(f.flag);
             flags.extend(all(f.tag).into_iter().map(|t| format!("tag:{t}")));
             hits.push(Hit {
@@ -124,8 +121,8 @@ impl MailIndex {
                 folder: text(f.folder),
                 account: text(f.account),
                 flags,
-                snippet: snippet.fragment().to_string(),
-                highlights: snippet.highlighted().to_vec(),
+                snippet: snippet.text,
+                highlights: snippet.highlights,
                 score,
             });
         }
@@ -137,6 +134,65 @@ impl MailIndex {
             std::mem::forget(reader);
         }
         Ok(hits)
+    }
+
+    /// The `limit` newest messages matching `q`, newest first.
+    ///
+    /// The index keeps each segment's documents sorted newest first (see
+    /// [`super::index_settings`]), so a segment's first `limit` matches are its newest, and the
+    /// search stops there instead of matching every message and sorting: on a big archive where
+    /// the words are common, matching everything (a phrase checked word position by word
+    /// position in each message) was most of a search's time, to show 50 messages. An index
+    /// without that order (built by tantivy defaults) is searched the long way.
+    fn newest(
+        &self,
+        searcher: &tantivy::Searcher,
+        q: &dyn TQuery,
+        limit: usize,
+    ) -> Result<Vec<DocAddress>, IndexError> {
+        use tantivy::{DocSet, TERMINATED};
+        if !super::sorted_newest_first(&self.index) {
+            return Ok(searcher
+                .search(
+                    q,
+                    &TopDocs::with_limit(limit)
+                        .order_by_fast_field::<tantivy::DateTime>("date", Order::Desc),
+                )
+                .map_err(|e| self.terr(e))?
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect());
+        }
+        let weight = q
+            .weight(tantivy::query::EnableScoring::disabled_from_searcher(
+                searcher,
+            ))
+            .map_err(|e| self.terr(e))?;
+        let mut found: Vec<(i64, DocAddress)> = Vec::new();
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            let dates = reader
+                .fast_fields()
+                .date("date")
+                .map_err(|e| self.terr(e))?;
+            let alive = reader.alive_bitset();
+            let mut scorer = weight.scorer(reader, 1.0).map_err(|e| self.terr(e))?;
+            let mut taken = 0;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED && taken < limit {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    let date = dates
+                        .first(doc)
+                        .map_or(i64::MIN, |d| d.into_timestamp_nanos());
+                    found.push((date, DocAddress::new(ord as u32, doc)));
+                    taken += 1;
+                }
+                doc = scorer.advance();
+            }
+        }
+        // Newest first across segments; a stable sort keeps each segment's own order on ties.
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        found.truncate(limit);
+        Ok(found.into_iter().map(|(_, a)| a).collect())
     }
 
     /// The tantivy query for a query tree.

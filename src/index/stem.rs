@@ -2,9 +2,10 @@
 //! algorithm, so the index is unchanged), but each distinct word is stemmed once per analyzer
 //! instead of at every occurrence. Mail text repeats its words heavily (Zipf): profiling showed
 //! the Snowball stemmer at nearly half of the indexing time and the biggest part of producing
-//! snippets for a search; with the memo most words are one hash lookup.
+//! snippets for a search; with the memo most words are one hash lookup (FxHash: the words are
+//! short and not chosen by an attacker who could exploit collisions beyond a slower index run).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 
 /// Distinct words remembered per analyzer before the memo starts over (a few MB at most).
@@ -20,7 +21,7 @@ impl TokenFilter for MemoStemmer {
     fn transform<T: Tokenizer>(self, tokenizer: T) -> MemoStemmerFilter<T> {
         MemoStemmerFilter {
             inner: tokenizer,
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
         }
     }
 }
@@ -29,7 +30,7 @@ impl TokenFilter for MemoStemmer {
 #[derive(Clone)]
 pub struct MemoStemmerFilter<T> {
     inner: T,
-    memo: HashMap<String, String>,
+    memo: FxHashMap<String, String>,
 }
 
 impl<T: Tokenizer> Tokenizer for MemoStemmerFilter<T> {
@@ -51,7 +52,7 @@ impl<T: Tokenizer> Tokenizer for MemoStemmerFilter<T> {
 pub struct MemoStemmerStream<'a, S> {
     tail: S,
     stemmer: frostem::Stemmer,
-    memo: &'a mut HashMap<String, String>,
+    memo: &'a mut FxHashMap<String, String>,
 }
 
 impl<S: TokenStream> TokenStream for MemoStemmerStream<'_, S> {

@@ -20,6 +20,23 @@ fn ids(w: &World, query: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Message-IDs of the first `n` hits, in the order `search` prints them (newest first).
+fn newest(w: &World, query: &str, n: usize) -> Vec<String> {
+    let out = w.arctern(&["search", "--json", "--limit", &n.to_string(), query]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["message-id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -141,12 +158,22 @@ fn query_errors_name_the_position() {
 fn big_updates_merge_into_one_segment_and_small_ones_stay_searchable() {
     // More than 1,000 new messages: the update ends with a merge (the path a 100,000-message
     // rebuild once failed on); then small updates add and merge small segments.
+    // Dates in a scrambled order (the index keeps each segment sorted newest first, and a
+    // search for the newest stops early: the order must hold across segments and deletions).
     let w = World::new("", "");
     make_maildir(&w.maildir);
+    let day = |i: usize| (i * 7919) % 1100; // a permutation of 0..1100
+    let date = |d: usize| {
+        jiff::Timestamp::from_second(1_600_000_000 + d as i64 * 86_400)
+            .unwrap()
+            .strftime("%a, %d %b %Y %H:%M:%S +0000")
+            .to_string()
+    };
     for i in 0..1100 {
         let body = format!(
-            "From: bulk{}@example.org\nSubject: bulk message {i}\nMessage-ID: <bulk{i}@test.arctern>\n\nbody of bulk message {i}\n",
-            i % 7
+            "From: bulk{}@example.org\nSubject: bulk message {i}\nMessage-ID: <bulk{i}@test.arctern>\nDate: {}\n\nbody of bulk message {i}\n",
+            i % 7,
+            date(day(i))
         );
         write_local(
             &w.maildir,
@@ -169,11 +196,45 @@ fn big_updates_merge_into_one_segment_and_small_ones_stay_searchable() {
         );
         assert_eq!(ids(&w, "from:bulk3@example.org").len(), 157);
     }
-    // Three small updates after the big one.
+    let by_day = |days: &[usize]| -> Vec<String> {
+        days.iter()
+            .map(|&d| {
+                format!(
+                    "bulk{}@test.arctern",
+                    (0..1100).find(|&i| day(i) == d).unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        newest(&w, "subject:bulk", 4),
+        by_day(&[1099, 1098, 1097, 1096])
+    );
+    assert_eq!(
+        newest(&w, "\"bulk message\"", 3),
+        by_day(&[1099, 1098, 1097])
+    );
+    // The newest message goes: the next ones move up.
+    let gone = by_day(&[1099])[0]
+        .trim_end_matches("@test.arctern")
+        .to_string();
+    for f in local_files(&w.maildir) {
+        if std::fs::read_to_string(&f)
+            .unwrap()
+            .contains(&format!("<{gone}@"))
+        {
+            std::fs::remove_file(&f).unwrap();
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(w.arctern(&["index"]).status.success());
+    assert_eq!(newest(&w, "body:bulk", 2), by_day(&[1098, 1097]));
+    // Three small updates after the big one (new segments), dated between the bulk messages.
     for round in 0..3 {
         std::thread::sleep(std::time::Duration::from_millis(1100)); // a new directory mtime
         let body = format!(
-            "From: late@example.org\nSubject: late {round}\nMessage-ID: <late{round}@test.arctern>\n\nlate\n"
+            "From: late@example.org\nSubject: late {round}\nMessage-ID: <late{round}@test.arctern>\nDate: {}\n\nlate bulk\n",
+            date(1097 - 2 * round)
         );
         write_local(
             &w.maildir,
@@ -190,4 +251,14 @@ fn big_updates_merge_into_one_segment_and_small_ones_stay_searchable() {
     }
     assert_eq!(ids(&w, "from:late@example.org").len(), 3);
     assert_eq!(ids(&w, "from:bulk3@example.org").len(), 157);
+    let top: Vec<String> = newest(&w, "bulk", 5);
+    let day_of = |id: &str| -> usize {
+        match id.strip_prefix("late") {
+            Some(r) => 1097 - 2 * r[..1].parse::<usize>().unwrap(),
+            None => day(id[4..].split('@').next().unwrap().parse().unwrap()),
+        }
+    };
+    let days: Vec<usize> = top.iter().map(|id| day_of(id)).collect();
+    assert_eq!(days[..3], [1098, 1097, 1097], "{top:?}");
+    assert_eq!(days[3..], [1096, 1095], "{top:?}");
 }
