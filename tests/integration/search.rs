@@ -5,19 +5,7 @@ use crate::support::*;
 use std::collections::BTreeSet;
 
 fn ids(w: &World, query: &str) -> BTreeSet<String> {
-    let out = w.arctern(&["search", "--json", "--limit", "1000", query]);
-    assert!(
-        out.status.success(),
-        "search {query:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["message-id"].as_str().unwrap().to_string()
-        })
-        .collect()
+    newest(w, query, 1000).into_iter().collect()
 }
 
 /// Message-IDs of the first `n` hits, in the order `search` prints them (newest first).
@@ -25,7 +13,7 @@ fn newest(w: &World, query: &str, n: usize) -> Vec<String> {
     let out = w.arctern(&["search", "--json", "--limit", &n.to_string(), query]);
     assert!(
         out.status.success(),
-        "{}",
+        "search {query:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
