@@ -127,6 +127,7 @@ struct RawTarget {
     imap: Option<RawImap>,
     smtp: Option<RawSmtp>,
     folder_map: Option<BTreeMap<String, String>>,
+    connections: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +274,8 @@ pub struct Target {
     pub kind: TargetKind,
     /// Local folder → target folder, applied before the special-use mapping.
     pub folder_map: BTreeMap<String, String>,
+    /// IMAP connections `push` uses at once, for different folders (default 2).
+    pub connections: u8,
 }
 
 /// How a target receives messages.
@@ -728,12 +731,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 )));
             }
         };
+        let connections = match (t.connections, &kind) {
+            (None, _) => 2,
+            (Some(_), TargetKind::Smtp(_)) => {
+                return Err(invalid(format!(
+                    "target {name}: connections applies to IMAP targets (an SMTP target sends one message at a time)"
+                )));
+            }
+            (Some(n), TargetKind::Imap(_)) if (1..=16).contains(&n) => n,
+            (Some(n), TargetKind::Imap(_)) => {
+                return Err(invalid(format!(
+                    "target {name}: connections must be 1-16, not {n}"
+                )));
+            }
+        };
         targets.insert(
             name.clone(),
             Target {
                 name,
                 kind,
                 folder_map: t.folder_map.unwrap_or_default(),
+                connections,
             },
         );
     }
@@ -1161,6 +1179,27 @@ envelope_to = ["me@example.org"]
             .replace("[targets.newhost.imap]", "[targets.work.imap]");
         let err = parse(Path::new("/x.toml"), &clash).unwrap_err().to_string();
         assert!(err.contains("an account has the same name"), "{err}");
+        assert_eq!(c.targets["newhost"].connections, 2);
+        let three = text.replace(
+            "[targets.newhost.imap]",
+            "connections = 3\n[targets.newhost.imap]",
+        );
+        assert_eq!(
+            parse(Path::new("/x.toml"), &three).unwrap().targets["newhost"].connections,
+            3
+        );
+        let zero = text.replace(
+            "[targets.newhost.imap]",
+            "connections = 0\n[targets.newhost.imap]",
+        );
+        let err = parse(Path::new("/x.toml"), &zero).unwrap_err().to_string();
+        assert!(err.contains("connections must be 1-16, not 0"), "{err}");
+        let smtp = text.replace(
+            "[targets.archive-inbox.smtp]",
+            "connections = 2\n[targets.archive-inbox.smtp]",
+        );
+        let err = parse(Path::new("/x.toml"), &smtp).unwrap_err().to_string();
+        assert!(err.contains("connections applies to IMAP targets"), "{err}");
     }
 
     #[test]

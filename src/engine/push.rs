@@ -18,7 +18,8 @@ use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, NearMessage, layout};
 use crate::sync::push::{self as plan, Comparison, Identity, SpecialUse};
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 /// How long a target folder must stay unchanged before a killed run's intents are settled...
@@ -206,6 +207,14 @@ async fn target_identities(
 }
 
 /// Pushes an account's Maildir to an IMAP target.
+///
+/// Folders go up over at most the target's `connections` IMAP connections at once, the biggest
+/// first so the connections finish together: a server appends on one connection at a time, and
+/// two connections into different folders (measured against Dovecot with a bare client, 10,000
+/// messages, 1.4 GB) took 12.2 s where one took 18.0 s. Local folders that map to the same
+/// target folder stay together on one connection, so a folder never receives from two at once
+/// (an intent's UIDNEXT assumes one writer). The connections share this task and the state
+/// database; each SQLite write is a complete transaction, never held across a wait.
 pub async fn push(
     db: &StateDb,
     local: &LocalSide<'_>,
@@ -220,40 +229,99 @@ pub async fn push(
     let mut conn = imap::connect(cfg, &password)
         .await
         .map_err(|e| format!("target {}: {e}", target.name))?;
-    let mut listing = list_target(&mut conn).await?;
-    let mut reports = Vec::new();
+    let listing = RefCell::new(list_target(&mut conn).await?);
+    // Work units: the local folders of one target folder, in their order; biggest unit first.
+    let mut units: Vec<(u64, String, Vec<FolderName>)> = Vec::new();
     for folder in folders {
-        let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
-        let mut fr = PushFolderReport {
-            folder: folder.to_string(),
-            target_folder: tname.clone(),
-            ..Default::default()
-        };
-        if conn.is_poisoned() {
-            conn = imap::connect(cfg, &password)
-                .await
-                .map_err(|e| format!("target {}: {e}", target.name))?;
+        let tname = plan::target_folder(
+            folder.as_str(),
+            &target.folder_map,
+            &listing.borrow().special,
+        );
+        let size = layout::folder_path(local.root, local.layout, &folder)
+            .map(|p| entries_in(&p))
+            .unwrap_or(0);
+        match units.iter_mut().find(|u| u.1 == tname) {
+            Some(unit) => {
+                unit.0 += size;
+                unit.2.push(folder);
+            }
+            None => units.push((size, tname, vec![folder])),
         }
-        if let Err(e) = push_folder(
-            db,
-            local,
-            target,
-            &mut conn,
-            &mut listing,
-            &folder,
-            &tname,
-            dry_run,
-            progress,
-            &mut fr,
-        )
-        .await
-        {
-            fr.error = Some(e);
-        }
-        reports.push(fr);
     }
-    conn.logout().await;
+    units.sort_by_key(|u| std::cmp::Reverse(u.0));
+    let workers = usize::from(target.connections).min(units.len()).max(1);
+    let queue = RefCell::new(
+        units
+            .into_iter()
+            .map(|u| (u.1, u.2))
+            .collect::<VecDeque<_>>(),
+    );
+    let reports = RefCell::new(Vec::new());
+    let work = |mut conn: Option<ImapConn>| {
+        let (queue, reports, listing, password) = (&queue, &reports, &listing, &password);
+        async move {
+            if conn.is_none() {
+                // An extra connection the server refuses only means fewer at once.
+                match imap::connect(cfg, password).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!("target {}: an extra connection failed: {e}", target.name);
+                        return Ok(());
+                    }
+                }
+            }
+            let Some(mut conn) = conn else { return Ok(()) };
+            loop {
+                let Some((tname, folders)) = queue.borrow_mut().pop_front() else {
+                    break;
+                };
+                for folder in folders {
+                    let mut fr = PushFolderReport {
+                        folder: folder.to_string(),
+                        target_folder: tname.clone(),
+                        ..Default::default()
+                    };
+                    if conn.is_poisoned() {
+                        conn = imap::connect(cfg, password)
+                            .await
+                            .map_err(|e| format!("target {}: {e}", target.name))?;
+                    }
+                    if let Err(e) = push_folder(
+                        db, local, target, &mut conn, listing, &folder, &tname, dry_run, progress,
+                        &mut fr,
+                    )
+                    .await
+                    {
+                        fr.error = Some(e);
+                    }
+                    reports.borrow_mut().push(fr);
+                }
+            }
+            conn.logout().await;
+            Ok::<(), String>(())
+        }
+    };
+    let first = work(Some(conn));
+    let extra = (1..workers).map(|_| work(None));
+    let (first, extra) =
+        futures_util::future::join(first, futures_util::future::join_all(extra)).await;
+    first?;
+    for e in extra {
+        e?;
+    }
+    let mut reports = reports.into_inner();
+    reports.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(reports)
+}
+
+/// How many entries a Maildir folder's `cur/` and `new/` hold (its size for scheduling).
+fn entries_in(path: &Path) -> u64 {
+    ["cur", "new"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(path.join(d)).ok())
+        .map(|r| r.count() as u64)
+        .sum()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -262,7 +330,7 @@ async fn push_folder(
     local: &LocalSide<'_>,
     target: &Target,
     conn: &mut ImapConn,
-    listing: &mut TargetListing,
+    listing: &RefCell<TargetListing>,
     folder: &FolderName,
     tname: &str,
     dry_run: bool,
@@ -274,11 +342,13 @@ async fn push_folder(
     let near = md.scan().map_err(|e| e.to_string())?;
     let target_name =
         FolderName::parse(tname).map_err(|e| format!("target folder {tname:?}: {e}"))?;
-    let wire = match listing.by_name.get(tname) {
-        Some(w) => w.clone(),
+    let known = listing.borrow().by_name.get(tname).cloned();
+    let wire = match known {
+        Some(w) => w,
         None => {
+            let delimiter = listing.borrow().delimiter;
             let wire = target_name
-                .to_wire(listing.delimiter)
+                .to_wire(delimiter)
                 .map_err(|e| format!("target folder {tname:?}: {e}"))?;
             if dry_run {
                 fr.planned = Some(format!(
@@ -288,7 +358,10 @@ async fn push_folder(
                 return Ok(());
             }
             conn.create(&wire).await.map_err(|e| e.to_string())?;
-            listing.by_name.insert(tname.to_string(), wire.clone());
+            listing
+                .borrow_mut()
+                .by_name
+                .insert(tname.to_string(), wire.clone());
             wire
         }
     };

@@ -329,3 +329,41 @@ fn push_reports_a_refused_message_by_folder_and_file_and_uploads_the_rest() {
     );
     assert_eq!(dora.messages("INBOX").len(), 30);
 }
+
+#[test]
+fn push_over_several_connections_keeps_merged_folders_on_one() {
+    // Three connections at once; two local folders mapped onto one target folder must still
+    // arrive whole (they go up on one connection, one after the other).
+    let w = World::new("", "");
+    w.dovecot.add_user("carol");
+    add_target(&w, "carol");
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        text.replace(
+            "[targets.newhost.imap]",
+            "connections = 3\n[targets.newhost.folder_map]\n\"Lists/rust\" = \"Lists\"\n\"Lists/debian\" = \"Lists\"\n[targets.newhost.imap]",
+        ),
+    )
+    .unwrap();
+    let expected = seed_local(&w, 600);
+    let out = push_ok(&w);
+    // Counted before this test's own client logs in.
+    let logins = w.dovecot.log().matches("Login: user=<carol>").count();
+    assert!(
+        logins >= 2,
+        "{logins} login(s): the push used one connection"
+    );
+    let mut c = Client::connect(w.dovecot.imap_port, "carol");
+    let mut lists = expected["Lists/rust"].clone();
+    lists.extend(expected["Lists/debian"].clone());
+    lists.sort();
+    assert_eq!(messages_in(&mut c, "Lists"), lists, "{out}");
+    for folder in ["INBOX", "Archive", "Entwürfe"] {
+        assert_eq!(messages_in(&mut c, target_wire(folder)), expected[folder]);
+    }
+    // A rerun uploads nothing.
+    push_ok(&w);
+    assert_eq!(messages_in(&mut c, "Lists").len(), 200);
+    assert_eq!(messages_in(&mut c, "INBOX").len(), 100);
+}
