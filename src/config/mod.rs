@@ -274,7 +274,7 @@ pub struct Target {
     pub kind: TargetKind,
     /// Local folder → target folder, applied before the special-use mapping.
     pub folder_map: BTreeMap<String, String>,
-    /// IMAP connections `push` uses at once, for different folders (default 2).
+    /// IMAP connections `push` uses at once, for different folders (default 4, as for accounts).
     pub connections: u8,
 }
 
@@ -732,7 +732,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             }
         };
         let connections = match (t.connections, &kind) {
-            (None, _) => 2,
+            (None, _) => 4,
             (Some(_), TargetKind::Smtp(_)) => {
                 return Err(invalid(format!(
                     "target {name}: connections applies to IMAP targets (an SMTP target sends one message at a time)"
@@ -1179,7 +1179,7 @@ envelope_to = ["me@example.org"]
             .replace("[targets.newhost.imap]", "[targets.work.imap]");
         let err = parse(Path::new("/x.toml"), &clash).unwrap_err().to_string();
         assert!(err.contains("an account has the same name"), "{err}");
-        assert_eq!(c.targets["newhost"].connections, 2);
+        assert_eq!(c.targets["newhost"].connections, 4);
         let three = text.replace(
             "[targets.newhost.imap]",
             "connections = 3\n[targets.newhost.imap]",

@@ -1,19 +1,13 @@
 //! Line-ending conversion between the wire (CRLF, RFC 5322) and Maildir files (LF, as every
 //! Unix MUA and Dovecot write them). Only line endings change: every other byte is kept.
 
+// The conversions jump from line end to line end with memchr and copy whole lines: a byte at a
+// time, converting was half of the CPU a migration of 1.4 GB spent (perf).
+
 /// Turns each CRLF into LF; a lone CR is kept as it is.
 pub fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            out.push(b'\n');
-            i += 2;
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
+    write_crlf_as_lf(data, &mut out).expect("writing to a Vec cannot fail");
     out
 }
 
@@ -21,14 +15,10 @@ pub fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
 /// whole in memory (a 50 MB attachment stays in the network buffer only).
 pub fn write_crlf_as_lf(data: &[u8], out: &mut impl std::io::Write) -> std::io::Result<()> {
     let mut start = 0;
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            out.write_all(&data[start..i])?;
-            start = i + 1; // keep the LF
-            i += 2;
-        } else {
-            i += 1;
+    for lf in memchr::memchr_iter(b'\n', data) {
+        if lf > 0 && data[lf - 1] == b'\r' {
+            out.write_all(&data[start..lf - 1])?;
+            start = lf; // the LF starts the next piece
         }
     }
     out.write_all(&data[start..])
@@ -36,16 +26,17 @@ pub fn write_crlf_as_lf(data: &[u8], out: &mut impl std::io::Write) -> std::io::
 
 /// Turns each bare LF into CRLF; an existing CRLF is kept as it is.
 pub fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
-    let extra = data.iter().filter(|b| **b == b'\n').count();
+    let extra = memchr::memchr_iter(b'\n', data).count();
     let mut out = Vec::with_capacity(data.len() + extra);
-    let mut prev = 0u8;
-    for &b in data {
-        if b == b'\n' && prev != b'\r' {
+    let mut start = 0;
+    for lf in memchr::memchr_iter(b'\n', data) {
+        if lf == 0 || data[lf - 1] != b'\r' {
+            out.extend_from_slice(&data[start..lf]);
             out.push(b'\r');
+            start = lf;
         }
-        out.push(b);
-        prev = b;
     }
+    out.extend_from_slice(&data[start..]);
     out
 }
 
@@ -54,12 +45,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The definitions, a byte at a time.
+    fn reference_crlf_to_lf(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                i += 1; // drop the CR, keep the LF
+            }
+            out.push(data[i]);
+            i += 1;
+        }
+        out
+    }
+
+    fn reference_lf_to_crlf(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = 0u8;
+        for &b in data {
+            if b == b'\n' && prev != b'\r' {
+                out.push(b'\r');
+            }
+            out.push(b);
+            prev = b;
+        }
+        out
+    }
+
     proptest! {
         #[test]
-        fn streaming_conversion_equals_whole_conversion(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..300)) {
+        fn conversions_equal_their_byte_at_a_time_definitions(data in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..300)) {
             let mut out = Vec::new();
             write_crlf_as_lf(&data, &mut out).unwrap();
-            prop_assert_eq!(out, crlf_to_lf(&data));
+            prop_assert_eq!(&out, &reference_crlf_to_lf(&data));
+            prop_assert_eq!(crlf_to_lf(&data), reference_crlf_to_lf(&data));
+            prop_assert_eq!(lf_to_crlf(&data), reference_lf_to_crlf(&data));
         }
     }
 
@@ -67,6 +87,8 @@ mod tests {
     fn converts_only_line_ends() {
         assert_eq!(crlf_to_lf(b"a\r\nb\rc\n"), b"a\nb\rc\n");
         assert_eq!(lf_to_crlf(b"a\nb\r\nc\r"), b"a\r\nb\r\nc\r");
+        assert_eq!(lf_to_crlf(b"\n\n"), b"\r\n\r\n");
+        assert_eq!(crlf_to_lf(b"\r\n\r\r\n"), b"\n\r\n");
     }
 
     proptest! {
