@@ -451,7 +451,7 @@ if f and s:
     print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
 u = med(("upload", "limit"))
 if u:
-    print(f"\nThe server's cost of taking the migrated messages in the same run (a bare client sending them, 100 per MULTIAPPEND, into an empty account): {u[0]:.2f} s.")
+    print(f"\nThe server's cost of taking the migrated messages in the same run (a bare client sending them over one connection, 100 per MULTIAPPEND, into an empty account): {u[0]:.2f} s.")
 import os
 results = os.path.dirname(raw)
 if os.path.exists(os.path.join(results, "sizes")):
