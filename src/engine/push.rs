@@ -437,13 +437,7 @@ async fn push_folder(
             }
             local_ids.push(id);
         }
-        let claimed: HashSet<u32> = rows
-            .values()
-            .filter_map(|r| match r.state {
-                PushState::Done { uid, .. } => uid,
-                _ => None,
-            })
-            .collect();
+        let claimed = claimed_uids(&rows);
         let (target_ids, _) = target_identities(conn, sel.exists, &hash_sizes, &claimed).await?;
         plan::missing_on_target(&local_ids, &target_ids)
             .into_iter()
@@ -602,6 +596,16 @@ async fn push_folder(
     Ok(())
 }
 
+/// Target UIDs the records already account for.
+fn claimed_uids(rows: &HashMap<String, PushRow>) -> HashSet<u32> {
+    rows.values()
+        .filter_map(|r| match r.state {
+            PushState::Done { uid, .. } => uid,
+            _ => None,
+        })
+        .collect()
+}
+
 fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, String> {
     Ok(db
         .push_rows(target, folder)
@@ -641,13 +645,7 @@ async fn settle_intents(
         return Ok(());
     }
     let from = intents.iter().map(|i| i.1).min().unwrap_or(1).max(1);
-    let claimed: HashSet<u32> = rows
-        .values()
-        .filter_map(|r| match r.state {
-            PushState::Done { uid, .. } => uid,
-            _ => None,
-        })
-        .collect();
+    let claimed = claimed_uids(rows);
     let sizes: HashSet<u32> = intents.iter().map(|i| i.2).collect();
     let evidence = conn
         .fetch_evidence(&format!("{from}:*"))
