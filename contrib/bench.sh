@@ -459,7 +459,7 @@ if os.path.exists(os.path.join(results, "sizes")):
     idx, md = int(parts[1]), int(parts[3])
     print(f"\nIndex size: {idx / 1e6:.0f} MB for a {md / 1e6:.0f} MB Maildir ({100 * idx / md:.0f} %).")
 if os.path.exists(os.path.join(results, "latency")):
-    print("\nSearch latency per query (median of 15 runs each):\n")
+    print("\nSearch latency per query (median of 30 runs each, in three rounds alternating the two tools):\n")
     print("| query (arctern / notmuch) | arctern | notmuch |")
     print("|---|---|---|")
     rows = [l.rsplit(" ", 2) for l in open(os.path.join(results, "latency")) if l.strip()]

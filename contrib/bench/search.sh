@@ -75,7 +75,7 @@ PY
   record index200 mu "$res"; echo "  mu index #$r: $res"
 done
 
-echo "== search latency (50 newest hits, default output) and agreement with notmuch (all hits)"
+echo "== search latency (50 newest hits, default output; median of 30 runs each, alternating) and agreement with notmuch (all hits)"
 # arctern query | notmuch query: the same question in each language.
 QUERIES=(
   "kernel|kernel"
@@ -90,9 +90,22 @@ QUERIES=(
 : > "$B/results/agreement"
 for pair in "${QUERIES[@]}"; do
   aq=${pair%%|*}; nq=${pair#*|}
-  # Latency: what a user types, the 50 newest hits in each tool's default output.
-  a=$(hyperfine -N --runs 15 --warmup 2 --export-json "$S/h.json" "$ARCTERN -c $S/arctern.toml search --limit 50 '$aq'" >/dev/null 2>&1; python3 -c "import json;print(json.load(open('$S/h.json'))['results'][0]['median'])")
-  n=$(hyperfine -N --runs 15 --warmup 2 --export-json "$S/h.json" "notmuch search --limit=50 '$nq'" >/dev/null 2>&1; python3 -c "import json;print(json.load(open('$S/h.json'))['results'][0]['median'])")
+  # Latency: what a user types, the 50 newest hits in each tool's default output. Both tools in
+  # one hyperfine call, three rounds of 10 runs each, alternating, so that a drift in the
+  # machine's speed (this VM's timings wander by 20-30 % over minutes) falls on both alike.
+  : > "$S/h.times"
+  for round in 1 2 3; do
+    hyperfine -N --runs 10 --warmup 2 --export-json "$S/h.json" \
+      "$ARCTERN -c $S/arctern.toml search --limit 50 '$aq'" "notmuch search --limit=50 '$nq'" >/dev/null 2>&1
+    python3 -c "import json;r=json.load(open('$S/h.json'))['results'];print(' '.join(map(str,r[0]['times'])),'|',' '.join(map(str,r[1]['times'])))" >> "$S/h.times"
+  done
+  read -r a n < <(python3 -c "
+import statistics
+a, n = [], []
+for line in open('$S/h.times'):
+    x, y = line.split('|')
+    a += map(float, x.split()); n += map(float, y.split())
+print(statistics.median(a), statistics.median(n))")
   echo "search $aq arctern $a" >> "$S/latency"; echo "search $nq notmuch $n" >> "$S/latency"
   echo "  $aq: arctern ${a}s, notmuch ${n}s"
   "$ARCTERN" -c "$S/arctern.toml" search --json --limit 100000 "$aq" \
