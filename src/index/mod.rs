@@ -578,11 +578,20 @@ impl MailIndex {
         } else {
             metas.iter().skip(1).map(|m| m.id()).collect()
         };
-        if merge.len() > 1
-            && let Err(e) = writer.merge(&merge).wait()
-        {
-            // The update is committed; an unmerged index is only a little slower to search.
-            tracing::warn!("search index: segments not merged: {e}");
+        // Segment metas held here keep their files alive for tantivy's garbage collection.
+        drop(metas);
+        if merge.len() > 1 {
+            match writer.merge(&merge).wait() {
+                // The update is committed; an unmerged index is only a little slower to search.
+                Err(e) => tracing::warn!("search index: segments not merged: {e}"),
+                // The merged-away segments' files (after a rebuild, as big as the index itself)
+                // go now rather than when the next update opens a writer.
+                Ok(_) => {
+                    if let Err(e) = writer.garbage_collect_files().wait() {
+                        tracing::warn!("search index: old segment files not removed: {e}");
+                    }
+                }
+            }
         }
         writer.wait_merging_threads().map_err(|e| self.terr(e))?;
 
