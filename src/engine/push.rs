@@ -208,13 +208,13 @@ async fn target_identities(
 
 /// Pushes an account's Maildir to an IMAP target.
 ///
-/// Folders go up over at most the target's `connections` IMAP connections at once, the biggest
-/// first so the connections finish together: a server appends on one connection at a time, and
-/// two connections into different folders (measured against Dovecot with a bare client, 10,000
-/// messages, 1.4 GB) took 12.2 s where one took 18.0 s; arctern itself with 4 took 8.3 s. Local folders that map to the same
-/// target folder stay together on one connection, so a folder never receives from two at once
-/// (an intent's UIDNEXT assumes one writer). The connections share this task and the state
-/// database; each SQLite write is a complete transaction, never held across a wait.
+/// Folders go up over at most the target's `connections` IMAP connections at once, in the units
+/// [`plan::upload_units`] makes (one per target folder, biggest first: an intent's UIDNEXT
+/// assumes one writer per folder). A server appends on one connection at a time: two
+/// connections into different folders (a bare client against Dovecot, 10,000 messages, 1.4 GB)
+/// took 12.2 s where one took 18.0 s; arctern itself with 4 took 8.3 s. The connections share
+/// this task and the state database; each SQLite write is a complete transaction, never held
+/// across a wait.
 pub async fn push(
     db: &StateDb,
     local: &LocalSide<'_>,
@@ -230,8 +230,7 @@ pub async fn push(
         .await
         .map_err(|e| format!("target {}: {e}", target.name))?;
     let listing = RefCell::new(list_target(&mut conn).await?);
-    // Work units: the local folders of one target folder, in their order; biggest unit first.
-    let mut units: Vec<(u64, String, Vec<FolderName>)> = Vec::new();
+    let mut sized = Vec::with_capacity(folders.len());
     for folder in folders {
         let tname = plan::target_folder(
             folder.as_str(),
@@ -241,22 +240,11 @@ pub async fn push(
         let size = layout::folder_path(local.root, local.layout, &folder)
             .map(|p| entries_in(&p))
             .unwrap_or(0);
-        match units.iter_mut().find(|u| u.1 == tname) {
-            Some(unit) => {
-                unit.0 += size;
-                unit.2.push(folder);
-            }
-            None => units.push((size, tname, vec![folder])),
-        }
+        sized.push((folder, tname, size));
     }
-    units.sort_by_key(|u| std::cmp::Reverse(u.0));
+    let units = plan::upload_units(sized);
     let workers = usize::from(target.connections).min(units.len()).max(1);
-    let queue = RefCell::new(
-        units
-            .into_iter()
-            .map(|u| (u.1, u.2))
-            .collect::<VecDeque<_>>(),
-    );
+    let queue = RefCell::new(VecDeque::from(units));
     let reports = RefCell::new(Vec::new());
     let work = |mut conn: Option<ImapConn>| {
         let (queue, reports, listing, password) = (&queue, &reports, &listing, &password);

@@ -1,5 +1,6 @@
-//! Re-uploading to a target, pure: where each local folder goes on the target, which local
-//! messages the target already has, and how a local folder and a target folder compare.
+//! Re-uploading to a target, pure: where each local folder goes on the target, how folders are
+//! shared among connections, which local messages the target already has, and how a local
+//! folder and a target folder compare.
 //!
 //! A message is identified across the two sides by its Message-ID and its size with CRLF line
 //! ends, or, without a Message-ID, by the SHA-256 of its bytes (CRLF). Matching is a multiset
@@ -62,6 +63,26 @@ pub enum Identity {
     IdSize(String, u32),
     /// SHA-256 of the CRLF bytes (messages without a Message-ID).
     Hash(Vec<u8>),
+}
+
+/// The upload's units of work, one per target folder, biggest first: each is the target folder
+/// and the local folders that go into it (in the given order). `folders` are (local folder,
+/// its target folder, its size). A unit goes up on one connection, so a target folder never
+/// has two writers; biggest first so that parallel connections finish together.
+pub fn upload_units<F>(folders: Vec<(F, String, u64)>) -> Vec<(String, Vec<F>)> {
+    let mut units: Vec<(u64, String, Vec<F>)> = Vec::new();
+    for (folder, target, size) in folders {
+        match units.iter_mut().find(|u| u.1 == target) {
+            Some(unit) => {
+                unit.0 += size;
+                unit.2.push(folder);
+            }
+            None => units.push((size, target, vec![folder])),
+        }
+    }
+    // Stable: equal sizes keep the folders' order.
+    units.sort_by_key(|u| std::cmp::Reverse(u.0));
+    units.into_iter().map(|(_, t, f)| (t, f)).collect()
 }
 
 /// Which local messages still need uploading: those whose identity the target does not have
@@ -129,6 +150,27 @@ pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_units_group_by_target_folder_biggest_first() {
+        let units = upload_units(vec![
+            ("INBOX", "INBOX".to_string(), 40),
+            ("Lists/rust", "Lists".to_string(), 10),
+            ("Sent", "Sent Items".to_string(), 30),
+            ("Lists/debian", "Lists".to_string(), 25),
+            ("Drafts", "Drafts".to_string(), 30),
+        ]);
+        assert_eq!(
+            units,
+            vec![
+                ("INBOX".to_string(), vec!["INBOX"]),
+                ("Lists".to_string(), vec!["Lists/rust", "Lists/debian"]),
+                ("Sent Items".to_string(), vec!["Sent"]),
+                ("Drafts".to_string(), vec!["Drafts"]),
+            ]
+        );
+        assert!(upload_units::<&str>(Vec::new()).is_empty());
+    }
     use proptest::prelude::*;
 
     fn id(s: &str, n: u32) -> Identity {
