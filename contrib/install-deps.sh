@@ -12,6 +12,9 @@ need=()
 [ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# A real mail reader drives the Maildir side of one test (flags set on unread mail in new/).
+command -v neomutt >/dev/null 2>&1 || need+=(neomutt)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null 2>&1 || need+=(isync)
   command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
@@ -35,7 +38,9 @@ if [ ! -e "$policy" ]; then
   $sudo chmod +x "$policy"
   created_policy=1
 fi
-cleanup() { [ "$created_policy" = 1 ] && $sudo rm -f "$policy"; }
+# (An `if`, not `&&`: under `set -e` a false test as the trap's last command made the script
+# exit 1 after a successful install whenever policy-rc.d already existed.)
+cleanup() { if [ "$created_policy" = 1 ]; then $sudo rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive

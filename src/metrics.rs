@@ -98,8 +98,9 @@ fn escape(v: &str) -> String {
 }
 
 /// Writes the metrics file named by the config, if any, from every account's state database
-/// (accounts that never ran are left out).
-pub fn write(config: &Config) -> Result<(), String> {
+/// (accounts that never ran are left out). `known` is an account whose history the caller has
+/// at hand (the run that just finished): its database is not opened again.
+pub fn write(config: &Config, known: Option<(&str, &RunHistory)>) -> Result<(), String> {
     let Some(path) = &config.metrics_file else {
         return Ok(());
     };
@@ -109,13 +110,18 @@ pub fn write(config: &Config) -> Result<(), String> {
             crate::config::AnyAccount::Imap(_) => "imap",
             crate::config::AnyAccount::Pop3(_) => "pop3",
         };
-        let db_path = crate::engine::state_path(config, a.name());
-        if !db_path.exists() {
-            continue;
-        }
-        let history = StateDb::open(&db_path)
-            .and_then(|db| db.run_history())
-            .map_err(|e| e.to_string())?;
+        let history = match known {
+            Some((name, h)) if name == a.name() => h.clone(),
+            _ => {
+                let db_path = config.state_path(a.name());
+                if !db_path.exists() {
+                    continue;
+                }
+                StateDb::open(&db_path)
+                    .and_then(|db| db.run_history())
+                    .map_err(|e| e.to_string())?
+            }
+        };
         rows.push((a.name().to_string(), kind, history));
     }
     write_atomically(path, render(&rows).as_bytes())
@@ -128,14 +134,50 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "metrics".into());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
+    // One temp file per writer: the daemon's account threads write the same metrics file, and
+    // with one shared temp path a thread could rename another's half-written file into place.
+    static WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let writer = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{writer}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, data).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_writers_never_publish_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arctern.prom");
+        let writers: Vec<_> = (0..8u8)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Each writer's file is one repeated byte, large enough to be written in pieces.
+                    let data = vec![b'a' + t; 256 * 1024];
+                    for _ in 0..50 {
+                        write_atomically(&path, &data).expect("every write succeeds");
+                        let seen = std::fs::read(&path).unwrap();
+                        assert_eq!(seen.len(), data.len(), "a partial file was published");
+                        assert!(
+                            seen.iter().all(|b| *b == seen[0]),
+                            "two writers' bytes mixed"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "temp files left behind");
+    }
 
     #[test]
     fn renders_counters_and_gauges_per_account() {

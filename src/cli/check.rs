@@ -72,7 +72,7 @@ async fn check_pop3(account: &Pop3Account) -> u8 {
 
 /// Runs `check` and returns the exit code.
 pub async fn run(config: &Config, accounts: &[String]) -> u8 {
-    let selected = match super::select_accounts(config, accounts) {
+    let selected = match config.select_accounts(accounts) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("arctern: {e}");

@@ -12,20 +12,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Exit codes, documented in the README.
-pub mod exit {
-    /// Everything done.
-    pub const OK: u8 = 0;
-    /// Some folders or accounts failed; the rest was synced.
-    pub const PARTIAL: u8 = 1;
-    /// The config file is missing or invalid, or names no such account.
-    pub const CONFIG: u8 = 2;
-    /// Another arctern process is syncing the account.
-    pub const LOCKED: u8 = 3;
-    /// Could not connect, negotiate TLS or log in.
-    pub const CONNECT: u8 = 4;
-    /// The local side is unusable: state database or Maildir root.
-    pub const LOCAL: u8 = 5;
-}
+pub use crate::exit;
 
 /// arctern: mirror IMAP mailboxes into Maildir, both ways, and pull POP3 maildrops, crash-safe.
 #[derive(Debug, Parser)]
@@ -198,31 +185,4 @@ pub fn load_config(cli: &Cli) -> Result<crate::config::Config, crate::config::Co
         None => crate::config::default_path()?,
     };
     crate::config::load(&path)
-}
-
-/// The accounts named, or all; an unknown name is a config error.
-pub fn select_accounts<'a>(
-    config: &'a crate::config::Config,
-    names: &[String],
-) -> Result<Vec<crate::config::AnyAccount<'a>>, String> {
-    if names.is_empty() {
-        return Ok(config.all_accounts());
-    }
-    names
-        .iter()
-        .map(|n| {
-            config.account(n).ok_or_else(|| {
-                format!(
-                    "no account {n:?} in {} (accounts: {})",
-                    config.path.display(),
-                    config
-                        .all_accounts()
-                        .iter()
-                        .map(|a| a.name().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-        })
-        .collect()
 }

@@ -5,7 +5,7 @@ use crate::config::{AnyAccount, Config, Target, TargetKind};
 use crate::db::StateDb;
 use crate::engine::push::{self, LocalSide};
 use crate::engine::push_smtp::{self, SmtpPushOptions};
-use crate::engine::{SyncOptions, lock, state_path};
+use crate::engine::{SyncOptions, lock};
 use std::io::IsTerminal;
 
 fn resolve<'a>(
@@ -13,7 +13,8 @@ fn resolve<'a>(
     account: &str,
     target: &str,
 ) -> Result<(AnyAccount<'a>, &'a Target), String> {
-    let a = super::select_accounts(config, &[account.to_string()])?
+    let a = config
+        .select_accounts(&[account.to_string()])?
         .pop()
         .expect("one name, one account");
     let t = config.targets.get(target).ok_or_else(|| {
@@ -94,7 +95,7 @@ pub async fn run_push(
             return exit::LOCKED;
         }
     };
-    let db = match StateDb::open(&state_path(config, a.name())) {
+    let db = match StateDb::open(&config.state_path(a.name())) {
         Ok(db) => db,
         Err(e) => {
             eprintln!("arctern: {e}");
@@ -222,7 +223,7 @@ pub async fn run_verify(
     let all_targets: Vec<&Target> = config.targets.values().collect();
     let result = match &t.kind {
         TargetKind::Imap(_) => push::verify(&local_side(a), t, folders).await,
-        TargetKind::Smtp(_) => match StateDb::open(&state_path(config, a.name())) {
+        TargetKind::Smtp(_) => match StateDb::open(&config.state_path(a.name())) {
             Ok(db) => push_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
             Err(e) => Err(e.to_string()),
         },

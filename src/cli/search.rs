@@ -1,48 +1,18 @@
 //! `arctern index`, `arctern search` and `arctern show`: the offline archive's front end.
 
 use super::exit;
-use crate::config::{AnyAccount, Config, Layout};
+use crate::config::{AnyAccount, Config};
 use crate::index::search::{Hit, SortOrder};
-use crate::index::{FolderSource, MailIndex, UpdateReport};
-use crate::store::maildir::layout;
+use crate::index::{MailIndex, UpdateReport};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-/// Every Maildir folder of an account, as index sources.
-pub fn sources_of(account: AnyAccount<'_>) -> Result<Vec<FolderSource>, String> {
-    let (name, root, lay): (&str, &Path, Layout) = match account {
-        AnyAccount::Imap(a) => (&a.name, &a.maildir, a.layout),
-        AnyAccount::Pop3(a) => (&a.name, &a.maildir, a.layout),
-    };
-    if !root.exists() {
-        return Ok(Vec::new());
-    }
-    let (folders, _problems) = layout::list_folders(root, lay)
-        .map_err(|e| format!("{name}: cannot list Maildir {}: {e}", root.display()))?;
-    let mut out = Vec::new();
-    for f in folders {
-        let path = layout::folder_path(root, lay, &f).map_err(|e| format!("{name}: {f}: {e}"))?;
-        out.push(FolderSource {
-            account: name.to_string(),
-            folder: f.to_string(),
-            path,
-        });
-    }
-    Ok(out)
-}
-
-/// Updates the index for `accounts` (progress on a terminal); the error is printable.
-pub fn update_index(
+/// Updates the index for `accounts`, with a progress bar on a terminal when `show_progress`.
+fn update_index(
     config: &Config,
     accounts: &[AnyAccount<'_>],
     show_progress: bool,
 ) -> Result<UpdateReport, String> {
-    let mut sources = Vec::new();
-    for a in accounts {
-        sources.extend(sources_of(*a)?);
-    }
-    let names: Vec<String> = accounts.iter().map(|a| a.name().to_string()).collect();
-    let mut index = MailIndex::open(&config.state_dir).map_err(|e| e.to_string())?;
     let bar = if show_progress && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -53,19 +23,17 @@ pub fn update_index(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let report = index
-        .update(&names, &sources, &|done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
-        .map_err(|e| e.to_string())?;
+    let report = crate::index::accounts::update(config, accounts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
     bar.finish_and_clear();
-    Ok(report)
+    report
 }
 
 /// `arctern index [--rebuild] [ACCOUNT...]`.
 pub fn run_index(config: &Config, accounts: &[String], rebuild: bool) -> u8 {
-    let selected = match super::select_accounts(config, accounts) {
+    let selected = match config.select_accounts(accounts) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("arctern: {e}");
@@ -101,7 +69,7 @@ pub fn run_index(config: &Config, accounts: &[String], rebuild: bool) -> u8 {
 
 /// `arctern search QUERY [--limit N] [--sort date|relevance] [--json]`.
 pub fn run_search(config: &Config, query: &str, limit: usize, sort: SortOrder, json: bool) -> u8 {
-    let parsed = match crate::search::query::parse(query, crate::engine::unix_now()) {
+    let parsed = match crate::search::query::parse(query, crate::clock::unix_now()) {
         Ok(q) => q,
         Err(e) => {
             eprintln!("arctern: {e}");

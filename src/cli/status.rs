@@ -4,9 +4,12 @@
 use super::exit;
 use crate::config::{AnyAccount, Config, Pop3Account};
 use crate::db::StateDb;
+use crate::model::{Flags, NearKey, Side, StateRow, Uid};
 use crate::names::FolderName;
-use crate::store::maildir::{MaildirFolder, layout};
-use std::collections::BTreeSet;
+use crate::store::maildir::{MaildirFolder, NearMessage, layout};
+use crate::sync::planner::{self, Plan, Policy};
+use crate::sync::snapshot;
+use std::collections::BTreeMap;
 
 /// One folder's status line.
 #[derive(Debug, serde::Serialize)]
@@ -36,6 +39,8 @@ pub struct FolderStatus {
     pub pending_local_flags: usize,
     /// A problem reading the local folder.
     pub local_error: Option<String>,
+    /// Messages left alone at the last sync for being larger than `max_size`.
+    pub too_large: Vec<crate::model::TooLarge>,
     /// The account's last run without errors (Unix time).
     pub last_success: Option<i64>,
     /// The account's last run with an error (Unix time).
@@ -71,7 +76,7 @@ fn history_line(name: &str, h: &crate::db::runs::RunHistory) -> Option<String> {
 
 /// Runs `status` and returns the exit code.
 pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
-    let selected = match super::select_accounts(config, accounts) {
+    let selected = match config.select_accounts(accounts) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("arctern: {e}");
@@ -94,7 +99,7 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                 }
             },
         };
-        let path = crate::engine::state_path(config, &account.name);
+        let path = config.state_path(&account.name);
         let db = match StateDb::open_existing(&path) {
             Ok(Some(db)) => db,
             Ok(None) => {
@@ -130,6 +135,7 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                 pending_local_deleted: 0,
                 pending_local_flags: 0,
                 local_error: None,
+                too_large: Vec::new(),
                 last_success: history.last_success,
                 last_failure: history.last_failure,
                 last_error: history.last_error.clone(),
@@ -137,38 +143,32 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
             let scanned = FolderName::parse(&f.name)
                 .map_err(|e| e.to_string())
                 .and_then(|n| layout::folder_path(&account.maildir, account.layout, &n))
-                .and_then(|p| MaildirFolder::open(&p).map_err(|e| e.to_string()))
-                .and_then(|md| md.scan().map_err(|e| e.to_string()));
+                .and_then(|p| {
+                    let md = MaildirFolder::open(&p).map_err(|e| e.to_string())?;
+                    let near = md.scan().map_err(|e| e.to_string())?;
+                    Ok((md, near))
+                });
             match (scanned, db.messages(f.id)) {
-                (Ok(near), Ok(rows)) => {
-                    let linked: BTreeSet<_> =
-                        rows.iter().filter_map(|r| r.state.near.clone()).collect();
-                    st.pending_local_new = near.keys().filter(|k| !linked.contains(*k)).count();
-                    for r in &rows {
-                        if let Some(k) = &r.state.near {
-                            match near.get(k) {
-                                None => st.pending_local_deleted += 1,
-                                Some(m)
-                                    if m.flags.minus(&r.state.flags).iter().next().is_some()
-                                        || r.state.flags.minus(&m.flags).iter().any(|fl| {
-                                            !matches!(fl, crate::model::Flag::Keyword(_))
-                                        }) =>
-                                {
-                                    st.pending_local_flags += 1
-                                }
-                                Some(_) => {}
-                            }
-                        }
-                    }
+                (Ok((md, near)), Ok(rows)) => {
+                    let pending = pending_local_work(account, &md, &near, &rows);
+                    st.pending_local_new = pending.uploads.len();
+                    st.pending_local_flags = pending.flag_changes(Side::Far);
+                    st.pending_local_deleted = pending.delete_far.len()
+                        + pending
+                            .detach
+                            .iter()
+                            .filter(|(_, kept)| *kept == Side::Far)
+                            .count();
                 }
                 (Err(e), _) => st.local_error = Some(e),
                 (_, Err(e)) => st.local_error = Some(e.to_string()),
             }
+            st.too_large = db.too_large(f.id).unwrap_or_default();
             all.push(st);
         }
         if !json {
-            match db.last_run() {
-                Ok(Some((finished, ok, _))) => println!(
+            match (history.last_finished, history.last_ok) {
+                (Some(finished), Some(ok)) => println!(
                     "{}: last run {} ({})",
                     account.name,
                     format_time(Some(finished)),
@@ -202,6 +202,9 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
             if s.pending_intents > 0 {
                 pending.push(format!("{} interrupted", s.pending_intents));
             }
+            if !s.too_large.is_empty() {
+                pending.push(format!("{} over max_size", s.too_large.len()));
+            }
             if let Some(e) = &s.local_error {
                 pending.push(format!("local error: {e}"));
             }
@@ -232,7 +235,7 @@ fn pop3_status(
     account: &Pop3Account,
     json: bool,
 ) -> Result<Option<FolderStatus>, crate::db::DbError> {
-    let path = crate::engine::state_path(config, &account.name);
+    let path = config.state_path(&account.name);
     let Some(db) = StateDb::open_existing(&path)? else {
         if !json {
             println!("{}: never pulled", account.name);
@@ -245,14 +248,14 @@ fn pop3_status(
         .values()
         .filter(|r| !r.stored && r.near_key.is_some())
         .count();
-    let last = db.last_run()?;
     let history = db.run_history()?;
+    let last = history.last_finished.zip(history.last_ok);
     if !json {
         if let Some(line) = history_line(&account.name, &history) {
             println!("{line}");
         }
         match &last {
-            Some((finished, ok, _)) => println!(
+            Some((finished, ok)) => println!(
                 "{}: last pull {} ({}); {stored} message(s) pulled, {kept} still kept on the server",
                 account.name,
                 format_time(Some(*finished)),
@@ -267,17 +270,46 @@ fn pop3_status(
         folder: account.folder.to_string(),
         server_messages: kept,
         local_messages: stored,
-        last_sync: last.map(|(t, _, _)| t),
+        last_sync: last.map(|(t, _)| t),
         uidvalidity: None,
         pending_intents: pending as i64,
         pending_local_new: 0,
         pending_local_deleted: 0,
         pending_local_flags: 0,
         local_error: None,
+        too_large: Vec::new(),
         last_success: history.last_success,
         last_failure: history.last_failure,
         last_error: history.last_error,
     }))
+}
+
+/// What the next sync would do with the local changes, as the planner decides it: the server
+/// taken as it was at the last sync (its recorded flags), the Maildir as it is now.
+fn pending_local_work(
+    account: &crate::config::Account,
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
+    rows: &[crate::db::MessageRow],
+) -> Plan {
+    let state: Vec<StateRow> = rows.iter().map(|r| r.state.clone()).collect();
+    let far: BTreeMap<Uid, Flags> = rows
+        .iter()
+        .filter_map(|r| {
+            let flags = r.far_flags.clone().unwrap_or_else(|| r.state.flags.clone());
+            Some((r.state.far?, flags))
+        })
+        .collect();
+    let near_flags: BTreeMap<NearKey, Flags> = near
+        .iter()
+        .map(|(k, m)| (k.clone(), m.flags.clone()))
+        .collect();
+    let near_flags = snapshot::complete_near_flags(&state, &near_flags, |f| md.can_represent(f));
+    let policy = Policy {
+        mode: account.sync,
+        expunge: account.expunge,
+    };
+    planner::plan(&state, &far, &near_flags, policy)
 }
 
 fn format_time(t: Option<i64>) -> String {

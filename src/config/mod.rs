@@ -49,53 +49,7 @@ pub enum ConfigError {
     NoDefaultLocation,
 }
 
-/// How the two sides are kept in step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SyncMode {
-    /// Changes flow both ways.
-    TwoWay,
-    /// Server → Maildir only; the server is never changed.
-    Pull,
-    /// Maildir → server only; the Maildir is never changed.
-    Push,
-}
-
-/// Where deletions are carried out when a message disappears from the other side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExpungePolicy {
-    /// Deleted on the server → deleted locally, and the other way round (a true mirror).
-    Both,
-    /// Only server deletions are applied locally; local deletions never touch the server.
-    Near,
-    /// Only local deletions are applied on the server; the local archive keeps everything.
-    Far,
-    /// Deletions are never propagated; each side keeps what the other deleted.
-    None,
-}
-
-impl ExpungePolicy {
-    /// True when a message deleted on the server is also deleted locally.
-    pub fn deletes_near(self) -> bool {
-        matches!(self, ExpungePolicy::Both | ExpungePolicy::Near)
-    }
-    /// True when a message deleted locally is also deleted on the server.
-    pub fn deletes_far(self) -> bool {
-        matches!(self, ExpungePolicy::Both | ExpungePolicy::Far)
-    }
-}
-
-/// How folder names map to directories under the Maildir root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    /// Dovecot/Courier Maildir++: INBOX is the root, `A/B` is `<root>/.A.B`.
-    #[serde(rename = "maildir++")]
-    MaildirPlusPlus,
-    /// Nested directories: `A/B` is `<root>/A/B`, INBOX is `<root>/INBOX`.
-    Verbatim,
-}
+pub use crate::model::policy::{ExpungePolicy, Layout, SyncMode};
 
 /// Transport security of the IMAP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -161,6 +115,7 @@ struct RawAccount {
     layout: Option<Layout>,
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
+    max_size: Option<RawSize>,
     connections: Option<u8>,
     idle: Option<Vec<String>>,
     interval: Option<RawDuration>,
@@ -206,6 +161,45 @@ impl RawDuration {
             return Err(format!("{owner}: {key} must be at least one second"));
         }
         Ok(d)
+    }
+}
+
+/// A size in the config: bytes, or a string like "50M", "500K", "1G" (powers of 1024, as
+/// mbsync's `MaxSize`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Parses "123", "500K", "50M", "1G" (also "50MB", "50 MiB"; case-insensitive; powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size (like 500K, 50M, 1G)");
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+impl RawSize {
+    fn resolve(&self, owner: &str, key: &str) -> Result<u64, String> {
+        let n = match self {
+            RawSize::Bytes(n) => *n,
+            RawSize::Text(t) => parse_size(t).map_err(|e| format!("{owner}: {key}: {e}"))?,
+        };
+        if n == 0 {
+            return Err(format!("{owner}: {key} must be more than 0 bytes"));
+        }
+        Ok(n)
     }
 }
 
@@ -360,6 +354,35 @@ impl Config {
             .map(AnyAccount::Imap)
             .or_else(|| self.pop3_accounts.get(name).map(AnyAccount::Pop3))
     }
+
+    /// The accounts named on a command line, or all of them when none is named. An unknown
+    /// name is an error that lists the accounts there are.
+    pub fn select_accounts(&self, names: &[String]) -> Result<Vec<AnyAccount<'_>>, String> {
+        if names.is_empty() {
+            return Ok(self.all_accounts());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.account(n).ok_or_else(|| {
+                    format!(
+                        "no account {n:?} in {} (accounts: {})",
+                        self.path.display(),
+                        self.all_accounts()
+                            .iter()
+                            .map(|a| a.name().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The state database of an account: `<state_dir>/<account>.sqlite3`.
+    pub fn state_path(&self, account: &str) -> PathBuf {
+        self.state_dir.join(format!("{account}.sqlite3"))
+    }
 }
 
 /// A POP3 maildrop pulled into one folder of a Maildir.
@@ -449,6 +472,9 @@ pub struct Account {
     /// A folder whose planned deletions exceed this share of its messages is not synced
     /// without `--force`.
     pub max_delete_percent: u8,
+    /// Messages larger than this many bytes are neither downloaded nor uploaded (mbsync's
+    /// `MaxSize`); they are named in the report and in `status`. `None`: no limit.
+    pub max_size: Option<u64>,
     /// IMAP connections used at once for different folders.
     pub connections: u8,
     /// `arctern daemon`: folder patterns watched with IDLE (default INBOX).
@@ -604,6 +630,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("folders", a.folders.is_some()),
                 ("expunge", a.expunge.is_some()),
                 ("max_delete_percent", a.max_delete_percent.is_some()),
+                ("max_size", a.max_size.is_some()),
                 ("connections", a.connections.is_some()),
                 ("idle", a.idle.is_some()),
             ] {
@@ -695,8 +722,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(d) => d.resolve(&owner, "interval").map_err(invalid)?,
             None => DEFAULT_INTERVAL,
         };
+        let max_size = match &a.max_size {
+            Some(size) => Some(size.resolve(&owner, "max_size").map_err(invalid)?),
+            None => None,
+        };
         let idle = a.idle.clone().unwrap_or_else(|| vec!["INBOX".to_string()]);
         let account = Account {
+            max_size,
             idle,
             interval,
             name: name.clone(),
@@ -973,6 +1005,29 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
         assert_eq!(a.max_delete_percent, 50);
         assert_eq!(a.layout, Layout::MaildirPlusPlus);
         assert!(matches!(a.imap.password, PasswordSource::Literal(_)));
+    }
+
+    #[test]
+    fn max_size_takes_bytes_or_units_and_names_a_bad_value() {
+        let c = parse(Path::new("/x.toml"), ISSUE_EXAMPLE).unwrap();
+        assert_eq!(c.accounts["work"].max_size, None);
+        for (value, bytes) in [
+            ("\"50M\"", 50 << 20),
+            ("\"500k\"", 500 << 10),
+            ("\"1 GiB\"", 1 << 30),
+            ("4096", 4096),
+        ] {
+            let text =
+                ISSUE_EXAMPLE.replace("folders = [", &format!("max_size = {value}\nfolders = ["));
+            let c = parse(Path::new("/x.toml"), &text).unwrap();
+            assert_eq!(c.accounts["work"].max_size, Some(bytes), "{value}");
+        }
+        for value in ["\"50X\"", "\"\"", "0", "\"99999999999999G\""] {
+            let text =
+                ISSUE_EXAMPLE.replace("folders = [", &format!("max_size = {value}\nfolders = ["));
+            let err = parse(Path::new("/x.toml"), &text).unwrap_err().to_string();
+            assert!(err.contains("max_size"), "{value}: {err}");
+        }
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! IDLE watchers (RFC 2177): one connection per watched folder, waiting for the server to report
 //! new, expunged or changed messages and passing that on as a [`Trigger`]. IDLE is re-issued
 //! before `renew` passes (29 minutes by default: servers may drop an IDLE after 30). A broken
-//! connection is reopened with backoff, followed by a trigger (changes may have been missed); a
-//! refused login stops the watcher (the account's own sync reports it and pauses).
+//! connection is reopened with backoff, followed by a trigger (changes may have been missed), and
+//! so is a `password_command` that failed; a refused login waits an hour (the account's own
+//! sync reports it and pauses as long).
 
 use super::schedule::{Backoff, Trigger, jitter};
 use crate::config::Account;
+use crate::engine::DaemonAction;
 use crate::names::{FolderName, FolderPatterns};
 use crate::store::imap::{self, IdleOutcome, ImapError};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// How long a watcher whose login was refused waits before trying again (the account's sync
+/// pauses as long; a SIGHUP restarts both at once).
+const LOGIN_REFUSED_PAUSE: Duration = Duration::from_secs(3600);
 
 /// At most this many IDLE connections per account: servers limit connections per user
 /// (Dovecot: 10 by default) and the sync needs some of its own.
@@ -54,6 +60,55 @@ pub async fn idle_folders(
     Ok((chosen, rest))
 }
 
+/// Finds the folders to watch ([`idle_folders`], retried with backoff until the server answers)
+/// and starts one [`watch_folder`] for each.
+pub async fn watch_account(
+    account: Account,
+    renew: Duration,
+    triggers: mpsc::Sender<Trigger>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1));
+    let (folders, rest) = loop {
+        match idle_folders(&account).await {
+            Ok(found) => break found,
+            Err(e) => {
+                let e = crate::engine::Error::from(e);
+                let wait = match e.kind().daemon_action() {
+                    DaemonAction::Pause => LOGIN_REFUSED_PAUSE,
+                    DaemonAction::Backoff | DaemonAction::RetrySoon => backoff.next_delay(jitter()),
+                };
+                tracing::warn!(
+                    account = account.name,
+                    "IDLE not started yet ({e}); trying again in {:.0}s",
+                    wait.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    if !rest.is_empty() {
+        tracing::warn!(
+            account = account.name,
+            "IDLE on at most {MAX_IDLE_FOLDERS} folders; synced every interval only: {}",
+            rest.join(", ")
+        );
+    }
+    for (folder, wire) in folders {
+        tokio::spawn(watch_folder(
+            account.clone(),
+            folder,
+            wire,
+            renew,
+            triggers.clone(),
+            stop.clone(),
+        ));
+    }
+}
+
 /// Watches one folder until `stop` turns true.
 pub async fn watch_folder(
     account: Account,
@@ -72,22 +127,32 @@ pub async fn watch_folder(
         };
         let mut conn = match session.await {
             Ok(c) => c,
-            Err(e @ (ImapError::Auth { .. } | ImapError::Config(_))) => {
-                tracing::error!(
-                    account = account.name,
-                    folder,
-                    "IDLE watcher stopped: {e}; the folder is synced every interval only"
-                );
-                return;
-            }
             Err(e) => {
-                let wait = backoff.next_delay(jitter());
-                tracing::warn!(
-                    account = account.name,
-                    folder,
-                    "IDLE connection failed: {e}; retrying in {:.0}s",
-                    wait.as_secs_f64()
-                );
+                // The same decision as the account's own sync makes (engine::ErrorKind): a
+                // refused login waits for long (the sync reports it and pauses the account), a
+                // credential helper that failed or a lost connection is retried with backoff.
+                let e = crate::engine::Error::from(e);
+                let wait = match e.kind().daemon_action() {
+                    DaemonAction::Pause => {
+                        tracing::warn!(
+                            account = account.name,
+                            folder,
+                            "IDLE paused for {} min: {e}",
+                            LOGIN_REFUSED_PAUSE.as_secs() / 60
+                        );
+                        LOGIN_REFUSED_PAUSE
+                    }
+                    DaemonAction::Backoff | DaemonAction::RetrySoon => {
+                        let wait = backoff.next_delay(jitter());
+                        tracing::warn!(
+                            account = account.name,
+                            folder,
+                            "IDLE connection failed: {e}; retrying in {:.0}s",
+                            wait.as_secs_f64()
+                        );
+                        wait
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = stop.changed() => return,

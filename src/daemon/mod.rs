@@ -16,16 +16,14 @@ pub mod schedule;
 pub mod systemd;
 
 use crate::config::{AnyAccount, Config};
-use crate::engine::{self, FatalKind, SyncOptions};
+use crate::engine::run::{AccountRun, run_account};
+use crate::engine::{self, DaemonAction, SyncOptions};
 use schedule::{Backoff, Timetable, Trigger, Wake, jitter};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// Index updates of different accounts take turns (tantivy allows one writer per index).
-static INDEX_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How long a sync in flight may go on after a stop request.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -78,7 +76,7 @@ fn fingerprint(config: &Config, account: AnyAccount<'_>) -> String {
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(config_path: PathBuf, only: Vec<String>, first: Config) -> u8 {
-    use crate::cli::exit;
+    use crate::exit;
     use tokio::signal::unix::{SignalKind, signal};
     if let Err(e) = std::fs::create_dir_all(&first.state_dir) {
         tracing::error!("cannot create state_dir {}: {e}", first.state_dir.display());
@@ -161,7 +159,7 @@ fn reconcile(
     timing: Timing,
     running: &mut BTreeMap<String, RunningAccount>,
 ) -> Result<(), String> {
-    let selected = crate::cli::select_accounts(config, only)?;
+    let selected = config.select_accounts(only)?;
     let wanted: BTreeMap<String, String> = selected
         .iter()
         .map(|a| (a.name().to_string(), fingerprint(config, *a)))
@@ -239,34 +237,12 @@ async fn start_watchers(
     if let AnyAccount::Imap(a) = account
         && !a.idle.is_empty()
     {
-        match idle::idle_folders(a).await {
-            Ok((folders, rest)) => {
-                if !rest.is_empty() {
-                    tracing::warn!(
-                        account = name,
-                        "IDLE on at most {} folders; synced every interval only: {}",
-                        idle::MAX_IDLE_FOLDERS,
-                        rest.join(", ")
-                    );
-                }
-                for (folder, wire) in folders {
-                    tokio::spawn(idle::watch_folder(
-                        a.clone(),
-                        folder,
-                        wire,
-                        timing.idle_renew,
-                        triggers.clone(),
-                        stop.clone(),
-                    ));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(
-                    account = name,
-                    "IDLE not started ({e}); changes are picked up every interval"
-                );
-            }
-        }
+        tokio::spawn(idle::watch_account(
+            a.clone(),
+            timing.idle_renew,
+            triggers.clone(),
+            stop.clone(),
+        ));
     }
 
     let root = match account {
@@ -321,37 +297,49 @@ async fn account_task(
             }
         };
         tracing::debug!(account = name, "sync: {why}");
-        let outcome = sync_once(&config, account, &mut stop).await;
-        let Some((report, fatal)) = outcome else {
+        let Some(run) = sync_once(&config, account, &mut stop).await else {
             break; // stopped mid-sync
         };
         let now = tokio::time::Instant::now();
-        match fatal {
-            None => {
-                backoff.reset();
-                timetable.next_full = now + interval;
-                let line = report.summary_line();
-                if report.has_errors() {
-                    tracing::warn!(account = name, "{line}");
-                } else {
-                    tracing::info!(account = name, "{line}");
-                }
-                if !watchers_started {
-                    // After the first successful sync: the Maildir exists and the login works.
-                    watchers_started = true;
-                    watcher = start_watchers(&config, &name, timing, &tx, &stop).await;
+        for problem in [&run.history_error, &run.index_error, &run.metrics_error]
+            .into_iter()
+            .flatten()
+        {
+            tracing::warn!(account = name, "{problem}");
+        }
+        let Some(error) = &run.error else {
+            backoff.reset();
+            timetable.next_full = now + interval;
+            let report = &run.report;
+            // Every failed folder and why, so the cause reaches the journal.
+            for f in &report.folders {
+                if let Some(e) = &f.error {
+                    tracing::warn!(account = name, folder = f.folder, "{e}");
                 }
             }
-            Some(FatalKind::Auth) => {
+            let line = report.summary_line();
+            if report.has_errors() {
+                tracing::warn!(account = name, "{line}");
+            } else {
+                tracing::info!(account = name, "{line}");
+            }
+            if !watchers_started {
+                // After the first successful sync: the Maildir exists and the login works.
+                watchers_started = true;
+                watcher = start_watchers(&config, &name, timing, &tx, &stop).await;
+            }
+            continue;
+        };
+        match error.kind().daemon_action() {
+            DaemonAction::Pause => {
                 tracing::error!(
                     account = name,
-                    "{}; account paused for {} min (fix the password and send SIGHUP to retry now)",
-                    report.fatal.as_deref().unwrap_or("login refused"),
+                    "{error}; account paused for {} min (fix the password and send SIGHUP to retry now)",
                     AUTH_PAUSE.as_secs() / 60
                 );
                 timetable.next_full = now + AUTH_PAUSE;
             }
-            Some(FatalKind::Locked) => {
+            DaemonAction::RetrySoon => {
                 tracing::info!(
                     account = name,
                     "another arctern process is syncing this account; trying again in {}s",
@@ -359,12 +347,11 @@ async fn account_task(
                 );
                 timetable.next_full = now + LOCKED_RETRY;
             }
-            Some(kind) => {
+            DaemonAction::Backoff => {
                 let wait = backoff.next_delay(jitter());
                 tracing::warn!(
                     account = name,
-                    "{} ({kind:?} failure {} in a row); retrying in {:.0}s",
-                    report.fatal.as_deref().unwrap_or("failed"),
+                    "{error} (failure {} in a row); retrying in {:.0}s",
                     backoff.failures(),
                     wait.as_secs_f64()
                 );
@@ -376,59 +363,30 @@ async fn account_task(
     tracing::debug!(account = name, "account task ended");
 }
 
-/// Runs one sync of the account (and the index update and run record after it). A stop request
-/// lets it run on for [`STOP_GRACE`]; `None` when it had to be dropped.
+/// Runs the account once through the engine's run pipeline (sync, history, index, metrics).
+/// A stop request lets it run on for [`STOP_GRACE`]; `None` when it had to be dropped.
 async fn sync_once(
     config: &Config,
     account: AnyAccount<'_>,
     stop: &mut watch::Receiver<bool>,
-) -> Option<(engine::report::AccountReport, Option<FatalKind>)> {
+) -> Option<AccountRun> {
     let progress = indicatif::ProgressBar::hidden();
-    let started = engine::unix_now();
-    let options = SyncOptions::default();
-    let sync = async {
-        match account {
-            AnyAccount::Imap(a) => engine::sync_account(config, a, options, &progress).await,
-            AnyAccount::Pop3(a) => engine::pop3::pull_account(config, a, options, &progress).await,
-        }
-    };
+    // Blocking inside (SQLite, the index) is fine here: the account has its own thread.
+    let sync = run_account(config, account, SyncOptions::default(), &progress);
     tokio::pin!(sync);
-    let (report, fatal) = tokio::select! {
-        r = &mut sync => r,
+    tokio::select! {
+        r = &mut sync => Some(r),
         _ = stop.changed() => {
             match tokio::time::timeout(STOP_GRACE, &mut sync).await {
-                Ok(r) => r,
+                Ok(r) => Some(r),
                 Err(_) => {
                     tracing::warn!(
                         account = account.name(),
                         "sync interrupted by the stop; the next run completes it"
                     );
-                    return None;
+                    None
                 }
             }
         }
-    };
-    if let Err(e) = engine::record_run(config, &report, fatal, started) {
-        tracing::warn!(account = account.name(), "run history not recorded: {e}");
     }
-    if config.index && fatal.is_none() {
-        // Blocking is fine here: the account has its own thread. One index writer per
-        // process: accounts take turns.
-        let result = {
-            let _turn = INDEX_TURN.lock().unwrap_or_else(|p| p.into_inner());
-            crate::cli::search::update_index(config, &[account], false)
-        };
-        if let Err(e) = result {
-            tracing::warn!(account = account.name(), "search index not updated: {e}");
-        }
-    }
-    if let Err(e) = crate::metrics::write(config) {
-        tracing::warn!("{e}");
-    }
-    Some((report, fatal))
-}
-
-/// The daemon lock file's path (for messages).
-pub fn lock_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(".daemon.lock")
 }

@@ -130,6 +130,26 @@ const STEPS: &[&str] = &[
         bytes_up_total INTEGER NOT NULL DEFAULT 0,
         last_duration_ms INTEGER
     );",
+    // 9: one run-history table: the last run's finish time, outcome and report move into
+    // account_runs (runs is dropped); messages left alone for being larger than max_size, per
+    // folder, replaced at each sync of the folder (for `status`); the never-read
+    // folders.highestmodseq goes (sync_modseq is the one in use).
+    "ALTER TABLE account_runs ADD COLUMN last_finished INTEGER;
+    ALTER TABLE account_runs ADD COLUMN last_ok INTEGER;
+    ALTER TABLE account_runs ADD COLUMN last_report TEXT;
+    INSERT INTO account_runs (id, last_finished, last_ok, last_report)
+        SELECT 1, finished, ok, summary FROM runs WHERE true ORDER BY id DESC LIMIT 1
+        ON CONFLICT(id) DO UPDATE SET last_finished = excluded.last_finished,
+            last_ok = excluded.last_ok, last_report = excluded.last_report;
+    DROP TABLE runs;
+    ALTER TABLE folders DROP COLUMN highestmodseq;
+    CREATE TABLE too_large (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        side TEXT NOT NULL CHECK (side IN ('far', 'near')),
+        item TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (folder_id, side, item)
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -12,8 +12,8 @@ pub mod push;
 pub mod runs;
 pub mod smtp;
 
+pub use crate::model::{Fingerprint, Intent, IntentKind, RowId, StateRow};
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
-use crate::sync::planner::{RowId, StateRow};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -42,22 +42,6 @@ pub struct FolderCompletion {
     pub sync_modseq: Option<u64>,
     /// Present only when the run found the folder in sync and changed nothing.
     pub fingerprint: Option<Fingerprint>,
-}
-
-/// What must hold for a folder to be skipped without SELECT: the server's STATUS and the
-/// Maildir's directory mtimes as they were when the folder was last found in sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Server message count.
-    pub exists: u32,
-    /// Server UIDNEXT.
-    pub uidnext: u32,
-    /// Server HIGHESTMODSEQ (CONDSTORE, RFC 7162).
-    pub modseq: u64,
-    /// mtime of `cur/` in nanoseconds.
-    pub cur_mtime: i64,
-    /// mtime of `new/` in nanoseconds.
-    pub new_mtime: i64,
 }
 
 /// One folder's stored sync position.
@@ -92,40 +76,6 @@ pub struct MessageRow {
     pub size: Option<u32>,
     /// The server's flags as last seen (`None` = unknown).
     pub far_flags: Option<Flags>,
-}
-
-/// What kind of effect an intent announces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IntentKind {
-    /// A server message being written into the Maildir under a chosen key.
-    Download,
-    /// A local message being APPENDed to the server.
-    Upload,
-}
-
-/// An effect announced before it happens, so a crash in between can be reconciled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Intent {
-    /// Row id (0 before insertion).
-    pub id: i64,
-    /// Download or upload.
-    pub kind: IntentKind,
-    /// The server UID (downloads).
-    pub far_uid: Option<Uid>,
-    /// The Maildir key: chosen before a download, the source of an upload.
-    pub near_key: NearKey,
-    /// UIDVALIDITY when the intent was recorded.
-    pub uidvalidity: Option<UidValidity>,
-    /// The folder's UIDNEXT before an upload: the new UID is at least this.
-    pub uidnext: Option<u32>,
-    /// Flags written with the message.
-    pub flags: Flags,
-    /// Message-ID evidence.
-    pub message_id: Option<String>,
-    /// Size on the server (CRLF).
-    pub size: Option<u32>,
-    /// SHA-256 of the bytes sent (uploads).
-    pub sha256: Option<Vec<u8>>,
 }
 
 /// One change to the state, applied with others in a single transaction.
@@ -558,33 +508,70 @@ impl StateDb {
         Ok(intent_ids)
     }
 
-    /// Records a finished run for `status`.
-    pub fn record_run(
-        &self,
-        started: i64,
-        finished: i64,
-        ok: bool,
-        summary: &str,
+    /// Replaces the folder's list of messages left alone for being larger than `max_size`.
+    pub fn set_too_large(
+        &mut self,
+        folder: i64,
+        items: &[crate::model::TooLarge],
     ) -> Result<(), DbError> {
-        self.conn
-            .execute(
-                "INSERT INTO runs (started, finished, ok, summary) VALUES (?1, ?2, ?3, ?4)",
-                params![started, finished, ok, summary],
+        // Nearly always nothing to record and nothing recorded: no write, no fsync.
+        if items.is_empty() && self.too_large(folder)?.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = move |what: &'static str| {
+            let path = path.clone();
+            move |source| DbError {
+                path,
+                what: what.to_string(),
+                source,
+            }
+        };
+        let tx = self.conn.transaction().map_err(e("begin"))?;
+        tx.execute(
+            "DELETE FROM too_large WHERE folder_id = ?1",
+            params![folder],
+        )
+        .map_err(e("clear too_large"))?;
+        for t in items {
+            let side = match t.side {
+                crate::model::Side::Far => "far",
+                crate::model::Side::Near => "near",
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO too_large (folder_id, side, item, size) VALUES (?1, ?2, ?3, ?4)",
+                params![folder, side, t.item, i64::try_from(t.size).unwrap_or(i64::MAX)],
             )
-            .map_err(self.err("record run"))?;
+            .map_err(e("record too_large"))?;
+        }
+        tx.commit().map_err(e("commit"))?;
         Ok(())
     }
 
-    /// The last run: (finished, ok, summary).
-    pub fn last_run(&self) -> Result<Option<(i64, bool, String)>, DbError> {
-        self.conn
-            .query_row(
-                "SELECT finished, ok, summary FROM runs ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    /// The folder's messages left alone for being larger than `max_size` at its last sync.
+    pub fn too_large(&self, folder: i64) -> Result<Vec<crate::model::TooLarge>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT side, item, size FROM too_large WHERE folder_id = ?1 ORDER BY side, item",
             )
-            .optional()
-            .map_err(self.err("read last run"))
+            .map_err(self.err("read too_large"))?;
+        let rows = stmt
+            .query_map(params![folder], |r| {
+                let side: String = r.get(0)?;
+                Ok(crate::model::TooLarge {
+                    side: if side == "near" {
+                        crate::model::Side::Near
+                    } else {
+                        crate::model::Side::Far
+                    },
+                    item: r.get(1)?,
+                    size: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .map_err(self.err("read too_large"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("read too_large"))
     }
 }
 

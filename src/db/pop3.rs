@@ -1,24 +1,11 @@
 //! POP3 state: which message identities were seen, stored and deleted, and what the server
 //! said about login delays. Same database file and durability as the IMAP state.
 
+pub use crate::model::Pop3Row;
+
 use super::{DbError, StateDb};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
-
-/// What is stored about one POP3 message identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pop3Row {
-    /// UIDL or header hash.
-    pub uid: String,
-    /// Our Maildir key: the stored copy, or (with `stored` false) a download under way.
-    pub near_key: Option<String>,
-    /// The copy is durable in the Maildir.
-    pub stored: bool,
-    /// Unix time the server first listed it.
-    pub first_seen: i64,
-    /// The server listed it at the last pull.
-    pub on_server: bool,
-}
 
 /// One change to the POP3 state, applied with others in a single transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]

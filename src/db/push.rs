@@ -88,17 +88,17 @@ impl StateDb {
         Ok(out)
     }
 
-    /// Records rows (replacing earlier ones for the same key) in one transaction.
+    /// Records rows (replacing earlier ones for the same key) in one transaction, stamped `now`.
     pub fn put_push_rows(
         &self,
         target: &str,
         folder: &str,
         rows: &[PushRow],
+        now: i64,
     ) -> Result<(), DbError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let now = crate::engine::unix_now();
         let tx = self
             .conn
             .unchecked_transaction()

@@ -29,6 +29,10 @@ pub struct RunHistory {
     pub bytes_up_total: u64,
     /// How long the last run took, in milliseconds.
     pub last_duration_ms: Option<u64>,
+    /// Unix time the last run finished.
+    pub last_finished: Option<i64>,
+    /// Whether the last run ended without errors.
+    pub last_ok: Option<bool>,
 }
 
 /// One finished run.
@@ -48,6 +52,10 @@ pub struct RunOutcome {
     pub bytes_up: u64,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+    /// Unix time it finished (the caller's clock: the database has none of its own).
+    pub finished: i64,
+    /// The run's report as JSON (what `status` can show of the last run).
+    pub report: String,
 }
 
 impl StateDb {
@@ -58,7 +66,7 @@ impl StateDb {
             .query_row(
                 "SELECT last_attempt, last_success, last_failure, last_error, runs_total,
                         failures_total, messages_down_total, messages_up_total, bytes_down_total,
-                        bytes_up_total, last_duration_ms
+                        bytes_up_total, last_duration_ms, last_finished, last_ok
                  FROM account_runs WHERE id = 1",
                 [],
                 |r| {
@@ -74,6 +82,8 @@ impl StateDb {
                         bytes_down_total: r.get::<_, i64>(8)? as u64,
                         bytes_up_total: r.get::<_, i64>(9)? as u64,
                         last_duration_ms: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                        last_finished: r.get(11)?,
+                        last_ok: r.get(12)?,
                     })
                 },
             )
@@ -85,13 +95,14 @@ impl StateDb {
     /// Adds a finished run to the history.
     pub fn add_to_history(&self, run: &RunOutcome) -> Result<(), DbError> {
         let failed = run.error.is_some();
-        let now = crate::engine::unix_now();
+        let now = run.finished;
         self.conn
             .execute(
                 "INSERT INTO account_runs (id, last_attempt, last_success, last_failure, last_error,
                     runs_total, failures_total, messages_down_total, messages_up_total,
-                    bytes_down_total, bytes_up_total, last_duration_ms)
-                 VALUES (1, ?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10)
+                    bytes_down_total, bytes_up_total, last_duration_ms, last_finished, last_ok,
+                    last_report)
+                 VALUES (1, ?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT(id) DO UPDATE SET
                     last_attempt = ?1,
                     last_success = COALESCE(?2, last_success),
@@ -103,7 +114,10 @@ impl StateDb {
                     messages_up_total = messages_up_total + ?7,
                     bytes_down_total = bytes_down_total + ?8,
                     bytes_up_total = bytes_up_total + ?9,
-                    last_duration_ms = ?10",
+                    last_duration_ms = ?10,
+                    last_finished = ?11,
+                    last_ok = ?12,
+                    last_report = ?13",
                 params![
                     run.started,
                     (!failed).then_some(now),
@@ -114,7 +128,10 @@ impl StateDb {
                     run.messages_up as i64,
                     run.bytes_down as i64,
                     run.bytes_up as i64,
-                    run.duration_ms as i64
+                    run.duration_ms as i64,
+                    now,
+                    !failed,
+                    run.report,
                 ],
             )
             .map_err(self.err("record run history"))?;
@@ -155,6 +172,7 @@ mod tests {
         .unwrap();
         let h = db.run_history().unwrap();
         assert_eq!(h.last_attempt, Some(30));
+        assert_eq!(h.last_ok, Some(true));
         assert!(h.last_success.is_some() && h.last_failure.is_some());
         assert_eq!(h.last_error.as_deref(), Some("login refused"));
         assert_eq!((h.runs_total, h.failures_total), (3, 1));

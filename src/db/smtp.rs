@@ -2,61 +2,11 @@
 //! is being sent (an intent, written just before its DATA), was sent (with the server's reply),
 //! failed (with the server's answer) or duplicates bytes already sent from another file.
 
+pub use crate::model::{SmtpRow, SmtpState};
+
 use super::{DbError, StateDb};
 use rusqlite::params;
 use std::collections::HashMap;
-
-/// The state of one local message for one SMTP target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpState {
-    /// DATA was under way: the server may or may not have accepted it.
-    Sending,
-    /// Accepted by the server.
-    Sent,
-    /// Refused (5xx, or still 4xx after the retries); sent again by a later run.
-    Failed,
-    /// The same bytes were sent from another file; not sent again.
-    Duplicate,
-}
-
-impl SmtpState {
-    fn as_str(self) -> &'static str {
-        match self {
-            SmtpState::Sending => "sending",
-            SmtpState::Sent => "sent",
-            SmtpState::Failed => "failed",
-            SmtpState::Duplicate => "duplicate",
-        }
-    }
-
-    fn parse(s: &str) -> SmtpState {
-        match s {
-            "sent" => SmtpState::Sent,
-            "failed" => SmtpState::Failed,
-            "duplicate" => SmtpState::Duplicate,
-            _ => SmtpState::Sending,
-        }
-    }
-}
-
-/// One row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SmtpRow {
-    /// Local folder.
-    pub folder: String,
-    /// Maildir key.
-    pub near_key: String,
-    /// State.
-    pub state: SmtpState,
-    /// SHA-256 of the CRLF bytes sent.
-    pub sha256: Vec<u8>,
-    /// The message's Message-ID, when it has one.
-    pub message_id: Option<String>,
-    /// Size with CRLF.
-    pub size: u64,
-    /// The server's reply (sent) or answer (failed).
-    pub detail: Option<String>,
-}
 
 impl StateDb {
     /// Every row for an SMTP target, by (folder, Maildir key).
@@ -90,12 +40,11 @@ impl StateDb {
         Ok(out)
     }
 
-    /// Records rows (replacing earlier ones for the same key) in one transaction.
-    pub fn put_smtp_rows(&self, target: &str, rows: &[SmtpRow]) -> Result<(), DbError> {
+    /// Records rows (replacing earlier ones for the same key) in one transaction, stamped `now`.
+    pub fn put_smtp_rows(&self, target: &str, rows: &[SmtpRow], now: i64) -> Result<(), DbError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let now = crate::engine::unix_now();
         let tx = self
             .conn
             .unchecked_transaction()

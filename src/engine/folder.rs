@@ -7,17 +7,18 @@
 //! directory is fsynced or the server confirmed).
 
 use super::SyncOptions;
+use super::error::{Context, Error};
 use super::recover;
 use super::report::FolderReport;
 use crate::config::Account;
-use crate::db::{Change, Fingerprint, FolderCompletion, Intent, IntentKind, StateDb};
+use crate::db::{Change, FolderCompletion, Intent, IntentKind, StateDb};
 use crate::model::{Flag, Flags, NearKey, Uid, UidValidity};
 use crate::names::FolderName;
 use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{self, MaildirFolder, NearMessage};
 use crate::sync::planner::{self, Plan, Policy, StateRow};
-use crate::sync::{delta, repair};
+use crate::sync::{delta, repair, snapshot};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,15 +40,9 @@ pub async fn sync_folder(
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     fr: &mut FolderReport,
-) -> Result<(), String> {
-    let s = |e: &dyn std::fmt::Display| e.to_string();
+) -> Result<(), Error> {
     let folder_row = if options.dry_run {
-        match db
-            .folders()
-            .map_err(|e| s(&e))?
-            .into_iter()
-            .find(|f| f.name == name.as_str())
-        {
+        match db.folders()?.into_iter().find(|f| f.name == name.as_str()) {
             Some(f) => f,
             None => crate::db::FolderRow {
                 id: -1,
@@ -61,7 +56,7 @@ pub async fn sync_folder(
             },
         }
     } else {
-        db.ensure_folder(name.as_str()).map_err(|e| s(&e))?
+        db.ensure_folder(name.as_str())?
     };
     let fid = folder_row.id;
     // In a dry run a folder that would be created does not exist yet: plan against an empty side.
@@ -76,27 +71,29 @@ pub async fn sync_folder(
     let local_scan = tokio::task::spawn_blocking(move || {
         let md = MaildirFolder::open(&scan_path)?;
         // Taken before the scan: a change made during or after it moves the mtime past this value.
-        let mtimes = dir_mtimes(&scan_path);
+        let mtimes = maildir::dir_mtimes(&scan_path);
         let near = md.scan()?;
         Ok::<_, maildir::MaildirError>((md, mtimes, near))
     });
     // With QRESYNC the changes since the last completed sync come inside the SELECT.
     let known = match (folder_row.uidvalidity, fid < 0) {
-        (Some(v), false) => db.sync_modseq(fid).map_err(|e| s(&e))?.map(|m| (v, m)),
+        (Some(v), false) => db.sync_modseq(fid)?.map(|m| (v, m)),
         _ => None,
     };
-    let sel = conn.select_with(wire, known).await.map_err(|e| s(&e))?;
-    let (mut md, mtimes_before_scan, mut near) = local_scan
-        .await
-        .map_err(|e| format!("reading the Maildir folder {}: {e}", path.display()))?
-        .map_err(|e| s(&e))?;
+    let sel = conn.select_with(wire, known).await?;
+    let (mut md, mtimes_before_scan, mut near) = local_scan.await.map_err(|e| {
+        Error::LocalState(format!(
+            "reading the Maildir folder {}: {e}",
+            path.display()
+        ))
+    })??;
     let mut touched = false;
     let mut full_scan_needed = false;
 
     if !options.dry_run {
         fr.recovered += recover::settle_intents(conn, db, fid, wire, &sel, &md, &near)
             .await
-            .map_err(|e| format!("recovering an interrupted run: {e}"))?;
+            .context("recovering an interrupted run")?;
         touched |= fr.recovered > 0;
         full_scan_needed |= fr.recovered > 0;
     } else {
@@ -113,9 +110,9 @@ pub async fn sync_folder(
         Some(old) if old != sel.uidvalidity => {
             touched = true;
             full_scan_needed = true;
-            let rows = db.messages(fid).map_err(|e| s(&e))?;
+            let rows = db.messages(fid)?;
             let far_ev = if sel.exists > 0 {
-                conn.fetch_evidence("1:*").await.map_err(|e| s(&e))?
+                conn.fetch_evidence("1:*").await?
             } else {
                 Vec::new()
             };
@@ -151,16 +148,14 @@ pub async fn sync_folder(
                         .filter(|(_, u)| u.is_some())
                         .map(|(r, u)| Change::Relink(*r, *u)),
                 );
-                db.apply(fid, &changes).map_err(|e| s(&e))?;
-                db.set_uidvalidity(fid, sel.uidvalidity)
-                    .map_err(|e| s(&e))?;
+                db.apply(fid, &changes)?;
+                db.set_uidvalidity(fid, sel.uidvalidity)?;
             }
         }
         Some(_) => {}
         None => {
             if !options.dry_run {
-                db.set_uidvalidity(fid, sel.uidvalidity)
-                    .map_err(|e| s(&e))?;
+                db.set_uidvalidity(fid, sel.uidvalidity)?;
             }
         }
     }
@@ -170,26 +165,30 @@ pub async fn sync_folder(
     let message_rows = if fid < 0 {
         Vec::new()
     } else {
-        db.messages(fid).map_err(|e| s(&e))?
+        db.messages(fid)?
     };
     // The server side: only what changed since the last completed sync where the server and the
     // stored state allow it (CONDSTORE/QRESYNC), else every UID and its flags.
     let stored_modseq = if fid < 0 || full_scan_needed {
         None
     } else {
-        db.sync_modseq(fid).map_err(|e| s(&e))?
+        db.sync_modseq(fid)?
     };
     tracing::debug!(folder = %name, rows = message_rows.len(), ms = phase.elapsed().as_millis() as u64, "state loaded");
     let far = match delta_snapshot(conn, &sel, stored_modseq, &message_rows).await {
         Some(far) => far,
-        None => conn.fetch_all_flags(sel.exists).await.map_err(|e| s(&e))?,
+        None => conn.fetch_all_flags(sel.exists).await?,
     };
     let mut rows: Vec<StateRow> = message_rows.iter().map(|r| r.state.clone()).collect();
     if rows.is_empty() && !far.is_empty() && !near.is_empty() {
         rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
         touched = true;
     }
-    let near_flags = complete_near_flags(&rows, &near, &md);
+    let near_listing: BTreeMap<NearKey, Flags> = near
+        .iter()
+        .map(|(k, m)| (k.clone(), m.flags.clone()))
+        .collect();
+    let near_flags = snapshot::complete_near_flags(&rows, &near_listing, |f| md.can_represent(f));
     let policy = Policy {
         mode: account.sync,
         expunge: account.expunge,
@@ -198,8 +197,7 @@ pub async fn sync_folder(
     let plan = planner::plan(&rows, &far, &near_flags, policy);
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "planned");
     if !options.force {
-        planner::check_deletion_guard(&plan, &rows, account.max_delete_percent)
-            .map_err(|e| s(&e))?;
+        planner::check_deletion_guard(&plan, &rows, account.max_delete_percent)?;
     }
     if options.dry_run {
         describe(&plan, fr);
@@ -207,21 +205,16 @@ pub async fn sync_folder(
     }
 
     // Keep the stored server flags true, so the next resync can start from them.
-    let far_updated: std::collections::BTreeSet<i64> = plan
-        .flags
-        .iter()
-        .filter(|u| u.far.is_some())
-        .map(|u| u.row)
-        .collect();
-    let far_flag_fixes: Vec<Change> = message_rows
-        .iter()
-        .filter(|r| !far_updated.contains(&r.state.id))
-        .filter_map(|r| {
-            let now = far.get(&r.state.far?)?;
-            (r.far_flags.as_ref() != Some(now))
-                .then(|| Change::SetFarFlags(r.state.id, now.clone()))
-        })
-        .collect();
+    let far_flag_fixes: Vec<Change> = snapshot::stale_far_flags(
+        message_rows
+            .iter()
+            .filter_map(|r| Some((r.state.id, r.state.far?, r.far_flags.as_ref()))),
+        &far,
+        &plan,
+    )
+    .into_iter()
+    .map(|(row, flags)| Change::SetFarFlags(row, flags))
+    .collect();
     let mut exec = Executor {
         pending: far_flag_fixes,
         conn,
@@ -237,25 +230,34 @@ pub async fn sync_folder(
             .unwrap_or_else(|| far.keys().last().map_or(1, |u| u.0 + 1)),
         progress,
         folder: name.as_str(),
+        max_size: account.max_size,
     };
     exec.flags(&plan, fr).await?;
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "flags done");
     exec.deletions(&plan, fr).await?;
     exec.downloads(&plan, fr).await?;
     exec.uploads(&plan, fr).await?;
-    // Only a folder this run found in sync and left untouched gets a fingerprint: after our own
-    // changes the values we saw are stale, and trusting them could hide someone else's change.
+    if !fr.too_large.is_empty() {
+        let names: Vec<String> = fr
+            .too_large
+            .iter()
+            .map(|t| format!("{} {} ({:.1} MB)", t.side, t.item, t.size as f64 / 1e6))
+            .collect();
+        fr.notes.push(format!(
+            "{} message(s) larger than max_size left alone: {}",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    db.set_too_large(fid, &fr.too_large)?;
     touched |= !plan.is_empty();
-    let fingerprint = match (touched, sel.uidnext, sel.highestmodseq, mtimes_before_scan) {
-        (false, Some(uidnext), Some(modseq), Some((cur_mtime, new_mtime))) => Some(Fingerprint {
-            exists: sel.exists,
-            uidnext,
-            modseq,
-            cur_mtime,
-            new_mtime,
-        }),
-        _ => None,
-    };
+    let fingerprint = snapshot::fingerprint_after(
+        touched,
+        sel.exists,
+        sel.uidnext,
+        sel.highestmodseq,
+        mtimes_before_scan,
+    );
     // Everything the server had at SELECT time is now known: the next run can ask only for
     // changes since then (our own changes come back as changes, harmlessly).
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "executed");
@@ -264,12 +266,11 @@ pub async fn sync_folder(
         &FolderCompletion {
             uidvalidity: sel.uidvalidity,
             uidnext: sel.uidnext,
-            now: super::unix_now(),
+            now: crate::clock::unix_now(),
             sync_modseq: sel.highestmodseq,
             fingerprint,
         },
-    )
-    .map_err(|e| s(&e))?;
+    )?;
     Ok(())
 }
 
@@ -318,18 +319,8 @@ async fn delta_snapshot(
     listing
 }
 
-/// Nanosecond mtimes of `cur/` and `new/`: any delivery, rename or deletion changes one.
-pub fn dir_mtimes(path: &Path) -> Option<(i64, i64)> {
-    let ns = |sub: &str| -> Option<i64> {
-        let t = std::fs::metadata(path.join(sub)).ok()?.modified().ok()?;
-        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64)
-    };
-    Some((ns("cur")?, ns("new")?))
-}
-
-/// True when a folder is provably unchanged on both sides since it was last fully in sync: the
-/// server's STATUS (MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ) and the Maildir's directory
-/// mtimes all equal the stored fingerprint. One round trip and two stats instead of a full scan.
+/// True when a folder is provably unchanged on both sides since it was last fully in sync
+/// ([`snapshot::unchanged`]): one STATUS and two stats instead of a full scan.
 pub async fn unchanged(
     conn: &mut ImapConn,
     db: &StateDb,
@@ -337,21 +328,22 @@ pub async fn unchanged(
     wire: &str,
     path: &Path,
 ) -> bool {
-    let Some(fp) = row.fingerprint else {
-        return false;
-    };
-    if !conn.has("CONDSTORE") || db.intent_count(row.id).unwrap_or(1) != 0 {
+    // Nothing to ask the server when the stored state alone rules it out.
+    let pending = db.intent_count(row.id).unwrap_or(1);
+    if row.fingerprint.is_none() || pending != 0 || !conn.has("CONDSTORE") {
         return false;
     }
     let Ok(st) = conn.status(wire).await else {
         return false;
     };
-    st.messages == Some(fp.exists)
-        && st.uidnext == Some(fp.uidnext)
-        && st.highestmodseq == Some(fp.modseq)
-        && st.uidvalidity.is_some()
-        && st.uidvalidity == row.uidvalidity
-        && dir_mtimes(path) == Some((fp.cur_mtime, fp.new_mtime))
+    let probe = snapshot::FolderProbe {
+        messages: st.messages,
+        uidnext: st.uidnext,
+        uidvalidity: st.uidvalidity,
+        highestmodseq: st.highestmodseq,
+        mtimes: maildir::dir_mtimes(path),
+    };
+    snapshot::unchanged(row.fingerprint, row.uidvalidity, true, pending, &probe)
 }
 
 /// First sync with mail on both sides: link copies that are the same message (Message-ID and
@@ -366,63 +358,53 @@ async fn pair_existing(
     far: &BTreeMap<Uid, Flags>,
     options: SyncOptions,
     fr: &mut FolderReport,
-) -> Result<Vec<StateRow>, String> {
-    let far_ev = conn.fetch_evidence("1:*").await.map_err(s)?;
+) -> Result<Vec<StateRow>, Error> {
+    let far_ev = conn.fetch_evidence("1:*").await?;
     let mut near_ev = Vec::new();
     for (key, msg) in near {
-        let raw = md.read(msg).map_err(s)?;
-        let bare_lf = raw
-            .iter()
-            .enumerate()
-            .filter(|(i, b)| **b == b'\n' && (*i == 0 || raw[i - 1] != b'\r'))
-            .count();
+        let raw = md.read(msg)?;
+        let wire_size = raw.len() + eol::bare_lf_count(&raw);
         near_ev.push((
             key.clone(),
             crate::message::message_id(&raw),
-            (raw.len() + bare_lf) as u32,
+            u32::try_from(wire_size).unwrap_or(u32::MAX),
         ));
     }
-    let pairs = repair::pair_initial(&far_ev, &near_ev);
-    if pairs.is_empty() {
+    let near_flags: BTreeMap<NearKey, Flags> = near
+        .iter()
+        .map(|(k, m)| (k.clone(), m.flags.clone()))
+        .collect();
+    let links = repair::initial_links(far, &near_flags, &far_ev, &near_ev);
+    if links.is_empty() {
         return Ok(Vec::new());
     }
     fr.notes.push(format!(
         "first sync with mail on both sides: {} message(s) already present on both sides were linked, not copied",
-        pairs.len()
+        links.len()
     ));
-    let evidence: BTreeMap<&NearKey, &(NearKey, Option<String>, u32)> =
-        near_ev.iter().map(|e| (&e.0, e)).collect();
     let mut changes = Vec::new();
     let mut rows = Vec::new();
-    for (i, (uid, key)) in pairs.iter().enumerate() {
-        // Base = what both have: each side's extra flags then count as additions, so no flag is lost.
-        let base = far[uid].intersection(&near[key].flags);
-        let (_, message_id, size) = evidence[key];
-        changes.push(Change::Link {
-            far: *uid,
-            near: key.clone(),
-            flags: base.clone(),
-            far_flags: far[uid].clone(),
-            message_id: message_id.clone(),
-            size: Some(*size),
-        });
+    for (i, link) in links.into_iter().enumerate() {
         rows.push(StateRow {
             id: -1 - i as i64,
-            far: Some(*uid),
-            near: Some(key.clone()),
-            flags: base,
+            far: Some(link.far),
+            near: Some(link.near.clone()),
+            flags: link.base.clone(),
+        });
+        changes.push(Change::Link {
+            far: link.far,
+            near: link.near,
+            flags: link.base,
+            far_flags: link.far_flags,
+            message_id: link.message_id,
+            size: Some(link.size),
         });
     }
     if options.dry_run || fid < 0 {
         return Ok(rows);
     }
-    db.apply(fid, &changes).map_err(s)?;
-    Ok(db
-        .messages(fid)
-        .map_err(s)?
-        .into_iter()
-        .map(|r| r.state)
-        .collect())
+    db.apply(fid, &changes)?;
+    Ok(db.messages(fid)?.into_iter().map(|r| r.state).collect())
 }
 
 /// Plans a folder that a dry run would first create on one side (so that side is empty).
@@ -432,20 +414,17 @@ async fn dry_run_new_folder(
     wire: &str,
     account: &Account,
     fr: &mut FolderReport,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let (far, near) = if path.exists() {
-        let md = MaildirFolder::open(path).map_err(s)?;
-        let near = md.scan().map_err(s)?;
+        let md = MaildirFolder::open(path)?;
+        let near = md.scan()?;
         (
             BTreeMap::new(),
             near.into_iter().map(|(k, m)| (k, m.flags)).collect(),
         )
     } else {
-        let sel = conn.select(wire).await.map_err(s)?;
-        (
-            conn.fetch_all_flags(sel.exists).await.map_err(s)?,
-            BTreeMap::new(),
-        )
+        let sel = conn.select(wire).await?;
+        (conn.fetch_all_flags(sel.exists).await?, BTreeMap::new())
     };
     let policy = Policy {
         mode: account.sync,
@@ -453,32 +432,6 @@ async fn dry_run_new_folder(
     };
     describe(&planner::plan(&[], &far, &near, policy), fr);
     Ok(())
-}
-
-/// Near flags as the planner must see them: keywords the folder cannot write into file names
-/// (no letter left in dovecot-keywords) are taken from the base, so their absence on disk is not
-/// read as "removed locally".
-fn complete_near_flags(
-    rows: &[StateRow],
-    near: &BTreeMap<NearKey, NearMessage>,
-    md: &MaildirFolder,
-) -> BTreeMap<NearKey, Flags> {
-    let mut out: BTreeMap<NearKey, Flags> = near
-        .iter()
-        .map(|(k, m)| (k.clone(), m.flags.clone()))
-        .collect();
-    for row in rows {
-        if let Some(k) = &row.near
-            && let Some(flags) = out.get_mut(k)
-        {
-            for f in row.flags.iter() {
-                if !md.can_represent(f) {
-                    flags.insert(f.clone());
-                }
-            }
-        }
-    }
-    out
 }
 
 fn describe(plan: &Plan, fr: &mut FolderReport) {
@@ -528,7 +481,7 @@ struct WrittenBatch {
     intent_of: BTreeMap<Uid, i64>,
     /// (uid, flags written, Message-ID, server size) of each message in `tmp/`.
     written: Vec<(Uid, Flags, Option<String>, u32)>,
-    local_error: Option<String>,
+    local_error: Option<maildir::MaildirError>,
 }
 
 struct Executor<'a> {
@@ -547,6 +500,8 @@ struct Executor<'a> {
     uidnext: u32,
     progress: &'a indicatif::ProgressBar,
     folder: &'a str,
+    /// The account's `max_size`: larger messages are neither downloaded nor uploaded.
+    max_size: Option<u64>,
 }
 
 /// About this many bytes per upload batch: a batch is held in memory while it is sent.
@@ -579,12 +534,8 @@ fn upload_batches<'p>(
     out
 }
 
-fn s(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 impl Executor<'_> {
-    async fn flags(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+    async fn flags(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), Error> {
         if plan.flags.is_empty() {
             return Ok(());
         }
@@ -606,19 +557,18 @@ impl Executor<'_> {
             }
         }
         for (flags, uids) in &adds {
-            self.conn.store_flags(uids, flags, true).await.map_err(s)?;
+            self.conn.store_flags(uids, flags, true).await?;
         }
         for (flags, uids) in &removes {
-            self.conn.store_flags(uids, flags, false).await.map_err(s)?;
+            self.conn.store_flags(uids, flags, false).await?;
         }
         // Maildir: one rename each.
         for u in &plan.flags {
             if let Some((key, new)) = &u.near {
-                let msg =
-                    self.near.get(key).cloned().ok_or_else(|| {
-                        format!("local message {key} vanished while syncing flags")
-                    })?;
-                let renamed = self.md.set_flags(&msg, new).map_err(s)?;
+                let msg = self.near.get(key).cloned().ok_or_else(|| {
+                    Error::LocalState(format!("local message {key} vanished while syncing flags"))
+                })?;
+                let renamed = self.md.set_flags(&msg, new)?;
                 self.near.insert(key.clone(), renamed);
                 fr.flags_near += 1;
             }
@@ -638,29 +588,25 @@ impl Executor<'_> {
     }
 
     /// Deletions, then one directory fsync and one commit for them and everything pending.
-    async fn deletions(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
+    async fn deletions(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), Error> {
         let mut changes = std::mem::take(&mut self.pending);
         for (row, key) in &plan.delete_near {
             if let Some(msg) = self.near.remove(key) {
-                self.md.delete(&msg).map_err(s)?;
+                self.md.delete(&msg)?;
             }
             changes.push(Change::Delete(*row));
             fr.deleted_near += 1;
         }
         // Local renames and unlinks are durable before the server is told anything more and
         // before the state records them.
-        self.md.sync_dirs().map_err(s)?;
+        self.md.sync_dirs()?;
         if !plan.delete_far.is_empty() {
             let ours: Vec<Uid> = plan.delete_far.iter().map(|(_, u)| *u).collect();
             let others_deleted = self
                 .far
                 .iter()
                 .any(|(u, f)| f.contains(&Flag::Deleted) && !ours.contains(u));
-            let expunged = self
-                .conn
-                .delete_messages(&ours, others_deleted)
-                .await
-                .map_err(s)?;
+            let expunged = self.conn.delete_messages(&ours, others_deleted).await?;
             if expunged {
                 changes.extend(plan.delete_far.iter().map(|(row, _)| Change::Delete(*row)));
                 fr.deleted_far += ours.len();
@@ -675,7 +621,7 @@ impl Executor<'_> {
             changes.push(Change::Detach(*row, *side));
         }
         changes.extend(plan.forget.iter().map(|r| Change::Delete(*r)));
-        self.db.apply(self.fid, &changes).map_err(s)?;
+        self.db.apply(self.fid, &changes)?;
         Ok(())
     }
 
@@ -683,19 +629,41 @@ impl Executor<'_> {
     /// other folders' workers), batch k+1 is fetched and written to `tmp/`. A batch is published (renamed
     /// into `new/`/`cur/`) only after its barrier, and linked in SQLite only after the renames are
     /// fsynced, so the order intent → durable file → state holds for every message.
-    async fn downloads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
-        let total = plan.downloads.len();
+    async fn downloads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), Error> {
+        // With a max_size, the sizes first: an oversized message is never fetched. (The body
+        // literal is buffered whole by the IMAP client, so this is also the bound on what a
+        // server can make us hold in memory.)
+        let downloads = match self.max_size {
+            Some(max) if !plan.downloads.is_empty() => {
+                let uids: Vec<Uid> = plan.downloads.iter().map(|(u, _)| *u).collect();
+                let sizes = self.conn.fetch_sizes(&uids).await?;
+                let (keep, large) = planner::split_by_size(
+                    &plan.downloads,
+                    |u| sizes.get(u).map(|s| u64::from(*s)),
+                    Some(max),
+                );
+                fr.too_large
+                    .extend(large.into_iter().map(|(uid, size)| crate::model::TooLarge {
+                        side: crate::model::Side::Far,
+                        item: format!("UID {uid}"),
+                        size,
+                    }));
+                keep
+            }
+            _ => plan.downloads.clone(),
+        };
+        let total = downloads.len();
         let mut in_flight: Option<(WrittenBatch, tokio::task::JoinHandle<std::io::Result<()>>)> =
             None;
-        let mut failure: Option<String> = None;
-        for (done, batch) in plan.downloads.chunks(DOWNLOAD_BATCH).enumerate() {
+        let mut failure: Option<Error> = None;
+        for (done, batch) in downloads.chunks(DOWNLOAD_BATCH).enumerate() {
             self.progress.set_message(format!(
                 "{}: ↓ {}/{}",
                 self.folder,
                 done * DOWNLOAD_BATCH,
                 total
             ));
-            let written = match self.fetch_batch(batch).await {
+            let mut written = match self.fetch_batch(batch).await {
                 Ok(w) => w,
                 Err(e) => {
                     failure = Some(e);
@@ -705,13 +673,13 @@ impl Executor<'_> {
             if let Some((prev, barrier)) = in_flight.take() {
                 self.finish_batch(prev, barrier, fr).await?;
             }
-            let local_error = written.local_error.clone();
+            let local_error = written.local_error.take();
             let barrier = tokio::spawn(maildir::durability::make_durable(
                 self.md.path().to_path_buf(),
             ));
             in_flight = Some((written, barrier));
             if let Some(e) = local_error {
-                failure = Some(e);
+                failure = Some(e.into());
                 break;
             }
         }
@@ -725,7 +693,7 @@ impl Executor<'_> {
     }
 
     /// Announces a batch, fetches it and writes every message to `tmp/` (not yet durable).
-    async fn fetch_batch(&mut self, batch: &[(Uid, Flags)]) -> Result<WrittenBatch, String> {
+    async fn fetch_batch(&mut self, batch: &[(Uid, Flags)]) -> Result<WrittenBatch, Error> {
         let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
             .iter()
             .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
@@ -747,11 +715,11 @@ impl Executor<'_> {
                 })
             })
             .collect();
-        let ids = self.db.apply(self.fid, &intents).map_err(s)?;
+        let ids = self.db.apply(self.fid, &intents)?;
         let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
         let uids: Vec<Uid> = keys.keys().copied().collect();
         let mut written = Vec::new();
-        let mut local_error: Option<String> = None;
+        let mut local_error: Option<maildir::MaildirError> = None;
         let md = &*self.md;
         let fetched = self
             .conn
@@ -774,7 +742,7 @@ impl Executor<'_> {
                         crate::message::message_id(m.body),
                         m.size.unwrap_or(m.body.len() as u32),
                     )),
-                    Err(e) => local_error = Some(e.to_string()),
+                    Err(e) => local_error = Some(e),
                 }
                 Ok(())
             })
@@ -794,8 +762,8 @@ impl Executor<'_> {
                     self.md.remove_tmp(&batch.keys[u].0);
                     changes.push(Change::RemoveIntent(*id));
                 }
-                self.db.apply(self.fid, &changes).map_err(s)?;
-                Err(e.to_string())
+                self.db.apply(self.fid, &changes)?;
+                Err(e.into())
             }
         }
     }
@@ -807,16 +775,16 @@ impl Executor<'_> {
         batch: WrittenBatch,
         barrier: tokio::task::JoinHandle<std::io::Result<()>>,
         fr: &mut FolderReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         barrier
             .await
-            .map_err(|e| format!("durability barrier failed: {e}"))?
-            .map_err(|e| format!("syncfs on {}: {e}", self.md.path().display()))?;
+            .map_err(|e| Error::LocalState(format!("durability barrier failed: {e}")))?
+            .map_err(Error::io("syncfs on", self.md.path()))?;
         let mut changes = Vec::new();
         let mut linked = std::collections::BTreeSet::new();
         for (uid, flags, message_id, size) in batch.written {
             let key = &batch.keys[&uid].0;
-            let msg = self.md.publish(key, &flags).map_err(s)?;
+            let msg = self.md.publish(key, &flags)?;
             self.near.insert(key.clone(), msg);
             linked.insert(uid);
             fr.downloaded += 1;
@@ -831,7 +799,7 @@ impl Executor<'_> {
             });
         }
         // The renames are durable before the state says so.
-        self.md.sync_dirs().map_err(s)?;
+        self.md.sync_dirs()?;
         for (u, id) in &batch.intent_of {
             if !linked.contains(u) {
                 // Not delivered (expunged meanwhile, or a local error): roll the intent back.
@@ -839,14 +807,29 @@ impl Executor<'_> {
             }
             changes.push(Change::RemoveIntent(*id));
         }
-        self.db.apply(self.fid, &changes).map_err(s)?;
+        self.db.apply(self.fid, &changes)?;
         Ok(())
     }
 
-    async fn uploads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), String> {
-        let total = plan.uploads.len();
+    async fn uploads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), Error> {
+        let (uploads, large) = planner::split_by_size(
+            &plan.uploads,
+            |key| {
+                let msg = self.near.get(key)?;
+                let meta = std::fs::metadata(self.md.message_path(msg)).ok()?;
+                Some(meta.len())
+            },
+            self.max_size,
+        );
+        fr.too_large
+            .extend(large.into_iter().map(|(key, size)| crate::model::TooLarge {
+                side: crate::model::Side::Near,
+                item: key.to_string(),
+                size,
+            }));
+        let total = uploads.len();
         let mut sent = 0;
-        for batch in upload_batches(self.md, self.near, &plan.uploads) {
+        for batch in upload_batches(self.md, self.near, &uploads) {
             self.progress
                 .set_message(format!("{}: ↑ {}/{}", self.folder, sent, total));
             sent += batch.len();
@@ -887,16 +870,13 @@ impl Executor<'_> {
                     date,
                 });
             }
-            let ids = self
-                .db
-                .apply(
-                    self.fid,
-                    &pending
-                        .iter()
-                        .map(|p| Change::AddIntent(p.intent.clone()))
-                        .collect::<Vec<_>>(),
-                )
-                .map_err(s)?;
+            let ids = self.db.apply(
+                self.fid,
+                &pending
+                    .iter()
+                    .map(|p| Change::AddIntent(p.intent.clone()))
+                    .collect::<Vec<_>>(),
+            )?;
             for (p, id) in pending.iter_mut().zip(ids) {
                 p.intent.id = id;
             }
@@ -912,7 +892,7 @@ impl Executor<'_> {
                     )
                 })
                 .collect();
-            let results = self.conn.append_many(self.wire, &items).await.map_err(s)?;
+            let results = self.conn.append_many(self.wire, &items).await?;
             for (p, result) in pending.into_iter().zip(results) {
                 match result {
                     Ok(Some((v, uid))) if v == self.uidvalidity => {
@@ -936,12 +916,11 @@ impl Executor<'_> {
                     }
                 }
             }
-            self.db.apply(self.fid, &changes).map_err(s)?;
+            self.db.apply(self.fid, &changes)?;
             if !unresolved.is_empty() {
                 // No APPENDUID (server without UIDPLUS): find the new UIDs by content.
-                let found = recover::resolve_uploads(self.conn, self.db, self.fid, &unresolved)
-                    .await
-                    .map_err(s)?;
+                let found =
+                    recover::resolve_uploads(self.conn, self.db, self.fid, &unresolved).await?;
                 fr.uploaded += found;
             }
         }

@@ -40,9 +40,14 @@ pub struct AccountLock {
     _file: File,
 }
 
+/// The daemon lock file's path.
+pub fn daemon_lock_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(".daemon.lock")
+}
+
 /// Takes the daemon's lock on `state_dir` (`.daemon.lock`) without waiting.
 pub fn acquire_daemon(state_dir: &Path) -> Result<AccountLock, LockError> {
-    match lock_file(&crate::daemon::lock_path(state_dir)) {
+    match lock_file(&daemon_lock_path(state_dir)) {
         Err(LockError::Held { holder, .. }) => Err(LockError::DaemonRunning {
             state_dir: state_dir.to_path_buf(),
             holder,

@@ -5,6 +5,7 @@
 //! broken connection is reopened once. Every effect that could duplicate a message is announced
 //! as an intent in SQLite first ([`recover`] settles intents left by a killed run).
 
+pub mod error;
 pub mod folder;
 pub mod lock;
 pub mod pop3;
@@ -12,12 +13,15 @@ pub mod push;
 pub mod push_smtp;
 pub mod recover;
 pub mod report;
+pub mod run;
+
+pub use error::{DaemonAction, Error, ErrorKind};
 
 use crate::config::{Account, Config, Layout};
 use crate::db::StateDb;
 use crate::model::Side;
 use crate::names::{FolderName, FolderPatterns};
-use crate::store::imap::{self, ImapConn, ImapError};
+use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, layout};
 use crate::sync::folders::{FolderAction, plan_folders};
 use crate::sync::planner::Policy;
@@ -35,95 +39,41 @@ pub struct SyncOptions {
     pub force: bool,
 }
 
-/// How an account failed as a whole; decides the exit code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FatalKind {
-    /// Another process holds the account lock.
-    Locked,
-    /// Connection or TLS failed.
-    Connect,
-    /// The server refused the login (retrying soon will not help).
-    Auth,
-    /// The state database or the Maildir root is unusable.
-    Local,
-}
-
-/// Adds a finished run to the account's history (for `status` and the metrics file). A run that
-/// found the account locked did not run and is not recorded.
-pub fn record_run(
-    config: &Config,
-    report: &AccountReport,
-    fatal: Option<FatalKind>,
-    started: i64,
-) -> Result<(), String> {
-    if fatal == Some(FatalKind::Locked) {
-        return Ok(());
-    }
-    let error = report.fatal.clone().or_else(|| {
-        report
-            .folders
-            .iter()
-            .find_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.folder)))
-    });
-    let outcome = crate::db::runs::RunOutcome {
-        started,
-        error,
-        messages_down: report.total(|f| f.downloaded) as u64,
-        messages_up: report.total(|f| f.uploaded) as u64,
-        bytes_down: report.folders.iter().map(|f| f.bytes_down).sum(),
-        bytes_up: report.folders.iter().map(|f| f.bytes_up).sum(),
-        duration_ms: report.elapsed.as_millis() as u64,
-    };
-    StateDb::open(&state_path(config, &report.account))
-        .and_then(|db| db.add_to_history(&outcome))
-        .map_err(|e| e.to_string())
-}
-
-/// The state database path of an account.
-pub fn state_path(config: &Config, account: &str) -> PathBuf {
-    config.state_dir.join(format!("{account}.sqlite3"))
-}
-
-/// Syncs one account. Never panics on bad data; everything goes into the report.
+/// Syncs one IMAP account. Never panics on bad data; everything goes into the report, and a
+/// failure of the account as a whole is returned beside it (and written into `report.fatal`).
+/// Nothing is printed or logged here: the caller ([`run`]) reports each failure once.
 pub async fn sync_account(
     config: &Config,
     account: &Account,
+    db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
-) -> (AccountReport, Option<FatalKind>) {
+) -> (AccountReport, Option<Error>) {
     let started = Instant::now();
     let mut report = AccountReport {
         account: account.name.clone(),
         ..Default::default()
     };
-    let fatal = run_account(config, account, options, progress, &mut report).await;
-    if let Err((_, message)) = &fatal {
-        report.fatal = Some(message.clone());
-        tracing::error!(account = %account.name, "{message}");
+    let fatal = run_account(config, account, db, options, progress, &mut report)
+        .await
+        .err();
+    if let Some(e) = &fatal {
+        report.fatal = Some(e.to_string());
     }
     report.elapsed = started.elapsed();
-    (report, fatal.err().map(|(k, _)| k))
+    (report, fatal)
 }
 
+/// The account's sync once its lock is held and its state database open (see [`run`]).
 async fn run_account(
     config: &Config,
     account: &Account,
+    db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     report: &mut AccountReport,
-) -> Result<(), (FatalKind, String)> {
-    let local = |m: String| (FatalKind::Local, m);
-    let run_started = unix_now();
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-        local(format!(
-            "cannot create state_dir {}: {e}",
-            config.state_dir.display()
-        ))
-    })?;
-    let _lock = lock::acquire(&config.state_dir, &account.name)
-        .map_err(|e| (FatalKind::Locked, e.to_string()))?;
-    let db = StateDb::open(&state_path(config, &account.name)).map_err(|e| local(e.to_string()))?;
-    let known_folders = db.folders().map_err(|e| local(e.to_string()))?;
+) -> Result<(), Error> {
+    let known_folders = db.folders()?;
 
     // A missing Maildir root is never "everything was deleted".
     let root = &account.maildir;
@@ -131,16 +81,12 @@ async fn run_account(
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && known_folders.is_empty() => {
             if !options.dry_run {
-                std::fs::create_dir_all(root).map_err(|e| {
-                    local(format!(
-                        "cannot create Maildir root {}: {e}",
-                        root.display()
-                    ))
-                })?;
+                std::fs::create_dir_all(root)
+                    .map_err(Error::io("cannot create Maildir root", root))?;
             }
         }
         Err(e) => {
-            return Err(local(format!(
+            return Err(Error::LocalState(format!(
                 "Maildir root {} is not readable ({e}); it was synced before, so arctern stops instead of treating it as empty",
                 root.display()
             )));
@@ -151,22 +97,12 @@ async fn run_account(
         .imap
         .password
         .resolve(&account.name)
-        .map_err(|m| (FatalKind::Connect, m))?;
+        .map_err(Error::Config)?;
     progress.set_message(format!("{}: connecting", account.name));
-    let mut conn = imap::connect(&account.imap, &password).await.map_err(|e| {
-        let kind = if matches!(e, ImapError::Auth { .. }) {
-            FatalKind::Auth
-        } else {
-            FatalKind::Connect
-        };
-        (kind, e.to_string())
-    })?;
+    let mut conn = imap::connect(&account.imap, &password).await?;
 
     // Far folders.
-    let entries = conn
-        .list()
-        .await
-        .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+    let entries = conn.list().await?;
     let mut far: BTreeMap<FolderName, String> = BTreeMap::new();
     let mut delimiter = None;
     for entry in &entries {
@@ -190,8 +126,9 @@ async fn run_account(
 
     // Near folders.
     let near: BTreeSet<FolderName> = if root.exists() {
-        let (found, problems) = layout::list_folders(root, account.layout)
-            .map_err(|e| local(format!("cannot list Maildir {}: {e}", root.display())))?;
+        let (found, problems) = layout::list_folders(root, account.layout).map_err(|e| {
+            Error::LocalState(format!("cannot list Maildir {}: {e}", root.display()))
+        })?;
         for p in problems {
             report.folders.push(FolderReport {
                 folder: p.clone(),
@@ -233,7 +170,7 @@ async fn run_account(
                 if !options.dry_run
                     && let Some(f) = known_folders.iter().find(|f| f.name == n.as_str())
                 {
-                    db.forget_folder(f.id).map_err(|e| local(e.to_string()))?;
+                    db.forget_folder(f.id)?;
                 }
             }
             FolderAction::NotCreated(n, side) => {
@@ -260,7 +197,7 @@ async fn run_account(
                     far.get(&name),
                 )
                 && let Ok(path) = layout::folder_path(&account.maildir, account.layout, &name)
-                && folder::unchanged(&mut conn, &db, row, wire, &path).await
+                && folder::unchanged(&mut conn, db, row, wire, &path).await
             {
                 report.folders.push(FolderReport {
                     folder: name.to_string(),
@@ -279,9 +216,7 @@ async fn run_account(
     // processes out). They run concurrently in this task: while one waits for the server or a
     // durability barrier, another works.
     if conn.is_poisoned() {
-        conn = imap::connect(&account.imap, &password)
-            .await
-            .map_err(|e| (FatalKind::Connect, e.to_string()))?;
+        conn = imap::connect(&account.imap, &password).await?;
     }
     let shared = Shared {
         account,
@@ -296,7 +231,7 @@ async fn run_account(
     let workers = usize::from(account.connections)
         .min(shared.queue.borrow().len())
         .max(1);
-    let state_file = state_path(config, &account.name);
+    let state_file = config.state_path(&account.name);
     let (first_done, first_done_rx) = tokio::sync::watch::channel(false);
     let first = async {
         shared
@@ -327,15 +262,6 @@ async fn run_account(
     }
     report.folders.extend(shared.reports.into_inner());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
-    let db = StateDb::open(&state_file).map_err(|e| local(e.to_string()))?;
-    if !options.dry_run {
-        let _ = db.record_run(
-            run_started,
-            unix_now(),
-            !report.has_errors(),
-            &serde_json::to_string(&report).unwrap_or_default(),
-        );
-    }
     Ok(())
 }
 
@@ -358,7 +284,7 @@ struct Shared<'a> {
 impl Shared<'_> {
     /// Takes folders off the queue until it is empty; reconnects after a connection error and
     /// stops (leaving the rest to other workers) when that fails.
-    async fn worker(&self, conn: Option<ImapConn>, db: Option<StateDb>, state_file: PathBuf) {
+    async fn worker(&self, conn: Option<ImapConn>, db: Option<&mut StateDb>, state_file: PathBuf) {
         let account = self.account;
         let mut conn = match conn {
             Some(c) => c,
@@ -370,12 +296,21 @@ impl Shared<'_> {
                 }
             },
         };
-        let mut db = match db.map(Ok).unwrap_or_else(|| StateDb::open(&state_file)) {
-            Ok(db) => db,
-            Err(e) => {
-                tracing::warn!(account = %account.name, "{e}");
-                return;
-            }
+        // The first worker uses the run's own connection to the state database; each extra one
+        // opens its own (WAL lets them share the file; the account lock keeps others out).
+        let mut own_db;
+        let db: &mut StateDb = match db {
+            Some(db) => db,
+            None => match StateDb::open(&state_file) {
+                Ok(d) => {
+                    own_db = d;
+                    &mut own_db
+                }
+                Err(e) => {
+                    tracing::warn!(account = %account.name, "{e}");
+                    return;
+                }
+            },
         };
         loop {
             let Some((name, create)) = self.queue.borrow_mut().pop_front() else {
@@ -393,7 +328,7 @@ impl Shared<'_> {
             }
             self.progress
                 .set_message(format!("{}: {}", account.name, name));
-            let report = self.sync_one(&mut conn, &mut db, &name, create).await;
+            let report = self.sync_one(&mut conn, db, &name, create).await;
             self.reports.borrow_mut().push(report);
         }
         conn.logout().await;
@@ -425,28 +360,11 @@ impl Shared<'_> {
         )
         .await;
         if let Err(e) = result {
-            tracing::warn!(account = %account.name, folder = %name, "{e}");
-            fr.error = Some(e);
+            tracing::debug!(account = %account.name, folder = %name, "{e}");
+            fr.error = Some(e.to_string());
         }
         fr
     }
-}
-
-/// Seconds since the Unix epoch.
-///
-/// `ARCTERN_NOW` (Unix seconds) overrides the clock, for testing time-based policies such as
-/// POP3's `delete_after_days`.
-pub fn unix_now() -> i64 {
-    if let Some(now) = std::env::var("ARCTERN_NOW")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-    {
-        return now;
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -461,11 +379,14 @@ async fn prepare_and_sync(
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     fr: &mut FolderReport,
-) -> Result<(), String> {
-    let path = layout::folder_path(&account.maildir, account.layout, name)?;
+) -> Result<(), Error> {
+    let path =
+        layout::folder_path(&account.maildir, account.layout, name).map_err(Error::FolderName)?;
     let wire = match wire {
         Some(w) => w,
-        None => name.to_wire(delimiter).map_err(|e| e.to_string())?,
+        None => name
+            .to_wire(delimiter)
+            .map_err(|e| Error::FolderName(e.to_string()))?,
     };
     match create {
         Some(Side::Near) if options.dry_run => {
@@ -475,16 +396,15 @@ async fn prepare_and_sync(
         Some(Side::Near) => {
             fr.notes.push("created locally".into());
             let subfolder = account.layout == Layout::MaildirPlusPlus && !name.is_inbox();
-            MaildirFolder::create(&path, subfolder).map_err(|e| e.to_string())?;
+            MaildirFolder::create(&path, subfolder)?;
         }
         Some(Side::Far) if options.dry_run => {
             fr.planned.push(format!("create server folder {wire}"));
         }
         Some(Side::Far) => {
+            conn.create(&wire).await?;
+            // Said once the server has answered: a refused CREATE is an error, not a note.
             fr.notes.push("created on the server".into());
-            conn.create(&wire)
-                .await
-                .map_err(|e: ImapError| e.to_string())?;
         }
         None => {}
     }

@@ -7,8 +7,10 @@
 //! loses nothing; an intent left behind is settled by the next run (file published → stored,
 //! else forgotten and downloaded again), so nothing is duplicated either.
 
+use super::error::Context;
 use super::report::{AccountReport, FolderReport};
-use super::{FatalKind, SyncOptions, lock, state_path, unix_now};
+use super::{Error, SyncOptions};
+use crate::clock::unix_now;
 use crate::config::{Config, Pop3Account, Pop3Identity};
 use crate::db::StateDb;
 use crate::db::pop3::{Pop3Change, Pop3Row};
@@ -28,9 +30,10 @@ const BATCH: usize = 100;
 pub async fn pull_account(
     config: &Config,
     account: &Pop3Account,
+    db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
-) -> (AccountReport, Option<FatalKind>) {
+) -> (AccountReport, Option<Error>) {
     let started = Instant::now();
     let mut report = AccountReport {
         account: account.name.clone(),
@@ -41,122 +44,80 @@ pub async fn pull_account(
         folder: account.folder.to_string(),
         ..Default::default()
     };
-    let result = pull(config, account, options, progress, &mut fr, &mut report).await;
+    let result = pull(config, account, db, options, progress, &mut fr, &mut report).await;
     report.folders.push(fr);
-    let fatal = match result {
-        Ok(()) => None,
-        Err((kind, message)) => {
-            tracing::error!(account = %account.name, "{message}");
-            report.fatal = Some(message);
-            Some(kind)
-        }
-    };
-    report.elapsed = started.elapsed();
-    if !options.dry_run
-        && let Ok(db) = StateDb::open(&state_path(config, &account.name))
-    {
-        let _ = db.record_run(
-            unix_now() - report.elapsed.as_secs() as i64,
-            unix_now(),
-            !report.has_errors(),
-            &serde_json::to_string(&report).unwrap_or_default(),
-        );
+    let fatal = result.err();
+    if let Some(e) = &fatal {
+        report.fatal = Some(e.to_string());
     }
+    report.elapsed = started.elapsed();
     (report, fatal)
 }
 
 async fn pull(
     config: &Config,
     account: &Pop3Account,
+    db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     fr: &mut FolderReport,
     report: &mut AccountReport,
-) -> Result<(), (FatalKind, String)> {
-    let local = |m: String| (FatalKind::Local, m);
+) -> Result<(), Error> {
     let name = &account.name;
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-        local(format!(
-            "cannot create state_dir {}: {e}",
-            config.state_dir.display()
-        ))
-    })?;
-    let _lock =
-        lock::acquire(&config.state_dir, name).map_err(|e| (FatalKind::Locked, e.to_string()))?;
-    let db = StateDb::open(&state_path(config, name)).map_err(|e| local(e.to_string()))?;
-    let mut rows = db.pop3_rows().map_err(|e| local(e.to_string()))?;
+    let _ = config;
+    let db: &StateDb = db;
+    let mut rows = db.pop3_rows()?;
 
     // The Maildir folder. A root that held our mail before and is gone now is an error, never a
     // reason to download everything again.
     let root = &account.maildir;
     let ever_stored = rows.values().any(|r| r.stored);
     if !root.exists() && ever_stored {
-        return Err(local(format!(
+        return Err(Error::LocalState(format!(
             "Maildir root {} is missing; it held mail pulled before, so arctern stops instead of downloading everything again",
             root.display()
         )));
     }
     let path = layout::folder_path(root, account.layout, &account.folder)
-        .map_err(|e| local(format!("folder {}: {e}", account.folder)))?;
+        .map_err(|e| Error::FolderName(format!("folder {}: {e}", account.folder)))?;
     // In a dry run a folder that does not exist yet is not created; downloads are only listed.
     let mut md = if path.join("cur").is_dir() {
-        Some(MaildirFolder::open(&path).map_err(|e| local(e.to_string()))?)
+        Some(MaildirFolder::open(&path)?)
     } else if options.dry_run {
         fr.planned
             .push(format!("create local folder {}", account.folder));
         None
     } else {
-        std::fs::create_dir_all(root).map_err(|e| {
-            local(format!(
-                "cannot create Maildir root {}: {e}",
-                root.display()
-            ))
-        })?;
+        std::fs::create_dir_all(root).map_err(Error::io("cannot create Maildir root", root))?;
         let subfolder =
             !account.folder.is_inbox() && account.layout == crate::config::Layout::MaildirPlusPlus;
-        Some(MaildirFolder::create(&path, subfolder).map_err(|e| local(e.to_string()))?)
+        Some(MaildirFolder::create(&path, subfolder)?)
     };
 
     // Downloads a killed run left half-done.
     if let (false, Some(md)) = (options.dry_run, md.as_ref()) {
-        fr.recovered += settle_intents(&db, md, &mut rows).map_err(local)?;
+        fr.recovered += settle_intents(db, md, &mut rows)?;
     }
 
     // LOGIN-DELAY: a server that allows one login every N seconds is not asked again sooner.
     let now = unix_now();
-    if let (Some(delay), Some(last)) = (
-        db.pop3_server_value("login_delay")
-            .map_err(|e| local(e.to_string()))?,
-        db.pop3_server_value("last_login")
-            .map_err(|e| local(e.to_string()))?,
-    ) && now < last + delay
-    {
+    let delay = db.pop3_server_value("login_delay")?;
+    let last = db.pop3_server_value("last_login")?;
+    if let plan::LoginGate::Wait { delay, seconds } = plan::login_gate(now, last, delay) {
         fr.notes.push(format!(
-            "server allows one login every {delay} s (LOGIN-DELAY); next pull possible in {} s, skipped",
-            last + delay - now
+            "server allows one login every {delay} s (LOGIN-DELAY); next pull possible in {seconds} s, skipped"
         ));
         return Ok(());
     }
 
-    let password = account
-        .pop3
-        .password
-        .resolve(name)
-        .map_err(|m| (FatalKind::Connect, m))?;
+    let password = account.pop3.password.resolve(name).map_err(Error::Config)?;
     progress.set_message(format!("{name}: connecting"));
-    let mut conn = pop3::connect(&account.pop3, &password).await.map_err(|e| {
-        let kind = if matches!(e, pop3::Pop3Error::Auth { .. }) {
-            FatalKind::Auth
-        } else {
-            FatalKind::Connect
-        };
-        (kind, e.to_string())
-    })?;
-    remember_server_facts(&db, &conn, now, options).map_err(local)?;
+    let mut conn = pop3::connect(&account.pop3, &password).await?;
+    remember_server_facts(db, &conn, now, options)?;
     note_server_facts(&conn, account, fr);
 
     let result = transact(
-        &db,
+        db,
         &mut conn,
         md.as_mut(),
         account,
@@ -177,7 +138,7 @@ async fn pull(
                             .iter()
                             .map(|uid| Pop3Change::Deleted(uid.clone(), now))
                             .collect();
-                        db.pop3_apply(&changes).map_err(|e| local(e.to_string()))?;
+                        db.pop3_apply(&changes)?;
                         fr.deleted_far += deleted.len();
                     }
                 }
@@ -191,10 +152,10 @@ async fn pull(
         }
         Err(e) => {
             // No QUIT: the server deletes nothing from this session.
-            fr.error = Some(e);
+            fr.error = Some(e.to_string());
         }
     }
-    let rows = db.pop3_rows().map_err(|e| local(e.to_string()))?;
+    let rows = db.pop3_rows()?;
     report.pop3_kept = Some(rows.values().filter(|r| r.stored && r.on_server).count());
     Ok(())
 }
@@ -204,7 +165,7 @@ fn settle_intents(
     db: &StateDb,
     md: &MaildirFolder,
     rows: &mut HashMap<String, Pop3Row>,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let pending: Vec<(String, String)> = rows
         .values()
         .filter(|r| !r.stored)
@@ -213,7 +174,7 @@ fn settle_intents(
     if pending.is_empty() {
         return Ok(0);
     }
-    let present = md.scan().map_err(|e| e.to_string())?;
+    let present = md.scan()?;
     let now = unix_now();
     let mut changes = Vec::new();
     for (uid, key) in &pending {
@@ -224,7 +185,7 @@ fn settle_intents(
             changes.push(Pop3Change::Abandon(uid.clone()));
         }
     }
-    db.pop3_apply(&changes).map_err(|e| e.to_string())?;
+    db.pop3_apply(&changes)?;
     for c in &changes {
         if let Pop3Change::Stored(uid, _) = c
             && let Some(r) = rows.get_mut(uid)
@@ -244,16 +205,13 @@ fn remember_server_facts(
     conn: &Pop3Conn,
     now: i64,
     options: SyncOptions,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if options.dry_run {
         return Ok(());
     }
     let caps = conn.capabilities();
-    let e = |e: crate::db::DbError| e.to_string();
-    db.set_pop3_server_value("last_login", Some(now))
-        .map_err(e)?;
-    db.set_pop3_server_value("login_delay", caps.login_delay.map(|d| d as i64))
-        .map_err(e)?;
+    db.set_pop3_server_value("last_login", Some(now))?;
+    db.set_pop3_server_value("login_delay", caps.login_delay.map(|d| d as i64))?;
     db.set_pop3_server_value(
         "expire_days",
         match caps.expire {
@@ -261,8 +219,8 @@ fn remember_server_facts(
             Some(Expire::Never) => Some(-1),
             None => None,
         },
-    )
-    .map_err(e)
+    )?;
+    Ok(())
 }
 
 /// Reports LOGIN-DELAY and EXPIRE, and where EXPIRE contradicts the configuration.
@@ -304,11 +262,11 @@ async fn transact(
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     fr: &mut FolderReport,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     let name = &account.name;
     let listing = listing(conn, account)
         .await
-        .map_err(|e| format!("listing the maildrop: {e}"))?;
+        .context("listing the maildrop")?;
     let now = unix_now();
     if !options.dry_run {
         let mut changes: Vec<Pop3Change> = listing
@@ -324,8 +282,8 @@ async fn transact(
                 .into_iter()
                 .map(|u| Pop3Change::Gone(u.to_string())),
         );
-        db.pop3_apply(&changes).map_err(|e| e.to_string())?;
-        *rows = db.pop3_rows().map_err(|e| e.to_string())?;
+        db.pop3_apply(&changes)?;
+        *rows = db.pop3_rows()?;
     }
 
     let wanted: Vec<Listed> = plan::downloads(&listing, rows)
@@ -338,7 +296,7 @@ async fn transact(
             progress.set_message(format!("{name}: ↓ {}/{total}", i * BATCH));
             download_batch(db, conn, md, batch, fr).await?;
         }
-        *rows = db.pop3_rows().map_err(|e| e.to_string())?;
+        *rows = db.pop3_rows()?;
     } else {
         fr.planned
             .push(format!("download {} message(s)", wanted.len()));
@@ -358,11 +316,9 @@ async fn transact(
             .push(format!("delete {} message(s) on the server", doomed.len()));
         return Ok(Vec::new());
     }
-    conn.dele_many(&doomed).await.map_err(|e| {
-        format!(
-            "marking messages for deletion: {e} (nothing is deleted: the session ends without QUIT)"
-        )
-    })?;
+    conn.dele_many(&doomed).await.context(
+        "marking messages for deletion (nothing is deleted: the session ends without QUIT)",
+    )?;
     let by_msgno: HashMap<u32, &str> = listing.iter().map(|m| (m.msgno, m.uid.as_str())).collect();
     Ok(doomed
         .iter()
@@ -434,14 +390,14 @@ async fn download_batch(
     md: &mut MaildirFolder,
     batch: &[Listed],
     fr: &mut FolderReport,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let keys: Vec<NearKey> = batch.iter().map(|_| maildir::new_key()).collect();
     let intents: Vec<Pop3Change> = batch
         .iter()
         .zip(&keys)
         .map(|(m, k)| Pop3Change::Intent(m.uid.clone(), k.0.clone()))
         .collect();
-    db.pop3_apply(&intents).map_err(|e| e.to_string())?;
+    db.pop3_apply(&intents)?;
 
     let by_msgno: HashMap<u32, usize> = batch
         .iter()
@@ -464,7 +420,7 @@ async fn download_batch(
         Ok(r) => r,
         Err(e) => {
             abandon(db, md, batch, &keys);
-            return Err(format!("downloading: {e}"));
+            return Err(e).context("downloading");
         }
     };
 
@@ -485,24 +441,24 @@ async fn download_batch(
     }
     if !failed.is_empty() {
         let changes: Vec<Pop3Change> = failed.into_iter().map(Pop3Change::Abandon).collect();
-        db.pop3_apply(&changes).map_err(|e| e.to_string())?;
+        db.pop3_apply(&changes)?;
     }
     if fetched.is_empty() {
         return Ok(());
     }
     maildir::durability::make_durable(md.path().join("tmp"))
         .await
-        .map_err(|e| format!("making downloads durable in {}: {e}", md.path().display()))?;
+        .map_err(Error::io("making downloads durable in", md.path()))?;
     for (_, key) in &fetched {
-        md.publish(key, &Flags::new()).map_err(|e| e.to_string())?;
+        md.publish(key, &Flags::new())?;
     }
-    md.sync_dirs().map_err(|e| e.to_string())?;
+    md.sync_dirs()?;
     let now = unix_now();
     let stored: Vec<Pop3Change> = fetched
         .iter()
         .map(|(m, _)| Pop3Change::Stored(m.uid.clone(), now))
         .collect();
-    db.pop3_apply(&stored).map_err(|e| e.to_string())?;
+    db.pop3_apply(&stored)?;
     fr.downloaded += fetched.len();
     fr.bytes_down += fetched.iter().map(|(m, _)| m.size).sum::<u64>();
     Ok(())

@@ -456,8 +456,13 @@ async fn push_folder(
         ));
         return Ok(());
     }
-    db.put_push_rows(&target.name, folder.as_str(), &present)
-        .map_err(|e| e.to_string())?;
+    db.put_push_rows(
+        &target.name,
+        folder.as_str(),
+        &present,
+        crate::clock::unix_now(),
+    )
+    .map_err(|e| e.to_string())?;
 
     let mut uidnext = sel.uidnext.unwrap_or(1);
     let batches = batches(&md, &uploads);
@@ -504,8 +509,13 @@ async fn push_folder(
         }
         let mut commit = std::mem::take(&mut pending_done);
         commit.extend(intents.iter().cloned());
-        db.put_push_rows(&target.name, folder.as_str(), &commit)
-            .map_err(|e| e.to_string())?;
+        db.put_push_rows(
+            &target.name,
+            folder.as_str(),
+            &commit,
+            crate::clock::unix_now(),
+        )
+        .map_err(|e| e.to_string())?;
         let sizes: Vec<u64> = items.iter().map(|i| i.2.len() as u64).collect();
         // The bar counts file bytes (LF), as its length does.
         progress.inc(
@@ -547,8 +557,13 @@ async fn push_folder(
             }
         }
         if unresolved || !refused.is_empty() {
-            db.put_push_rows(&target.name, folder.as_str(), &done)
-                .map_err(|e| e.to_string())?;
+            db.put_push_rows(
+                &target.name,
+                folder.as_str(),
+                &done,
+                crate::clock::unix_now(),
+            )
+            .map_err(|e| e.to_string())?;
             db.forget_push_rows(&target.name, folder.as_str(), &refused)
                 .map_err(|e| e.to_string())?;
         } else {
@@ -579,8 +594,13 @@ async fn push_folder(
                 .unwrap_or(uidnext);
         }
     }
-    db.put_push_rows(&target.name, folder.as_str(), &pending_done)
-        .map_err(|e| e.to_string())?;
+    db.put_push_rows(
+        &target.name,
+        folder.as_str(),
+        &pending_done,
+        crate::clock::unix_now(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -675,7 +695,7 @@ async fn settle_intents(
             None => lost.push(key),
         }
     }
-    db.put_push_rows(target, folder, &found)
+    db.put_push_rows(target, folder, &found, crate::clock::unix_now())
         .map_err(|e| e.to_string())?;
     db.forget_push_rows(target, folder, &lost)
         .map_err(|e| e.to_string())?;

@@ -97,7 +97,7 @@ async fn settle_intents(
             forget.push(key);
         }
     }
-    db.put_smtp_rows(&target.name, &confirmed)
+    db.put_smtp_rows(&target.name, &confirmed, crate::clock::unix_now())
         .map_err(|e| e.to_string())?;
     db.forget_smtp_rows(&target.name, &forget)
         .map_err(|e| e.to_string())?;
@@ -146,7 +146,11 @@ impl Sender<'_> {
     }
 
     async fn pace(&mut self) {
-        let at = self.started + paced_offset(self.attempts, self.rate);
+        let offset = paced_offset(self.attempts, self.rate);
+        let at = self
+            .started
+            .checked_add(offset)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         self.attempts += 1;
         tokio::time::sleep_until(at.into()).await;
     }
@@ -181,8 +185,12 @@ async fn send_one(
         let conn = sender.conn().await?;
         let result = conn
             .send(from, to, crlf, || {
-                db.put_smtp_rows(&target, std::slice::from_ref(intent))
-                    .map_err(|e| e.to_string())
+                db.put_smtp_rows(
+                    &target,
+                    std::slice::from_ref(intent),
+                    crate::clock::unix_now(),
+                )
+                .map_err(|e| e.to_string())
             })
             .await;
         let e = match result {
@@ -367,8 +375,12 @@ async fn push_folder(
             if !dry_run {
                 row.state = SmtpState::Duplicate;
                 row.detail = Some("the same bytes were sent from another file".into());
-                db.put_smtp_rows(&sender.target.name, std::slice::from_ref(&row))
-                    .map_err(|e| e.to_string())?;
+                db.put_smtp_rows(
+                    &sender.target.name,
+                    std::slice::from_ref(&row),
+                    crate::clock::unix_now(),
+                )
+                .map_err(|e| e.to_string())?;
             }
             continue;
         }
@@ -397,8 +409,12 @@ async fn push_folder(
                 continue;
             }
         }
-        db.put_smtp_rows(&sender.target.name, std::slice::from_ref(&row))
-            .map_err(|e| e.to_string())?;
+        db.put_smtp_rows(
+            &sender.target.name,
+            std::slice::from_ref(&row),
+            crate::clock::unix_now(),
+        )
+        .map_err(|e| e.to_string())?;
         rows.insert((row.folder.clone(), row.near_key.clone()), row);
     }
     if dry_run {

@@ -8,6 +8,7 @@
 //!   upload: link it. None: the APPEND never completed, and the next plan uploads it again.
 //!   This needs no marker header, so uploaded bodies stay byte-identical.
 
+use super::error::Error;
 use crate::db::{Change, Intent, IntentKind, StateDb};
 use crate::model::{NearKey, Uid};
 use crate::store::eol;
@@ -25,12 +26,12 @@ pub async fn settle_intents(
     sel: &SelectInfo,
     md: &MaildirFolder,
     near: &BTreeMap<NearKey, NearMessage>,
-) -> Result<usize, String> {
-    let intents = db.intents(fid).map_err(|e| e.to_string())?;
+) -> Result<usize, Error> {
+    let intents = db.intents(fid)?;
     if intents.is_empty() {
         return Ok(0);
     }
-    let rows = db.messages(fid).map_err(|e| e.to_string())?;
+    let rows = db.messages(fid)?;
     let linked_near: BTreeSet<&NearKey> =
         rows.iter().filter_map(|r| r.state.near.as_ref()).collect();
     let linked_far: BTreeSet<Uid> = rows.iter().filter_map(|r| r.state.far).collect();
@@ -45,7 +46,7 @@ pub async fn settle_intents(
                         if !linked_near.contains(&intent.near_key)
                             && !linked_far.contains(&uid) =>
                     {
-                        let raw = md.read(msg).map_err(|e| e.to_string())?;
+                        let raw = md.read(msg)?;
                         let wire = eol::lf_to_crlf(&raw);
                         changes.push(Change::Link {
                             far: uid,
@@ -71,7 +72,7 @@ pub async fn settle_intents(
             }
         }
     }
-    db.apply(fid, &changes).map_err(|e| e.to_string())?;
+    db.apply(fid, &changes)?;
     if !uploads.is_empty() {
         // The killed run's pipelined APPENDs may still be landing on the server: look for the
         // copies only once the folder has stopped growing.
@@ -80,8 +81,7 @@ pub async fn settle_intents(
             std::time::Duration::from_millis(1000),
             std::time::Duration::from_secs(15),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         resolve_uploads(conn, db, fid, &uploads).await?;
     }
     Ok(intents.len())
@@ -94,23 +94,19 @@ pub async fn resolve_uploads(
     db: &mut StateDb,
     fid: i64,
     intents: &[Intent],
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let Some(from) = intents.iter().filter_map(|i| i.uidnext).min() else {
         let drop: Vec<Change> = intents.iter().map(|i| Change::RemoveIntent(i.id)).collect();
-        db.apply(fid, &drop).map_err(|e| e.to_string())?;
+        db.apply(fid, &drop)?;
         return Ok(0);
     };
     let linked: BTreeSet<Uid> = db
-        .messages(fid)
-        .map_err(|e| e.to_string())?
+        .messages(fid)?
         .iter()
         .filter_map(|r| r.state.far)
         .collect();
     let sizes: BTreeSet<u32> = intents.iter().filter_map(|i| i.size).collect();
-    let evidence = conn
-        .fetch_evidence(&format!("{}:*", from.max(1)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let evidence = conn.fetch_evidence(&format!("{}:*", from.max(1))).await?;
     let candidates: Vec<Uid> = evidence
         .iter()
         .filter(|e| e.uid.0 >= from && sizes.contains(&e.size) && !linked.contains(&e.uid))
@@ -122,8 +118,7 @@ pub async fn resolve_uploads(
             hashes.insert(m.uid, sha2::Sha256::digest(m.body).to_vec());
             Ok(())
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     let mut taken: BTreeSet<Uid> = BTreeSet::new();
     let mut changes = Vec::new();
@@ -148,6 +143,6 @@ pub async fn resolve_uploads(
         }
         changes.push(Change::RemoveIntent(intent.id));
     }
-    db.apply(fid, &changes).map_err(|e| e.to_string())?;
+    db.apply(fid, &changes)?;
     Ok(found)
 }

@@ -33,6 +33,9 @@ pub struct FolderReport {
     pub error: Option<String>,
     /// In `--dry-run`, the planned actions.
     pub planned: Vec<String>,
+    /// Messages left alone because they are larger than the account's `max_size`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub too_large: Vec<crate::model::TooLarge>,
 }
 
 /// What happened in one account.

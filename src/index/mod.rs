@@ -8,6 +8,7 @@
 //! whose directory mtimes equal those recorded (and not recorded in the same second as the
 //! change, which a coarse clock could hide) is not even listed.
 
+pub mod accounts;
 pub mod extract;
 pub mod search;
 pub mod snippet;
@@ -389,7 +390,7 @@ impl MailIndex {
         // merged again: found at 100,000 messages).
         writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         let f = self.fields;
-        let now = crate::engine::unix_now();
+        let now = crate::clock::unix_now();
 
         // Folders that no longer exist: drop their documents.
         let known: Vec<(String, String)> = {
@@ -418,7 +419,7 @@ impl MailIndex {
         let mut to_remove: Vec<String> = Vec::new();
         let mut mtimes: Vec<(FolderSource, Option<(i64, i64)>)> = Vec::new();
         for src in sources {
-            let before = crate::engine::folder::dir_mtimes(&src.path);
+            let before = crate::store::maildir::dir_mtimes(&src.path);
             let stored: Option<(Option<i64>, Option<i64>)> = self
                 .catalog
                 .query_row(

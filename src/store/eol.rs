@@ -24,6 +24,14 @@ pub fn write_crlf_as_lf(data: &[u8], out: &mut impl std::io::Write) -> std::io::
     out.write_all(&data[start..])
 }
 
+/// How many LFs in `data` have no CR before them: what [`lf_to_crlf`] adds to the size (a
+/// Maildir file's size on the wire, RFC822.SIZE, without converting it).
+pub fn bare_lf_count(data: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', data)
+        .filter(|&lf| lf == 0 || data.get(lf - 1) != Some(&b'\r'))
+        .count()
+}
+
 /// Turns each bare LF into CRLF; an existing CRLF is kept as it is.
 pub fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
     let extra = memchr::memchr_iter(b'\n', data).count();
@@ -80,6 +88,7 @@ mod tests {
             prop_assert_eq!(&out, &reference_crlf_to_lf(&data));
             prop_assert_eq!(crlf_to_lf(&data), reference_crlf_to_lf(&data));
             prop_assert_eq!(lf_to_crlf(&data), reference_lf_to_crlf(&data));
+            prop_assert_eq!(data.len() + bare_lf_count(&data), reference_lf_to_crlf(&data).len());
         }
     }
 

@@ -70,7 +70,7 @@ fn create_or_not(name: &FolderName, side: Side, policy: Policy) -> FolderAction 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ExpungePolicy, SyncMode};
+    use crate::model::{ExpungePolicy, SyncMode};
 
     fn set(names: &[&str]) -> BTreeSet<FolderName> {
         names

@@ -9,3 +9,4 @@ pub mod pop3;
 pub mod push;
 pub mod repair;
 pub mod smtp;
+pub mod snapshot;

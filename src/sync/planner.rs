@@ -12,25 +12,9 @@
 //! - Snapshots given to the planner are complete listings. A partial listing must never reach
 //!   this function: absence here means deletion.
 
-use crate::config::{ExpungePolicy, SyncMode};
-use crate::model::{Flags, NearKey, Side, Uid};
+use crate::model::{ExpungePolicy, Flags, NearKey, Side, SyncMode, Uid};
+pub use crate::model::{RowId, StateRow};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Opaque id of a state row (the database row id).
-pub type RowId = i64;
-
-/// One row of synced state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateRow {
-    /// The row's id.
-    pub id: RowId,
-    /// The server UID, if the message is (meant to be) on the server.
-    pub far: Option<Uid>,
-    /// The Maildir key, if the message is (meant to be) local.
-    pub near: Option<NearKey>,
-    /// Flags as of the last sync.
-    pub flags: Flags,
-}
 
 /// How the planner may change each side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,10 +132,11 @@ pub fn plan(
                 }
             }
             (Some(_), Some(_), None, None) => p.forget.push(row.id),
-            // Detached rows: forget them once the survivor is gone too.
+            // Detached rows: forget them once the survivor is gone too...
             (Some(_), None, None, _) | (None, Some(_), _, None) => p.forget.push(row.id),
+            // ...and leave them alone while it is there (never copied back).
+            (Some(_), None, Some(_), _) | (None, Some(_), _, Some(_)) => {}
             (None, None, _, _) => p.forget.push(row.id),
-            _ => {}
         }
     }
 
@@ -199,6 +184,31 @@ fn merge_flags(
         near: (&near_new != near).then(|| (key.clone(), near_new)),
         base: base_new,
     })
+}
+
+/// Copies kept in a plan, and those split off with their sizes.
+pub type SizeSplit<T> = (Vec<(T, Flags)>, Vec<(T, u64)>);
+
+/// Splits planned copies by size: those at most `max` bytes (or of unknown size: the server
+/// did not say) stay in the plan, larger ones are returned with their sizes, to be named in the
+/// report and left alone. `max = None` keeps everything.
+pub fn split_by_size<T: Clone>(
+    copies: &[(T, Flags)],
+    size_of: impl Fn(&T) -> Option<u64>,
+    max: Option<u64>,
+) -> SizeSplit<T> {
+    let Some(max) = max else {
+        return (copies.to_vec(), Vec::new());
+    };
+    let mut keep = Vec::with_capacity(copies.len());
+    let mut large = Vec::new();
+    for (item, flags) in copies {
+        match size_of(item) {
+            Some(size) if size > max => large.push((item.clone(), size)),
+            _ => keep.push((item.clone(), flags.clone())),
+        }
+    }
+    (keep, large)
 }
 
 /// Deletions below this count never trip the mass-deletion guard (a one-message folder emptied

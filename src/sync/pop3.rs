@@ -5,7 +5,7 @@
 //! records its copy as stored. Everything else is policy: `keep_on_server` and
 //! `delete_after_days` (counted from when the server first listed the message).
 
-use crate::db::pop3::Pop3Row;
+use crate::model::Pop3Row;
 use std::collections::{HashMap, HashSet};
 
 /// One message as the server lists it in this session.
@@ -84,10 +84,74 @@ pub fn gone<'a>(listing: &[Listed], rows: &'a HashMap<String, Pop3Row>) -> Vec<&
     out
 }
 
+/// Whether a login is allowed now under the server's LOGIN-DELAY (RFC 2449 §6.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginGate {
+    /// Log in.
+    Go,
+    /// Not yet: the server allows one login every `delay` seconds; `seconds` are left.
+    Wait {
+        /// The server's LOGIN-DELAY.
+        delay: i64,
+        /// Seconds until the next login is allowed.
+        seconds: i64,
+    },
+}
+
+/// The LOGIN-DELAY gate: `last_login` and `delay` as recorded after the previous login. A last
+/// login recorded in the future (the clock went back, or one run had it ahead) counts as now,
+/// so the wait is never longer than one delay; a negative delay counts as none.
+pub fn login_gate(now: i64, last_login: Option<i64>, delay: Option<i64>) -> LoginGate {
+    let (Some(last), Some(delay)) = (last_login, delay) else {
+        return LoginGate::Go;
+    };
+    let delay = delay.max(0);
+    let last = last.min(now);
+    let next = last.saturating_add(delay);
+    if now < next {
+        LoginGate::Wait {
+            delay,
+            seconds: next - now,
+        }
+    } else {
+        LoginGate::Go
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn login_delay_gate_waits_at_most_one_delay() {
+        assert_eq!(login_gate(1000, None, Some(300)), LoginGate::Go);
+        assert_eq!(login_gate(1000, Some(900), None), LoginGate::Go);
+        assert_eq!(
+            login_gate(1000, Some(900), Some(300)),
+            LoginGate::Wait {
+                delay: 300,
+                seconds: 200
+            }
+        );
+        assert_eq!(login_gate(1200, Some(900), Some(300)), LoginGate::Go);
+        // A last login 15 days in the future (a clock that went back) waits one delay, not
+        // 15 days: it is clamped to now.
+        assert_eq!(
+            login_gate(1000, Some(1000 + 15 * 86_400), Some(300)),
+            LoginGate::Wait {
+                delay: 300,
+                seconds: 300
+            }
+        );
+        assert_eq!(
+            login_gate(1000, Some(i64::MAX), Some(i64::MAX)),
+            LoginGate::Wait {
+                delay: i64::MAX,
+                seconds: i64::MAX - 1000
+            }
+        );
+    }
 
     fn row(uid: &str, stored: bool, first_seen: i64) -> Pop3Row {
         Pop3Row {

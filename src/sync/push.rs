@@ -8,20 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// RFC 6154 special uses that matter when moving mail between providers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SpecialUse {
-    /// Sent mail.
-    Sent,
-    /// Drafts.
-    Drafts,
-    /// Deleted mail.
-    Trash,
-    /// Spam.
-    Junk,
-    /// Archive.
-    Archive,
-}
+pub use crate::model::SpecialUse;
 
 /// The special use a local folder name suggests (English names the big providers and mail
 /// readers use), when any.

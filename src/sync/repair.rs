@@ -6,8 +6,8 @@
 //! server messages count as new and are downloaded, so nothing is lost and nothing that matched
 //! is copied twice.
 
-use crate::model::{NearKey, Uid};
-use crate::sync::planner::{RowId, StateRow};
+use crate::model::{Flags, NearKey, Uid};
+use crate::model::{RowId, StateRow};
 use std::collections::BTreeMap;
 
 /// A state row with the evidence recorded when it was linked.
@@ -112,10 +112,65 @@ pub fn pair_initial(
     out
 }
 
+/// A link the first-sync pairing decided on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitialLink {
+    /// The server message.
+    pub far: Uid,
+    /// The local message.
+    pub near: NearKey,
+    /// The synced base: the flags both copies have, so each side's extra flags count as
+    /// additions on the next plan and no flag is lost.
+    pub base: Flags,
+    /// The server's flags as listed.
+    pub far_flags: Flags,
+    /// The Message-ID both share.
+    pub message_id: Option<String>,
+    /// The size on the wire (CRLF).
+    pub size: u32,
+}
+
+/// The links of a first sync with mail on both sides: [`pair_initial`] over the evidence, kept
+/// only where both flag listings (`far`, `near`) hold the message. Evidence is fetched after
+/// the flag listing, so it may name a message that arrived in between (or a hostile server may
+/// invent one): such a message is left to the next sync, never paired against a listing that
+/// does not have it.
+pub fn initial_links(
+    far: &BTreeMap<Uid, Flags>,
+    near: &BTreeMap<NearKey, Flags>,
+    far_evidence: &[FarEvidence],
+    near_evidence: &[(NearKey, Option<String>, u32)],
+) -> Vec<InitialLink> {
+    let far_evidence: Vec<FarEvidence> = far_evidence
+        .iter()
+        .filter(|e| far.contains_key(&e.uid))
+        .cloned()
+        .collect();
+    let evidence: BTreeMap<&NearKey, (&Option<String>, u32)> = near_evidence
+        .iter()
+        .map(|(k, id, size)| (k, (id, *size)))
+        .collect();
+    pair_initial(&far_evidence, near_evidence)
+        .into_iter()
+        .filter_map(|(uid, key)| {
+            let far_flags = far.get(&uid)?;
+            let near_flags = near.get(&key)?;
+            let (message_id, size) = evidence.get(&key)?;
+            Some(InitialLink {
+                far: uid,
+                base: far_flags.intersection(near_flags),
+                far_flags: far_flags.clone(),
+                near: key,
+                message_id: (*message_id).clone(),
+                size: *size,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Flags;
 
     fn row(id: i64, uid: u32, key: &str, mid: Option<&str>, size: u32) -> RowEvidence {
         RowEvidence {
@@ -157,6 +212,50 @@ mod tests {
         assert_eq!(
             pair_initial(&far, &near),
             vec![(Uid(1), NearKey("x".into()))]
+        );
+    }
+
+    #[test]
+    fn evidence_for_a_message_missing_from_the_flag_listing_is_not_paired() {
+        // The flag listing saw UID 1 only; UID 7 arrived before the evidence FETCH (or a
+        // hostile server made it up) and matches a local copy. It used to panic the sync.
+        let flags = |f: &[crate::model::Flag]| f.iter().cloned().collect::<Flags>();
+        use crate::model::Flag;
+        let far: BTreeMap<Uid, Flags> = [(Uid(1), flags(&[Flag::Seen, Flag::Flagged]))].into();
+        let near: BTreeMap<NearKey, Flags> = [
+            (NearKey("x".into()), flags(&[Flag::Seen])),
+            (NearKey("y".into()), flags(&[])),
+        ]
+        .into();
+        let far_ev = vec![
+            FarEvidence {
+                uid: Uid(1),
+                message_id: Some("a".into()),
+                size: 10,
+            },
+            FarEvidence {
+                uid: Uid(7),
+                message_id: Some("b".into()),
+                size: 20,
+            },
+        ];
+        let near_ev = vec![
+            (NearKey("x".into()), Some("a".into()), 10),
+            (NearKey("y".into()), Some("b".into()), 20),
+            // Evidence for a key the scan does not have: ignored too.
+            (NearKey("z".into()), Some("c".into()), 30),
+        ];
+        let links = initial_links(&far, &near, &far_ev, &near_ev);
+        assert_eq!(
+            links,
+            vec![InitialLink {
+                far: Uid(1),
+                near: NearKey("x".into()),
+                base: flags(&[Flag::Seen]),
+                far_flags: flags(&[Flag::Seen, Flag::Flagged]),
+                message_id: Some("a".into()),
+                size: 10,
+            }]
         );
     }
 

@@ -2,7 +2,7 @@
 //! recorded, how long to wait before retrying a 4xx answer, and when the next message may go
 //! under a `--rate` limit.
 
-use crate::db::smtp::{SmtpRow, SmtpState};
+use crate::model::{SmtpRow, SmtpState};
 use std::time::Duration;
 
 /// What to do with one local message.
@@ -38,11 +38,18 @@ pub fn retry_delay(attempt: u32, initial: Duration, jitter: f64) -> Duration {
     base.mul_f64(factor)
 }
 
+/// The longest wait pacing ever asks for: a rate so small that a message would wait longer is
+/// taken as this (a tiny `--rate` such as `1e-300` made `n / rate` infinite, and
+/// `Duration::from_secs_f64` panicked on it).
+pub const MAX_PACED_OFFSET: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// With at most `rate` messages per second, how long after the start message number `n`
-/// (0-based) may go. No limit → always zero.
+/// (0-based) may go, at most [`MAX_PACED_OFFSET`]. No limit → always zero.
 pub fn paced_offset(n: u64, rate: Option<f64>) -> Duration {
     match rate {
-        Some(r) if r > 0.0 => Duration::from_secs_f64(n as f64 / r),
+        Some(r) if r > 0.0 => Duration::try_from_secs_f64(n as f64 / r)
+            .unwrap_or(MAX_PACED_OFFSET)
+            .min(MAX_PACED_OFFSET),
         _ => Duration::ZERO,
     }
 }
@@ -51,6 +58,18 @@ pub fn paced_offset(n: u64, rate: Option<f64>) -> Duration {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_tiny_rate_waits_long_but_never_panics() {
+        assert_eq!(paced_offset(5, Some(1e-300)), MAX_PACED_OFFSET);
+        assert_eq!(
+            paced_offset(u64::MAX, Some(f64::MIN_POSITIVE)),
+            MAX_PACED_OFFSET
+        );
+        assert_eq!(paced_offset(0, Some(1e-300)), Duration::ZERO);
+        assert_eq!(paced_offset(3, Some(2.0)), Duration::from_millis(1500));
+        assert_eq!(paced_offset(3, Some(f64::NAN)), Duration::ZERO);
+    }
 
     fn row(state: SmtpState) -> SmtpRow {
         SmtpRow {

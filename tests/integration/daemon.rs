@@ -157,7 +157,26 @@ fn daemon_mirrors_both_ways_within_seconds_and_stops_cleanly() {
     assert_eq!(second.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&second.stderr).contains("another arctern daemon"));
 
-    // Observability: the metrics file and status.
+    // Observability: the metrics file and status. The metrics are the run pipeline's last step
+    // (after the mail, the history and the index): wait for the run that brought the third
+    // message to have written them, instead of reading them as soon as the mail is there.
+    let down_3 =
+        "arctern_messages_synced_total{account=\"test\",kind=\"imap\",direction=\"down\"} 3";
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&metrics)
+                .unwrap_or_default()
+                .contains(down_3)
+        },
+        || {
+            format!(
+                "the metrics never counted 3 messages down:\n{}\n{}",
+                std::fs::read_to_string(&metrics).unwrap_or_default(),
+                d.log()
+            )
+        },
+    );
     let m = std::fs::read_to_string(&metrics).unwrap();
     assert!(
         m.contains("arctern_runs_total{account=\"test\",kind=\"imap\"}"),
@@ -267,4 +286,51 @@ fn json_logs_are_one_object_per_line() {
             "{line}"
         );
     }
+}
+
+/// A `password_command` that fails while an IDLE watcher reconnects (a keyring locked after a
+/// suspend, say) is retried with backoff like any other transient failure: once it works again
+/// the watcher is back, and server mail arrives through IDLE alone (the interval is an hour).
+#[test]
+fn idle_watcher_survives_a_failing_password_command() {
+    let mut w = World::new("", "interval = \"1h\"");
+    let flag = w.state_dir.with_file_name("password-ok");
+    std::fs::write(&flag, "").unwrap();
+    let text = std::fs::read_to_string(&w.config).unwrap().replace(
+        "password = \"secret\"",
+        &format!(
+            "password_command = \"test -f {} && echo secret\"",
+            flag.display()
+        ),
+    );
+    std::fs::write(&w.config, text).unwrap();
+    let d = Daemon::start(&w);
+    // IDLE is established: mail arrives with no sync due.
+    let mut c = w.client();
+    c.append("INBOX", &mail("idle-works"), "");
+    wait_until(
+        Duration::from_secs(10),
+        || local_with(&w.maildir, "idle-works").len() == 1,
+        || format!("IDLE did not work to begin with:\n{}", d.log()),
+    );
+
+    // The helper starts failing, and the server drops every connection.
+    std::fs::remove_file(&flag).unwrap();
+    w.dovecot.restart(Duration::from_millis(500));
+    d.wait_for_log("IDLE connection failed", Duration::from_secs(20));
+    assert!(
+        !d.log().contains("IDLE watcher stopped"),
+        "the watcher gave up:\n{}",
+        d.log()
+    );
+    // The helper works again: the watcher reconnects by itself and IDLE brings new mail.
+    std::fs::write(&flag, "").unwrap();
+    let mut c = w.client();
+    c.append("INBOX", &mail("after-helper-failed"), "");
+    wait_until(
+        Duration::from_secs(30),
+        || local_with(&w.maildir, "after-helper-failed").len() == 1,
+        || format!("the IDLE watcher did not come back:\n{}", d.log()),
+    );
+    assert_eq!(d.stop(Duration::from_secs(8)), 0);
 }

@@ -3,11 +3,13 @@
 mod support;
 
 mod daemon;
+mod failures;
 mod fastpath;
 mod hostile;
 mod mirror;
 mod pop3;
 mod push;
+mod readers;
 mod safety;
 mod search;
 mod smtp;

@@ -118,9 +118,13 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
         // Only a NO or BAD answer is a refused login; a connection lost or garbled during the
         // login (a server restarting, say) is a connection failure, retried as one.
         Ok(Err((e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)), _))) => {
+            let text = match &e {
+                async_imap::error::Error::No(t) | async_imap::error::Error::Bad(t) => t.as_str(),
+                _ => "",
+            };
             return Err(ImapError::Auth {
                 user: cfg.user.clone(),
-                message: e.to_string(),
+                message: super::server_text(text),
             });
         }
         Ok(Err((e, _))) => {

@@ -48,7 +48,7 @@ pub enum ImapError {
         message: String,
     },
     /// The server refused the login.
-    #[error("login as {user} refused: {message}")]
+    #[error("the server refused the login for {user} ({message})")]
     Auth {
         /// Login name.
         user: String,
@@ -105,6 +105,36 @@ impl ImapError {
     }
 }
 
+/// The server's own words from async-imap's text for a NO or BAD answer, which it writes as
+/// `code: Some(Alert), info: Some("text")` (Rust debug notation): `ALERT: text`, or for a code
+/// imap-proto does not know and leaves in the text (`info: Some("[AUTHENTICATIONFAILED] x")`)
+/// `AUTHENTICATIONFAILED: x`. Text in any other form is kept as it is.
+pub fn server_text(raw: &str) -> String {
+    let info = raw
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text.replace("\\\"", "\"").replace("\\\\", "\\"));
+    let code = raw
+        .split_once("code: Some(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(code, _)| code.trim().to_ascii_uppercase());
+    match (code, info) {
+        (Some(code), Some(info)) => format!("{code}: {}", info.trim()),
+        (Some(code), None) => code,
+        (None, Some(info)) => {
+            let info = info.trim();
+            match info.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+                Some((code, text)) if !code.is_empty() => format!("{code}: {}", text.trim()),
+                _ => info.to_string(),
+            }
+        }
+        (None, None) if raw.trim().is_empty() || raw.contains("info: None") => {
+            "no reason given".to_string()
+        }
+        (None, None) => raw.trim().to_string(),
+    }
+}
+
 /// What SELECT reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SelectInfo {
@@ -132,21 +162,44 @@ pub struct QresyncDelta {
     pub vanished: Vec<Uid>,
 }
 
-/// Appends the UIDs of a VANISHED response, refusing absurd ranges.
+/// At most this many UIDs in all the VANISHED answers to one command: more than any real
+/// mailbox holds, so a larger answer is a broken or hostile server, not an expunge.
+const MAX_VANISHED: usize = 10_000_000;
+
+/// The UIDs a sequence-set range covers, in either order: RFC 3501 §9 lets a range be written
+/// `high:low`, and imap-proto keeps it as written.
+fn range_bounds(range: &std::ops::RangeInclusive<u32>) -> (u32, u32) {
+    let (a, b) = (*range.start(), *range.end());
+    (a.min(b), a.max(b))
+}
+
+/// How many UIDs a range covers (never zero, never wrapping).
+fn range_len(range: &std::ops::RangeInclusive<u32>) -> u64 {
+    let (low, high) = range_bounds(range);
+    u64::from(high - low) + 1
+}
+
+/// Appends the UIDs of a VANISHED response (reversed ranges included), refusing an answer that
+/// adds up, over all its ranges and earlier answers to the same command, to more than
+/// [`MAX_VANISHED`].
 fn extend_vanished(
     out: &mut Vec<Uid>,
     ranges: &[std::ops::RangeInclusive<u32>],
     command: &str,
 ) -> Result<(), ImapError> {
+    let added: u64 = ranges.iter().map(range_len).sum();
+    if (out.len() as u64).saturating_add(added) > MAX_VANISHED as u64 {
+        return Err(ImapError::Protocol {
+            command: command.into(),
+            message: format!(
+                "VANISHED names {} UIDs in all, implausibly many",
+                (out.len() as u64).saturating_add(added)
+            ),
+        });
+    }
     for range in ranges {
-        let (a, b) = (*range.start(), *range.end());
-        if b.saturating_sub(a) > 10_000_000 {
-            return Err(ImapError::Protocol {
-                command: command.into(),
-                message: format!("VANISHED range {a}:{b} is implausibly large"),
-            });
-        }
-        out.extend((a..=b).map(Uid));
+        let (low, high) = range_bounds(range);
+        out.extend((low..=high).map(Uid));
     }
     Ok(())
 }
@@ -177,7 +230,7 @@ pub struct ListEntry {
     /// `\Noselect` or `\NonExistent`: not a mailbox.
     pub selectable: bool,
     /// Its special use (RFC 6154), when the server says.
-    pub special_use: Option<crate::sync::push::SpecialUse>,
+    pub special_use: Option<crate::model::SpecialUse>,
 }
 
 /// A fetched message.
@@ -624,7 +677,7 @@ impl ImapConn {
                         imap_proto::NameAttribute::NoSelect
                     ) || matches!(a, imap_proto::NameAttribute::Extension(x) if x.eq_ignore_ascii_case("\\NonExistent"))
                 });
-                use crate::sync::push::SpecialUse;
+                use crate::model::SpecialUse;
                 let special_use = l.name_attributes.iter().find_map(|a| match a {
                     imap_proto::NameAttribute::Sent => Some(SpecialUse::Sent),
                     imap_proto::NameAttribute::Drafts => Some(SpecialUse::Drafts),
@@ -756,9 +809,8 @@ impl ImapConn {
                     earlier: false,
                     uids,
                 } => {
-                    for r in uids {
-                        count -= i64::from(r.end() - r.start()) + 1;
-                    }
+                    let gone: u64 = uids.iter().map(range_len).sum();
+                    count = count.saturating_sub(i64::try_from(gone).unwrap_or(i64::MAX));
                 }
                 _ => {}
             }
@@ -812,6 +864,28 @@ impl ImapConn {
             },
         )
         .await?;
+        Ok(out)
+    }
+
+    /// RFC822.SIZE of the messages with UIDs in `uids` (those the server reports). Asked before
+    /// downloading when the account has a `max_size`, so an oversized message is never fetched.
+    pub async fn fetch_sizes(&mut self, uids: &[Uid]) -> Result<BTreeMap<Uid, u32>, ImapError> {
+        let mut out = BTreeMap::new();
+        for set in uid_sets(uids, 200) {
+            self.run_with(&format!("UID FETCH {set} (UID RFC822.SIZE)"), |r| {
+                if let Response::Fetch(_, attrs) = r
+                    && let Some(uid) = uid_of(attrs)
+                    && let Some(size) = attrs.iter().find_map(|a| match a {
+                        AttributeValue::Rfc822Size(s) => Some(*s),
+                        _ => None,
+                    })
+                {
+                    out.insert(uid, size);
+                }
+                Ok(())
+            })
+            .await?;
+        }
         Ok(out)
     }
 
@@ -1458,6 +1532,48 @@ mod tests {
             "07-Mar-2024 16:05:00 +0000"
         );
         assert!(parse_internal_date("garbage").is_none());
+    }
+
+    #[test]
+    fn vanished_ranges_in_either_order_and_capped_in_all() {
+        let mut out = Vec::new();
+        // 7:5 is the same set as 5:7 (RFC 3501 §9); it used to be dropped or to wrap around.
+        let ranges = [std::ops::RangeInclusive::new(7, 5), 9..=9];
+        extend_vanished(&mut out, &ranges, "SELECT").unwrap();
+        assert_eq!(out, vec![Uid(5), Uid(6), Uid(7), Uid(9)]);
+        let reversed = std::ops::RangeInclusive::new(u32::MAX, 1);
+        assert_eq!(range_len(&reversed), u64::from(u32::MAX));
+        // Each range below the cap, together above it: refused as a whole.
+        let mut out = Vec::new();
+        let halves = [1..=6_000_000, 6_000_001..=12_000_000];
+        let e = extend_vanished(&mut out, &halves, "SELECT").unwrap_err();
+        assert!(e.to_string().contains("implausibly many"), "{e}");
+        assert!(out.is_empty());
+        // And across two answers to the same command.
+        let mut out = Vec::new();
+        extend_vanished(&mut out, &[1..=6_000_000], "SELECT").unwrap();
+        assert!(extend_vanished(&mut out, &[4_000_000_000..=4_005_000_000], "SELECT").is_err());
+    }
+
+    #[test]
+    fn server_text_reads_like_the_server_said_it() {
+        assert_eq!(
+            server_text(
+                r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#
+            ),
+            "AUTHENTICATIONFAILED: Authentication failed."
+        );
+        assert_eq!(
+            server_text(r#"code: Some(Alert), info: Some("Account \"x\" locked")"#),
+            r#"ALERT: Account "x" locked"#
+        );
+        assert_eq!(
+            server_text(r#"code: None, info: Some("Go away")"#),
+            "Go away"
+        );
+        assert_eq!(server_text("code: None, info: None"), "no reason given");
+        assert_eq!(server_text("outcome: weird"), "outcome: weird");
+        assert_eq!(server_text(""), "no reason given");
     }
 
     #[test]

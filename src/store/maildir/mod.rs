@@ -44,7 +44,8 @@ fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> M
 /// Which subdirectory a message file is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sub {
-    /// `new/`: not yet seen by a mail reader; carries no info.
+    /// `new/`: not yet seen by a mail reader. Usually no info, but mail readers may add one
+    /// (neomutt flags unread mail in place), and it counts as in `cur/`.
     New,
     /// `cur/`.
     Cur,
@@ -141,6 +142,15 @@ fn fsync_dir(dir: &Path) -> Result<(), MaildirError> {
         .map_err(err("fsync", dir))
 }
 
+/// Nanosecond mtimes of `cur/` and `new/`: any delivery, rename or deletion changes one.
+pub fn dir_mtimes(path: &Path) -> Option<(i64, i64)> {
+    let ns = |sub: &str| -> Option<i64> {
+        let t = std::fs::metadata(path.join(sub)).ok()?.modified().ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos() as i64)
+    };
+    Some((ns("cur")?, ns("new")?))
+}
+
 impl MaildirFolder {
     /// Opens an existing folder. A missing or unreadable folder is an error, never an empty one.
     pub fn open(path: &Path) -> Result<MaildirFolder, MaildirError> {
@@ -205,11 +215,9 @@ impl MaildirFolder {
                 let Some(parsed) = info::parse_file_name(&name) else {
                     continue;
                 };
-                let decoded = if sub == Sub::Cur {
-                    info::decode_letters(&parsed.letters, &self.keywords)
-                } else {
-                    info::DecodedInfo::default()
-                };
+                // The info counts wherever the file is: mutt and neomutt keep unread mail in
+                // `new/` and flag it there (`new/<key>:2,F`) without moving it to `cur/`.
+                let decoded = info::decode_letters(&parsed.letters, &self.keywords);
                 out.insert(
                     parsed.key.clone(),
                     NearMessage {
@@ -450,6 +458,32 @@ mod tests {
         f.delete(&m1b).unwrap();
         f.delete(&m1b).unwrap();
         assert_eq!(f.scan().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn info_of_a_file_in_new_counts() {
+        // What neomutt leaves when an unread message is flagged: the file stays in new/.
+        let dir = tempfile::tempdir().unwrap();
+        let f = MaildirFolder::create(&dir.path().join(".A"), true).unwrap();
+        std::fs::write(
+            f.path().join("new/1700000000.M1P2.host:2,F"),
+            b"Subject: a\n\nx\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f.path().join("new/1700000001.M1P2.host"),
+            b"Subject: b\n\ny\n",
+        )
+        .unwrap();
+        let scan = f.scan().unwrap();
+        let flagged = &scan[&NearKey("1700000000.M1P2.host".into())];
+        assert_eq!(flagged.sub, Sub::New);
+        assert_eq!(flagged.flags, [Flag::Flagged].into_iter().collect());
+        assert!(
+            scan[&NearKey("1700000001.M1P2.host".into())]
+                .flags
+                .is_empty()
+        );
     }
 
     #[test]

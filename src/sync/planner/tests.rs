@@ -208,6 +208,30 @@ fn the_guard_stops_mass_deletion_but_not_small_cleanups() {
     assert!(check_deletion_guard(&p, &rows, 50).is_ok());
 }
 
+#[test]
+fn copies_above_max_size_are_split_off_and_unknown_sizes_kept() {
+    let copies = vec![
+        (Uid(1), flags("S")),
+        (Uid(2), flags("")),
+        (Uid(3), flags("F")),
+        (Uid(4), flags("")),
+    ];
+    let sizes: BTreeMap<Uid, u64> = [(Uid(1), 100), (Uid(2), 5_000), (Uid(3), 1_000)].into();
+    let (keep, large) = split_by_size(&copies, |u| sizes.get(u).copied(), Some(1_000));
+    assert_eq!(
+        keep,
+        vec![
+            (Uid(1), flags("S")),
+            (Uid(3), flags("F")),
+            (Uid(4), flags(""))
+        ]
+    );
+    assert_eq!(large, vec![(Uid(2), 5_000)]);
+    let (all, none) = split_by_size(&copies, |_| Some(u64::MAX), None);
+    assert_eq!(all, copies);
+    assert!(none.is_empty());
+}
+
 fn arb_flags() -> impl Strategy<Value = Flags> {
     proptest::collection::btree_set(
         prop_oneof![

@@ -3,6 +3,14 @@
 //! Owns the newtypes that cross module boundaries (`Uid`, `UidValidity`, `NearKey`), the flag set
 //! model shared by IMAP and Maildir, and `Side`/`PerSide`. Holds no I/O and no policy.
 
+pub mod policy;
+pub mod rows;
+pub mod state;
+
+pub use policy::{ExpungePolicy, Layout, SyncMode};
+pub use rows::{Pop3Row, SmtpRow, SmtpState};
+pub use state::{Fingerprint, Intent, IntentKind, RowId, StateRow};
+
 use std::fmt;
 
 /// An IMAP message UID (RFC 3501 §2.3.1.1): unique within a mailbox for one UIDVALIDITY.
@@ -48,8 +56,37 @@ pub struct Evidence {
     pub message_id: Option<String>,
 }
 
+/// RFC 6154 special uses that matter when moving mail between providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SpecialUse {
+    /// Sent mail.
+    Sent,
+    /// Drafts.
+    Drafts,
+    /// Deleted mail.
+    Trash,
+    /// Spam.
+    Junk,
+    /// Archive.
+    Archive,
+}
+
+/// A message a sync left alone because it is larger than the account's `max_size`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TooLarge {
+    /// Where the message is: `Far` (not downloaded) or `Near` (not uploaded).
+    pub side: Side,
+    /// `UID 42` on the server, the file's key in the Maildir.
+    pub item: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// The two ends of a sync, named as isync does: `Far` is the server, `Near` the Maildir.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The IMAP server.
     Far,

@@ -1,0 +1,50 @@
+//! The policy a config gives a sync, as plain values the planner takes: which way changes flow,
+//! where deletions are carried out, and how folder names map to directories.
+
+/// How the two sides are kept in step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncMode {
+    /// Changes flow both ways.
+    TwoWay,
+    /// Server → Maildir only; the server is never changed.
+    Pull,
+    /// Maildir → server only; the Maildir is never changed.
+    Push,
+}
+
+/// Where deletions are carried out when a message disappears from the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpungePolicy {
+    /// Deleted on the server → deleted locally, and the other way round (a true mirror).
+    Both,
+    /// Only server deletions are applied locally; local deletions never touch the server.
+    Near,
+    /// Only local deletions are applied on the server; the local archive keeps everything.
+    Far,
+    /// Deletions are never propagated; each side keeps what the other deleted.
+    None,
+}
+
+impl ExpungePolicy {
+    /// True when a message deleted on the server is also deleted locally.
+    pub fn deletes_near(self) -> bool {
+        matches!(self, ExpungePolicy::Both | ExpungePolicy::Near)
+    }
+    /// True when a message deleted locally is also deleted on the server.
+    pub fn deletes_far(self) -> bool {
+        matches!(self, ExpungePolicy::Both | ExpungePolicy::Far)
+    }
+}
+
+/// How folder names map to directories under the Maildir root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// Dovecot/Courier Maildir++: INBOX is the root, `A/B` is `<root>/.A.B`.
+    #[serde(rename = "maildir++")]
+    MaildirPlusPlus,
+    /// Nested directories: `A/B` is `<root>/A/B`, INBOX is `<root>/INBOX`.
+    Verbatim,
+}
