@@ -117,11 +117,7 @@ pub async fn run_push(
         Ok(r) => r,
         Err(e) => {
             eprintln!("arctern: {e}");
-            return if e.contains("not supported") || e.contains("does not exist") {
-                exit::CONFIG
-            } else {
-                exit::CONNECT
-            };
+            return e.kind().exit_code();
         }
     };
     let mut code = exit::OK;
@@ -225,7 +221,7 @@ pub async fn run_verify(
         TargetKind::Imap(_) => push::verify(&local_side(a), t, folders).await,
         TargetKind::Smtp(_) => match StateDb::open(&config.state_path(a.name())) {
             Ok(db) => push_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         },
     };
     let reports = match result {

@@ -8,15 +8,17 @@
 //! message announced as an intent first and recorded with its UID after. A rerun therefore
 //! uploads only what is missing, and a kill at any moment leaves nothing duplicated.
 
+use super::error::{Context, Error};
 use crate::config::{ImapConfig, Layout, Target, TargetKind};
 use crate::db::StateDb;
 use crate::db::push::{PushRow, PushState};
-use crate::model::{Evidence, Uid};
+use crate::model::Evidence;
 use crate::names::{FolderName, FolderPatterns};
 use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, NearMessage, layout};
 use crate::sync::push::{self as plan, Comparison, Identity, SpecialUse};
+use crate::sync::recovery::{self, UploadEvidence};
 use sha2::Digest;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -100,8 +102,8 @@ pub(crate) struct TargetListing {
 }
 
 /// Lists a target server's folders.
-pub(crate) async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, String> {
-    let entries = conn.list().await.map_err(|e| e.to_string())?;
+pub(crate) async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, Error> {
+    let entries = conn.list().await?;
     let mut listing = TargetListing {
         delimiter: None,
         by_name: BTreeMap::new(),
@@ -128,16 +130,17 @@ pub(crate) async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, St
 pub(crate) fn local_folders(
     local: &LocalSide<'_>,
     patterns: &[String],
-) -> Result<Vec<FolderName>, String> {
+) -> Result<Vec<FolderName>, Error> {
     if !local.root.exists() {
-        return Err(format!(
+        return Err(Error::Config(format!(
             "account {}: the Maildir {} does not exist: nothing to push",
             local.account,
             local.root.display()
-        ));
+        )));
     }
-    let (folders, problems) = layout::list_folders(local.root, local.layout)
-        .map_err(|e| format!("cannot list Maildir {}: {e}", local.root.display()))?;
+    let (folders, problems) = layout::list_folders(local.root, local.layout).map_err(|e| {
+        Error::LocalState(format!("cannot list Maildir {}: {e}", local.root.display()))
+    })?;
     for p in problems {
         tracing::warn!(account = local.account, "local folder skipped: {p}");
     }
@@ -150,10 +153,13 @@ pub(crate) fn local_folders(
     Ok(folders.into_iter().filter(|f| p.selects(f)).collect())
 }
 
-fn imap_of(target: &Target) -> Result<&ImapConfig, String> {
+fn imap_of(target: &Target) -> Result<&ImapConfig, Error> {
     match &target.kind {
         TargetKind::Imap(c) => Ok(c),
-        TargetKind::Smtp(_) => Err(format!("target {} is not an IMAP target", target.name)),
+        TargetKind::Smtp(_) => Err(Error::Config(format!(
+            "target {} is not an IMAP target",
+            target.name
+        ))),
     }
 }
 
@@ -175,14 +181,11 @@ async fn target_identities(
     exists: u32,
     hash_sizes: &HashSet<u32>,
     exclude: &HashSet<u32>,
-) -> Result<(Vec<Identity>, Vec<Evidence>), String> {
+) -> Result<(Vec<Identity>, Vec<Evidence>), Error> {
     if exists == 0 {
         return Ok((Vec::new(), Vec::new()));
     }
-    let evidence = conn
-        .fetch_evidence("1:*")
-        .await
-        .map_err(|e| e.to_string())?;
+    let evidence = conn.fetch_evidence("1:*").await?;
     let mut ids = Vec::new();
     let mut to_hash = Vec::new();
     for e in &evidence {
@@ -200,8 +203,7 @@ async fn target_identities(
             ids.push(Identity::Hash(sha2::Sha256::digest(m.body).to_vec()));
             Ok(())
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     Ok((ids, evidence))
 }
@@ -222,13 +224,13 @@ pub async fn push(
     patterns: &[String],
     dry_run: bool,
     progress: &indicatif::ProgressBar,
-) -> Result<Vec<PushFolderReport>, String> {
+) -> Result<Vec<PushFolderReport>, Error> {
     let cfg = imap_of(target)?;
     let folders = local_folders(local, patterns)?;
-    let password = cfg.password.resolve(&target.name)?;
+    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
     let mut conn = imap::connect(cfg, &password)
         .await
-        .map_err(|e| format!("target {}: {e}", target.name))?;
+        .context(format!("target {}", target.name))?;
     let listing = RefCell::new(list_target(&mut conn).await?);
     let mut sized = Vec::with_capacity(folders.len());
     for folder in folders {
@@ -273,7 +275,7 @@ pub async fn push(
                     if conn.is_poisoned() {
                         conn = imap::connect(cfg, password)
                             .await
-                            .map_err(|e| format!("target {}: {e}", target.name))?;
+                            .context(format!("target {}", target.name))?;
                     }
                     if let Err(e) = push_folder(
                         db, local, target, &mut conn, listing, &folder, &tname, dry_run, progress,
@@ -281,13 +283,13 @@ pub async fn push(
                     )
                     .await
                     {
-                        fr.error = Some(e);
+                        fr.error = Some(e.to_string());
                     }
                     reports.borrow_mut().push(fr);
                 }
             }
             conn.logout().await;
-            Ok::<(), String>(())
+            Ok::<(), Error>(())
         }
     };
     let first = work(Some(conn));
@@ -324,12 +326,12 @@ async fn push_folder(
     dry_run: bool,
     progress: &indicatif::ProgressBar,
     fr: &mut PushFolderReport,
-) -> Result<(), String> {
-    let path = layout::folder_path(local.root, local.layout, folder)?;
-    let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
-    let near = md.scan().map_err(|e| e.to_string())?;
-    let target_name =
-        FolderName::parse(tname).map_err(|e| format!("target folder {tname:?}: {e}"))?;
+) -> Result<(), Error> {
+    let path = layout::folder_path(local.root, local.layout, folder).map_err(Error::FolderName)?;
+    let md = MaildirFolder::open(&path)?;
+    let near = md.scan()?;
+    let target_name = FolderName::parse(tname)
+        .map_err(|e| Error::FolderName(format!("target folder {tname:?}: {e}")))?;
     let known = listing.borrow().by_name.get(tname).cloned();
     let wire = match known {
         Some(w) => w,
@@ -337,7 +339,7 @@ async fn push_folder(
             let delimiter = listing.borrow().delimiter;
             let wire = target_name
                 .to_wire(delimiter)
-                .map_err(|e| format!("target folder {tname:?}: {e}"))?;
+                .map_err(|e| Error::FolderName(format!("target folder {tname:?}: {e}")))?;
             if dry_run {
                 fr.planned = Some(format!(
                     "create {tname} on the target and upload {} message(s)",
@@ -345,7 +347,7 @@ async fn push_folder(
                 ));
                 return Ok(());
             }
-            conn.create(&wire).await.map_err(|e| e.to_string())?;
+            conn.create(&wire).await?;
             listing
                 .borrow_mut()
                 .by_name
@@ -353,11 +355,9 @@ async fn push_folder(
             wire
         }
     };
-    let sel = conn.select(&wire).await.map_err(|e| e.to_string())?;
+    let sel = conn.select(&wire).await?;
     let validity = sel.uidvalidity.0;
-    let mut rows = db
-        .push_rows(&target.name, folder.as_str())
-        .map_err(|e| e.to_string())?;
+    let mut rows = db.push_rows(&target.name, folder.as_str())?;
 
     // Rows of another UIDVALIDITY (the target folder was recreated) prove nothing any more.
     let stale: Vec<String> = rows
@@ -371,8 +371,7 @@ async fn push_folder(
         .map(|r| r.near_key.clone())
         .collect();
     if !stale.is_empty() && !dry_run {
-        db.forget_push_rows(&target.name, folder.as_str(), &stale)
-            .map_err(|e| e.to_string())?;
+        db.forget_push_rows(&target.name, folder.as_str(), &stale)?;
         for k in &stale {
             rows.remove(k);
         }
@@ -384,9 +383,7 @@ async fn push_folder(
             .values()
             .any(|r| matches!(r.state, PushState::Intent { .. }))
     {
-        conn.wait_until_quiet(&wire, QUIET, QUIET_LIMIT)
-            .await
-            .map_err(|e| e.to_string())?;
+        conn.wait_until_quiet(&wire, QUIET, QUIET_LIMIT).await?;
         settle_intents(
             db,
             conn,
@@ -418,7 +415,7 @@ async fn push_folder(
         let mut local_ids = Vec::with_capacity(pending.len());
         let mut hash_sizes = HashSet::new();
         for m in &pending {
-            let raw = md.read(m).map_err(|e| e.to_string())?;
+            let raw = md.read(m)?;
             let (id, crlf) = local_identity(&raw);
             if matches!(id, Identity::Hash(_)) {
                 hash_sizes.insert(crlf.len() as u32);
@@ -461,8 +458,7 @@ async fn push_folder(
         folder.as_str(),
         &present,
         crate::clock::unix_now(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
 
     let mut uidnext = sel.uidnext.unwrap_or(1);
     let batches = batches(&md, &uploads);
@@ -514,8 +510,7 @@ async fn push_folder(
             folder.as_str(),
             &commit,
             crate::clock::unix_now(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let sizes: Vec<u64> = items.iter().map(|i| i.2.len() as u64).collect();
         // The bar counts file bytes (LF), as its length does.
         progress.inc(
@@ -524,10 +519,7 @@ async fn push_folder(
                 .map(|m| std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len()))
                 .sum(),
         );
-        let results = conn
-            .append_many(&wire, &items)
-            .await
-            .map_err(|e| e.to_string())?;
+        let results = conn.append_many(&wire, &items).await?;
         let mut done = Vec::new();
         let mut refused = Vec::new();
         let mut unresolved = false;
@@ -562,18 +554,14 @@ async fn push_folder(
                 folder.as_str(),
                 &done,
                 crate::clock::unix_now(),
-            )
-            .map_err(|e| e.to_string())?;
-            db.forget_push_rows(&target.name, folder.as_str(), &refused)
-                .map_err(|e| e.to_string())?;
+            )?;
+            db.forget_push_rows(&target.name, folder.as_str(), &refused)?;
         } else {
             pending_done = done;
         }
         if unresolved {
             let before = rows_done(db, &target.name, folder.as_str())?;
-            rows = db
-                .push_rows(&target.name, folder.as_str())
-                .map_err(|e| e.to_string())?;
+            rows = db.push_rows(&target.name, folder.as_str())?;
             settle_intents(
                 db,
                 conn,
@@ -586,12 +574,7 @@ async fn push_folder(
             .await?;
             let after = rows_done(db, &target.name, folder.as_str())?;
             fr.uploaded += after.saturating_sub(before);
-            uidnext = conn
-                .status(&wire)
-                .await
-                .map_err(|e| e.to_string())?
-                .uidnext
-                .unwrap_or(uidnext);
+            uidnext = conn.status(&wire).await?.uidnext.unwrap_or(uidnext);
         }
     }
     db.put_push_rows(
@@ -599,8 +582,7 @@ async fn push_folder(
         folder.as_str(),
         &pending_done,
         crate::clock::unix_now(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok(())
 }
 
@@ -614,10 +596,9 @@ fn claimed_uids(rows: &HashMap<String, PushRow>) -> HashSet<u32> {
         .collect()
 }
 
-fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, String> {
+fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, Error> {
     Ok(db
-        .push_rows(target, folder)
-        .map_err(|e| e.to_string())?
+        .push_rows(target, folder)?
         .values()
         .filter(|r| matches!(r.state, PushState::Done { .. }))
         .count())
@@ -634,7 +615,7 @@ async fn settle_intents(
     tname: &str,
     validity: u32,
     rows: &mut HashMap<String, PushRow>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let intents: Vec<(String, u32, u32, Vec<u8>)> = rows
         .values()
         .filter_map(|r| match &r.state {
@@ -652,53 +633,39 @@ async fn settle_intents(
     if intents.is_empty() {
         return Ok(());
     }
-    let from = intents.iter().map(|i| i.1).min().unwrap_or(1).max(1);
-    let claimed = claimed_uids(rows);
-    let sizes: HashSet<u32> = intents.iter().map(|i| i.2).collect();
-    let evidence = conn
-        .fetch_evidence(&format!("{from}:*"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let candidates: Vec<Uid> = evidence
+    let evidence: Vec<UploadEvidence> = intents
         .iter()
-        .filter(|e| e.uid.0 >= from && sizes.contains(&e.size) && !claimed.contains(&e.uid.0))
-        .map(|e| e.uid)
-        .collect();
-    let mut hashes: Vec<(u32, Vec<u8>)> = Vec::new();
-    if !candidates.is_empty() {
-        conn.fetch_bodies(&candidates, |m| {
-            hashes.push((m.uid.0, sha2::Sha256::digest(m.body).to_vec()));
-            Ok(())
+        .map(|(_, uidnext, size, sha256)| UploadEvidence {
+            uidnext: *uidnext,
+            size: *size,
+            sha256: sha256.clone(),
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    }
-    let mut taken = HashSet::new();
+        .collect();
+    let from = recovery::upload_search_start(&evidence).unwrap_or(1);
+    let claimed = claimed_uids(rows);
+    let listed = conn.fetch_evidence(&format!("{from}:*")).await?;
+    let candidates = recovery::upload_candidates(&evidence, &listed, |u| claimed.contains(&u.0));
+    let hashes = super::recover::server_hashes(conn, &candidates).await?;
     let mut found = Vec::new();
     let mut lost = Vec::new();
-    for (key, uidnext, _, sha) in intents {
-        match hashes
-            .iter()
-            .find(|(uid, h)| *uid >= uidnext && !taken.contains(uid) && *h == sha)
-        {
-            Some((uid, _)) => {
-                taken.insert(*uid);
-                found.push(PushRow {
-                    near_key: key,
-                    target_folder: tname.to_string(),
-                    state: PushState::Done {
-                        uidvalidity: validity,
-                        uid: Some(*uid),
-                    },
-                });
-            }
+    for ((key, _, _, _), hit) in intents
+        .into_iter()
+        .zip(recovery::match_uploads(&evidence, &hashes))
+    {
+        match hit {
+            Some(uid) => found.push(PushRow {
+                near_key: key,
+                target_folder: tname.to_string(),
+                state: PushState::Done {
+                    uidvalidity: validity,
+                    uid: Some(uid.0),
+                },
+            }),
             None => lost.push(key),
         }
     }
-    db.put_push_rows(target, folder, &found, crate::clock::unix_now())
-        .map_err(|e| e.to_string())?;
-    db.forget_push_rows(target, folder, &lost)
-        .map_err(|e| e.to_string())?;
+    db.put_push_rows(target, folder, &found, crate::clock::unix_now())?;
+    db.forget_push_rows(target, folder, &lost)?;
     for r in found {
         rows.insert(r.near_key.clone(), r);
     }
@@ -726,24 +693,25 @@ pub async fn verify(
     local: &LocalSide<'_>,
     target: &Target,
     patterns: &[String],
-) -> Result<Vec<VerifyReport>, String> {
+) -> Result<Vec<VerifyReport>, Error> {
     let cfg = imap_of(target)?;
     let folders = local_folders(local, patterns)?;
-    let password = cfg.password.resolve(&target.name)?;
+    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
     let mut conn = imap::connect(cfg, &password)
         .await
-        .map_err(|e| format!("target {}: {e}", target.name))?;
+        .context(format!("target {}", target.name))?;
     let listing = list_target(&mut conn).await?;
     let mut out = Vec::new();
     for folder in folders {
         let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
-        let path = layout::folder_path(local.root, local.layout, &folder)?;
-        let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
-        let near = md.scan().map_err(|e| e.to_string())?;
+        let path =
+            layout::folder_path(local.root, local.layout, &folder).map_err(Error::FolderName)?;
+        let md = MaildirFolder::open(&path)?;
+        let near = md.scan()?;
         let mut local_ids = Vec::with_capacity(near.len());
         let mut hash_sizes = HashSet::new();
         for m in near.values() {
-            let raw = md.read(m).map_err(|e| e.to_string())?;
+            let raw = md.read(m)?;
             let (id, crlf) = local_identity(&raw);
             if matches!(id, Identity::Hash(_)) {
                 hash_sizes.insert(crlf.len() as u32);
@@ -753,7 +721,7 @@ pub async fn verify(
         let comparison = match listing.by_name.get(&tname) {
             None => None,
             Some(wire) => {
-                let sel = conn.select(wire).await.map_err(|e| e.to_string())?;
+                let sel = conn.select(wire).await?;
                 let (ids, _) =
                     target_identities(&mut conn, sel.exists, &hash_sizes, &HashSet::new()).await?;
                 Some(plan::compare(&local_ids, &ids))

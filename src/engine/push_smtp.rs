@@ -12,6 +12,7 @@
 //! when `confirm_via` names it (an IMAP target): found by Message-ID → sent; otherwise it is sent
 //! again, and the report says so (never lost; at worst one duplicate, named).
 
+use super::error::{Context, Error};
 use super::push::{LocalSide, PushFolderReport, VerifyReport, list_target, local_folders};
 use crate::config::{SmtpConfig, Target, TargetKind};
 use crate::db::StateDb;
@@ -42,10 +43,13 @@ pub struct SmtpPushOptions {
     pub rate: Option<f64>,
 }
 
-fn smtp_of(target: &Target) -> Result<&SmtpConfig, String> {
+fn smtp_of(target: &Target) -> Result<&SmtpConfig, Error> {
     match &target.kind {
         TargetKind::Smtp(c) => Ok(c),
-        TargetKind::Imap(_) => Err(format!("target {} is not an SMTP target", target.name)),
+        TargetKind::Imap(_) => Err(Error::Config(format!(
+            "target {} is not an SMTP target",
+            target.name
+        ))),
     }
 }
 
@@ -57,7 +61,7 @@ async fn settle_intents(
     cfg: &SmtpConfig,
     all_targets: &[&Target],
     rows: &mut HashMap<(String, String), SmtpRow>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     let intents: Vec<SmtpRow> = rows
         .values()
         .filter(|r| r.state == SmtpState::Sending)
@@ -97,10 +101,8 @@ async fn settle_intents(
             forget.push(key);
         }
     }
-    db.put_smtp_rows(&target.name, &confirmed, crate::clock::unix_now())
-        .map_err(|e| e.to_string())?;
-    db.forget_smtp_rows(&target.name, &forget)
-        .map_err(|e| e.to_string())?;
+    db.put_smtp_rows(&target.name, &confirmed, crate::clock::unix_now())?;
+    db.forget_smtp_rows(&target.name, &forget)?;
     if !confirmed.is_empty() {
         tracing::info!(
             target = target.name,
@@ -135,11 +137,11 @@ struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    async fn conn(&mut self) -> Result<&mut SmtpConn, String> {
+    async fn conn(&mut self) -> Result<&mut SmtpConn, Error> {
         if self.conn.is_none() {
             let c = smtp::connect(self.cfg, self.password.as_ref())
                 .await
-                .map_err(|e| format!("target {}: {e}", self.target.name))?;
+                .context(format!("target {}", self.target.name))?;
             self.conn = Some(c);
         }
         Ok(self.conn.as_mut().expect("just connected"))
@@ -176,7 +178,7 @@ async fn send_one(
     sender: &mut Sender<'_>,
     crlf: &[u8],
     intent: &SmtpRow,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, Error> {
     let mut attempt = 0u32;
     loop {
         sender.pace().await;
@@ -202,7 +204,9 @@ async fn send_one(
                 sender.conn = None;
                 return Ok(Outcome::Uncertain(message.clone()));
             }
-            SmtpError::Auth { .. } => return Err(format!("target {}: {e}", sender.target.name)),
+            SmtpError::Auth { .. } => {
+                return Err(e).context(format!("target {}", sender.target.name));
+            }
             SmtpError::Transient { .. } => true,
             SmtpError::Connection { .. } | SmtpError::Connect { .. } => {
                 sender.conn = None;
@@ -215,11 +219,10 @@ async fn send_one(
         db.forget_smtp_rows(
             &sender.target.name,
             &[(intent.folder.clone(), intent.near_key.clone())],
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         if !retryable || attempt >= sender.cfg.max_retries {
             if matches!(e, SmtpError::Connection { .. } | SmtpError::Connect { .. }) {
-                return Err(format!("target {}: {e}", sender.target.name));
+                return Err(e).context(format!("target {}", sender.target.name));
             }
             let note = if retryable {
                 format!(" (still after {} retries)", sender.cfg.max_retries)
@@ -249,10 +252,10 @@ pub async fn push(
     patterns: &[String],
     opts: SmtpPushOptions,
     progress: &indicatif::ProgressBar,
-) -> Result<Vec<PushFolderReport>, String> {
+) -> Result<Vec<PushFolderReport>, Error> {
     let cfg = smtp_of(target)?;
     let folders = local_folders(local, patterns)?;
-    let mut rows = db.smtp_rows(&target.name).map_err(|e| e.to_string())?;
+    let mut rows = db.smtp_rows(&target.name)?;
     let unconfirmed = if opts.dry_run {
         Vec::new()
     } else {
@@ -270,7 +273,7 @@ pub async fn push(
         .map(|r| r.sha256.clone())
         .collect();
     let password = match &cfg.password {
-        Some(p) => Some(p.resolve(&target.name)?),
+        Some(p) => Some(p.resolve(&target.name).map_err(Error::Config)?),
         None => None,
     };
     let mut sender = Sender {
@@ -331,10 +334,10 @@ async fn push_folder(
     dry_run: bool,
     progress: &indicatif::ProgressBar,
     fr: &mut PushFolderReport,
-) -> Result<(), String> {
-    let path = layout::folder_path(local.root, local.layout, folder)?;
-    let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
-    let near = md.scan().map_err(|e| e.to_string())?;
+) -> Result<(), Error> {
+    let path = layout::folder_path(local.root, local.layout, folder).map_err(Error::FolderName)?;
+    let md = MaildirFolder::open(&path)?;
+    let near = md.scan()?;
     let mut todo = Vec::new();
     for m in in_send_order(&md, &near) {
         match decide(rows.get(&(folder.to_string(), m.key.0.clone()))) {
@@ -379,8 +382,7 @@ async fn push_folder(
                     &sender.target.name,
                     std::slice::from_ref(&row),
                     crate::clock::unix_now(),
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
             }
             continue;
         }
@@ -413,8 +415,7 @@ async fn push_folder(
             &sender.target.name,
             std::slice::from_ref(&row),
             crate::clock::unix_now(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         rows.insert((row.folder.clone(), row.near_key.clone()), row);
     }
     if dry_run {
@@ -441,19 +442,20 @@ pub async fn verify(
     target: &Target,
     all_targets: &[&Target],
     patterns: &[String],
-) -> Result<Vec<VerifyReport>, String> {
+) -> Result<Vec<VerifyReport>, Error> {
     let cfg = smtp_of(target)?;
     let folders = local_folders(local, patterns)?;
-    let rows = db.smtp_rows(&target.name).map_err(|e| e.to_string())?;
+    let rows = db.smtp_rows(&target.name)?;
     let mailbox: Option<HashMap<String, usize>> = match &cfg.confirm_via {
         None => None,
         Some(_) => Some(mailbox_id_counts(cfg, all_targets, false).await?),
     };
     let mut out = Vec::new();
     for folder in folders {
-        let path = layout::folder_path(local.root, local.layout, &folder)?;
-        let md = MaildirFolder::open(&path).map_err(|e| e.to_string())?;
-        let near = md.scan().map_err(|e| e.to_string())?;
+        let path =
+            layout::folder_path(local.root, local.layout, &folder).map_err(Error::FolderName)?;
+        let md = MaildirFolder::open(&path)?;
+        let near = md.scan()?;
         let mut c = Comparison::default();
         let mut local_ids: HashMap<String, usize> = HashMap::new();
         for m in near.values() {
@@ -462,7 +464,7 @@ pub async fn verify(
                 .is_some_and(|r| matches!(r.state, SmtpState::Sent | SmtpState::Duplicate));
             let mid = match &mailbox {
                 Some(_) => {
-                    let raw = md.read(m).map_err(|e| e.to_string())?;
+                    let raw = md.read(m)?;
                     crate::message::message_id(&raw)
                 }
                 None => None,
@@ -501,31 +503,27 @@ async fn mailbox_id_counts(
     cfg: &SmtpConfig,
     all_targets: &[&Target],
     wait_quiet: bool,
-) -> Result<HashMap<String, usize>, String> {
+) -> Result<HashMap<String, usize>, Error> {
     let via = cfg.confirm_via.as_deref().unwrap_or_default();
     let Some(TargetKind::Imap(icfg)) = all_targets.iter().find(|t| t.name == via).map(|t| &t.kind)
     else {
-        return Err(format!("confirm_via target {via:?} is not an IMAP target"));
+        return Err(Error::Config(format!(
+            "confirm_via target {via:?} is not an IMAP target"
+        )));
     };
-    let password = icfg.password.resolve(via)?;
+    let password = icfg.password.resolve(via).map_err(Error::Config)?;
     let mut conn = imap::connect(icfg, &password)
         .await
-        .map_err(|e| format!("confirm_via target {via}: {e}"))?;
+        .context(format!("confirm_via target {via}"))?;
     let listing = list_target(&mut conn).await?;
     let mut counts = HashMap::new();
     if let Some(wire) = listing.by_name.get(&cfg.confirm_folder) {
         if wait_quiet {
-            conn.wait_until_quiet(wire, QUIET, QUIET_LIMIT)
-                .await
-                .map_err(|e| e.to_string())?;
+            conn.wait_until_quiet(wire, QUIET, QUIET_LIMIT).await?;
         }
-        let sel = conn.select(wire).await.map_err(|e| e.to_string())?;
+        let sel = conn.select(wire).await?;
         if sel.exists > 0 {
-            for e in conn
-                .fetch_evidence("1:*")
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            for e in conn.fetch_evidence("1:*").await? {
                 if let Some(m) = e.message_id {
                     *counts.entry(m).or_default() += 1;
                 }

@@ -1,19 +1,15 @@
 //! Settling intents: operations announced in the state database whose outcome was not recorded,
-//! because the run was killed or the server did not say (no UIDPLUS).
-//!
-//! - A download intent names the Maildir key chosen before fetching. If that file exists, the
-//!   delivery happened: link it. If not, it did not: drop the intent (and any tmp/ leftover).
-//! - An upload intent records the folder's UIDNEXT before the APPEND, the size and the SHA-256 of
-//!   the bytes sent. A server message at or above that UID with the same size and hash is the
-//!   upload: link it. None: the APPEND never completed, and the next plan uploads it again.
-//!   This needs no marker header, so uploaded bodies stay byte-identical.
+//! because the run was killed or the server did not say (no UIDPLUS). What each intent means is
+//! decided by [`crate::sync::recovery`]; this module looks at the Maildir and the server and
+//! records the outcome.
 
 use super::error::Error;
-use crate::db::{Change, Intent, IntentKind, StateDb};
+use crate::db::{Change, Intent, StateDb};
 use crate::model::{NearKey, Uid};
 use crate::store::eol;
 use crate::store::imap::{ImapConn, SelectInfo};
 use crate::store::maildir::{MaildirFolder, NearMessage};
+use crate::sync::recovery::{self, Settle, UploadEvidence};
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,41 +31,34 @@ pub async fn settle_intents(
     let linked_near: BTreeSet<&NearKey> =
         rows.iter().filter_map(|r| r.state.near.as_ref()).collect();
     let linked_far: BTreeSet<Uid> = rows.iter().filter_map(|r| r.state.far).collect();
+    let decisions = recovery::settle(&intents, sel.uidvalidity, &linked_near, &linked_far, |k| {
+        near.contains_key(k)
+    });
     let mut changes = Vec::new();
     let mut uploads = Vec::new();
-    for intent in &intents {
-        match intent.kind {
-            IntentKind::Download => {
-                let delivered = near.get(&intent.near_key);
-                match (delivered, intent.far_uid) {
-                    (Some(msg), Some(uid))
-                        if !linked_near.contains(&intent.near_key)
-                            && !linked_far.contains(&uid) =>
-                    {
-                        let raw = md.read(msg)?;
-                        let wire = eol::lf_to_crlf(&raw);
-                        changes.push(Change::Link {
-                            far: uid,
-                            near: intent.near_key.clone(),
-                            flags: intent.flags.clone(),
-                            far_flags: intent.flags.clone(),
-                            message_id: crate::message::message_id(&raw),
-                            size: Some(wire.len() as u32),
-                        });
-                    }
-                    _ => md.remove_tmp(&intent.near_key),
+    for (intent, decision) in intents.iter().zip(decisions) {
+        match decision {
+            Settle::LinkDownload => {
+                if let (Some(msg), Some(uid)) = (near.get(&intent.near_key), intent.far_uid) {
+                    let raw = md.read(msg)?;
+                    let wire_size = raw.len() + eol::bare_lf_count(&raw);
+                    changes.push(Change::Link {
+                        far: uid,
+                        near: intent.near_key.clone(),
+                        flags: intent.flags.clone(),
+                        far_flags: intent.flags.clone(),
+                        message_id: crate::message::message_id(&raw),
+                        size: Some(u32::try_from(wire_size).unwrap_or(u32::MAX)),
+                    });
                 }
                 changes.push(Change::RemoveIntent(intent.id));
             }
-            IntentKind::Upload => {
-                if intent.uidvalidity == Some(sel.uidvalidity)
-                    && !linked_near.contains(&intent.near_key)
-                {
-                    uploads.push(intent.clone());
-                } else {
-                    changes.push(Change::RemoveIntent(intent.id));
-                }
+            Settle::DropDownload => {
+                md.remove_tmp(&intent.near_key);
+                changes.push(Change::RemoveIntent(intent.id));
             }
+            Settle::FindUpload => uploads.push(intent.clone()),
+            Settle::DropUpload => changes.push(Change::RemoveIntent(intent.id)),
         }
     }
     db.apply(fid, &changes)?;
@@ -87,7 +76,23 @@ pub async fn settle_intents(
     Ok(intents.len())
 }
 
-/// Finds the server copies of upload intents by UID range, size and SHA-256, links those found
+/// Hashes of the server messages `uids` (their bodies as the server sends them).
+pub async fn server_hashes(
+    conn: &mut ImapConn,
+    uids: &[Uid],
+) -> Result<BTreeMap<Uid, Vec<u8>>, Error> {
+    let mut hashes = BTreeMap::new();
+    if !uids.is_empty() {
+        conn.fetch_bodies(uids, |m| {
+            hashes.insert(m.uid, sha2::Sha256::digest(m.body).to_vec());
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(hashes)
+}
+
+/// Finds the server copies of upload intents ([`recovery::match_uploads`]), links those found
 /// and drops every intent. Returns how many were found.
 pub async fn resolve_uploads(
     conn: &mut ImapConn,
@@ -95,9 +100,25 @@ pub async fn resolve_uploads(
     fid: i64,
     intents: &[Intent],
 ) -> Result<usize, Error> {
-    let Some(from) = intents.iter().filter_map(|i| i.uidnext).min() else {
-        let drop: Vec<Change> = intents.iter().map(|i| Change::RemoveIntent(i.id)).collect();
-        db.apply(fid, &drop)?;
+    // Intents without their evidence cannot be recognised: they are dropped, and the planner
+    // uploads the message again.
+    let searchable: Vec<(&Intent, UploadEvidence)> = intents
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i,
+                UploadEvidence {
+                    uidnext: i.uidnext?,
+                    size: i.size?,
+                    sha256: i.sha256.clone()?,
+                },
+            ))
+        })
+        .collect();
+    let evidence: Vec<UploadEvidence> = searchable.iter().map(|(_, e)| e.clone()).collect();
+    let mut changes: Vec<Change> = intents.iter().map(|i| Change::RemoveIntent(i.id)).collect();
+    let Some(from) = recovery::upload_search_start(&evidence) else {
+        db.apply(fid, &changes)?;
         return Ok(0);
     };
     let linked: BTreeSet<Uid> = db
@@ -105,35 +126,18 @@ pub async fn resolve_uploads(
         .iter()
         .filter_map(|r| r.state.far)
         .collect();
-    let sizes: BTreeSet<u32> = intents.iter().filter_map(|i| i.size).collect();
-    let evidence = conn.fetch_evidence(&format!("{}:*", from.max(1))).await?;
-    let candidates: Vec<Uid> = evidence
-        .iter()
-        .filter(|e| e.uid.0 >= from && sizes.contains(&e.size) && !linked.contains(&e.uid))
-        .map(|e| e.uid)
-        .collect();
-    let mut hashes: BTreeMap<Uid, Vec<u8>> = BTreeMap::new();
-    if !candidates.is_empty() {
-        conn.fetch_bodies(&candidates, |m| {
-            hashes.insert(m.uid, sha2::Sha256::digest(m.body).to_vec());
-            Ok(())
-        })
-        .await?;
-    }
-    let mut taken: BTreeSet<Uid> = BTreeSet::new();
-    let mut changes = Vec::new();
+    let listed = conn.fetch_evidence(&format!("{from}:*")).await?;
+    let candidates = recovery::upload_candidates(&evidence, &listed, |u| linked.contains(&u));
+    let hashes = server_hashes(conn, &candidates).await?;
     let mut found = 0;
-    for intent in intents {
-        let hit = hashes.iter().find(|(uid, h)| {
-            !taken.contains(uid)
-                && intent.uidnext.is_some_and(|n| uid.0 >= n)
-                && intent.sha256.as_deref() == Some(h.as_slice())
-        });
-        if let Some((uid, _)) = hit {
-            taken.insert(*uid);
+    for ((intent, _), hit) in searchable
+        .iter()
+        .zip(recovery::match_uploads(&evidence, &hashes))
+    {
+        if let Some(uid) = hit {
             found += 1;
             changes.push(Change::Link {
-                far: *uid,
+                far: uid,
                 near: intent.near_key.clone(),
                 flags: intent.flags.clone(),
                 far_flags: intent.flags.clone(),
@@ -141,8 +145,9 @@ pub async fn resolve_uploads(
                 size: intent.size,
             });
         }
-        changes.push(Change::RemoveIntent(intent.id));
     }
+    // Links first, then the intents go (one transaction either way).
+    changes.rotate_left(intents.len());
     db.apply(fid, &changes)?;
     Ok(found)
 }

@@ -102,13 +102,12 @@ pub async fn run_account(
     let history = match db {
         Some(db) => record_history(&db, &run.report, started_at),
         None => StateDb::open(&config.state_path(name))
-            .map_err(|e| e.to_string())
             .and_then(|db| record_history(&db, &run.report, started_at)),
     };
     let history = match history {
         Ok(h) => Some(h),
         Err(e) => {
-            run.history_error = Some(e);
+            run.history_error = Some(e.to_string());
             None
         }
     };
@@ -140,7 +139,7 @@ fn record_history(
     db: &StateDb,
     report: &AccountReport,
     started: i64,
-) -> Result<RunHistory, String> {
+) -> Result<RunHistory, crate::db::DbError> {
     let error = report.fatal.clone().or_else(|| {
         report
             .folders
@@ -158,7 +157,6 @@ fn record_history(
         duration_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
         report: serde_json::to_string(report).unwrap_or_default(),
     };
-    db.add_to_history(&outcome)
-        .and_then(|()| db.run_history())
-        .map_err(|e| e.to_string())
+    db.add_to_history(&outcome)?;
+    db.run_history()
 }

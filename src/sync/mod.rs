@@ -7,6 +7,7 @@ pub mod folders;
 pub mod planner;
 pub mod pop3;
 pub mod push;
+pub mod recovery;
 pub mod repair;
 pub mod smtp;
 pub mod snapshot;

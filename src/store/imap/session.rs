@@ -6,6 +6,8 @@
 //! they came over TLS). The password is sent only over TLS, or in plain text when the config says
 //! `tls = "none"`.
 
+#[allow(unused_imports)]
+use super::*;
 use super::{ImapConn, ImapError, Transport};
 use crate::config::{ImapConfig, Secret, TlsMode};
 use crate::store::tls;
@@ -214,4 +216,59 @@ async fn starttls(cfg: &ImapConfig, tcp: TcpStream) -> Result<TcpStream, ImapErr
         });
     }
     Ok(reader.into_inner())
+}
+
+impl ImapConn {
+    /// Turns on CONDSTORE (RFC 7162 §3.1) when the server has it, so SELECT reports
+    /// HIGHESTMODSEQ and the server tracks per-message modification sequences from now on.
+    pub async fn enable_condstore(&mut self) -> Result<(), ImapError> {
+        if self.has("QRESYNC") && self.has("ENABLE") {
+            // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3) and adds VANISHED for expunges.
+            self.run("ENABLE QRESYNC").await?;
+            self.qresync = true;
+        } else if self.has("CONDSTORE") && self.has("ENABLE") {
+            self.run("ENABLE CONDSTORE").await?;
+        }
+        Ok(())
+    }
+
+    /// Switches the connection to COMPRESS=DEFLATE (RFC 4978). Consumes the connection because
+    /// the stream underneath is replaced.
+    pub async fn compress(self) -> Result<ImapConn, ImapError> {
+        let ImapConn {
+            session,
+            timeout,
+            capabilities,
+            poisoned,
+            qresync,
+        } = self;
+        let compressed = tokio::time::timeout(
+            timeout,
+            session.compress(|s| Box::new(s) as Box<dyn Transport>),
+        )
+        .await
+        .map_err(|_| ImapError::Timeout {
+            command: "COMPRESS DEFLATE".into(),
+            secs: timeout.as_secs(),
+        })?
+        .map_err(|e| ImapError::Refused {
+            command: "COMPRESS DEFLATE".into(),
+            status: "NO".into(),
+            text: e.to_string(),
+        })?;
+        Ok(ImapConn {
+            session: compressed,
+            timeout,
+            capabilities,
+            poisoned,
+            qresync,
+        })
+    }
+
+    /// Logs out politely; errors are ignored (the run's result is already decided).
+    pub async fn logout(mut self) {
+        if !self.poisoned {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.run("LOGOUT")).await;
+        }
+    }
 }
