@@ -17,3 +17,11 @@ pub fn unix_now() -> i64 {
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// A jitter value in 0..1 from the clock's nanoseconds (good enough to spread reconnects).
+pub fn jitter() -> f64 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(n % 1000) / 1000.0
+}

@@ -32,20 +32,20 @@
 //! - *Nothing a server sends becomes a path unchecked*: folder names pass [`names`].
 
 pub mod cli;
-pub mod clock;
-pub mod config;
+pub(crate) mod clock;
+pub(crate) mod config;
 pub mod daemon;
-pub mod db;
+pub(crate) mod db;
 pub mod engine;
 pub mod exit;
-pub mod index;
-pub mod message;
-pub mod metrics;
-pub mod model;
-pub mod names;
-pub mod search;
-pub mod store;
-pub mod sync;
+pub(crate) mod index;
+pub(crate) mod message;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod names;
+pub(crate) mod search;
+pub(crate) mod store;
+pub(crate) mod sync;
 
 #[cfg(test)]
 mod layering {

@@ -122,23 +122,27 @@ fn main() -> ExitCode {
                 arctern::daemon::run(config.path.clone(), accounts.clone(), config.clone()).await
             }
             Command::Push {
-                account,
-                to,
-                folders,
+                what,
                 dry_run,
                 rate,
-            } => cli::push::run_push(&config, account, to, folders, *dry_run, *rate).await,
-            Command::Migrate {
-                account,
-                to,
-                folders,
-            } => cli::push::run_migrate(&config, account, to, folders).await,
-            Command::Verify {
-                account,
-                to,
-                folders,
-                json,
-            } => cli::push::run_verify(&config, account, to, folders, *json).await,
+            } => {
+                cli::reupload::run_push(
+                    &config,
+                    &what.account,
+                    &what.to,
+                    &what.folders,
+                    *dry_run,
+                    *rate,
+                )
+                .await
+            }
+            Command::Migrate { what } => {
+                cli::reupload::run_migrate(&config, &what.account, &what.to, &what.folders).await
+            }
+            Command::Verify { what, json } => {
+                cli::reupload::run_verify(&config, &what.account, &what.to, &what.folders, *json)
+                    .await
+            }
             _ => unreachable!("offline commands ran above"),
         }
     });

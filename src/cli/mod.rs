@@ -3,7 +3,7 @@
 
 pub mod check;
 pub mod logging;
-pub mod push;
+pub mod reupload;
 pub mod search;
 pub mod status;
 pub mod sync;
@@ -100,14 +100,9 @@ pub enum Command {
     },
     /// Upload an account's local Maildir to a target (IMAP APPEND), idempotently.
     Push {
-        /// The account whose Maildir is uploaded.
-        account: String,
-        /// The target (a [targets.NAME] table).
-        #[arg(long)]
-        to: String,
-        /// Only these folders (LIST-style patterns, "!" excludes).
-        #[arg(long, num_args = 1..)]
-        folders: Vec<String>,
+        /// The account, the target and the folders.
+        #[command(flatten)]
+        what: TargetArgs,
         /// Print what would be uploaded; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -117,25 +112,15 @@ pub enum Command {
     },
     /// Pull the account from its server, then push it to the target, resumably.
     Migrate {
-        /// The account.
-        account: String,
-        /// The target.
-        #[arg(long)]
-        to: String,
-        /// Only these folders.
-        #[arg(long, num_args = 1..)]
-        folders: Vec<String>,
+        /// The account, the target and the folders.
+        #[command(flatten)]
+        what: TargetArgs,
     },
     /// Compare the account's Maildir with the target folder by folder; exit 0 when they match.
     Verify {
-        /// The account.
-        account: String,
-        /// The target.
-        #[arg(long)]
-        to: String,
-        /// Only these folders.
-        #[arg(long, num_args = 1..)]
-        folders: Vec<String>,
+        /// The account, the target and the folders.
+        #[command(flatten)]
+        what: TargetArgs,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -166,6 +151,19 @@ impl From<Sort> for crate::index::search::SortOrder {
             Sort::Relevance => crate::index::search::SortOrder::Relevance,
         }
     }
+}
+
+/// What `push`, `migrate` and `verify` work on.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// The account whose Maildir is uploaded or compared.
+    pub account: String,
+    /// The target (a [targets.NAME] table).
+    #[arg(long)]
+    pub to: String,
+    /// Only these folders (LIST-style patterns, "!" excludes).
+    #[arg(long, num_args = 1..)]
+    pub folders: Vec<String>,
 }
 
 /// `--rate`: a positive, finite number of messages per second.

@@ -49,6 +49,35 @@ pub struct FolderStatus {
     pub last_error: Option<String>,
 }
 
+impl FolderStatus {
+    /// A folder's line with nothing known yet but the account's run history.
+    fn new(
+        account: &str,
+        kind: &'static str,
+        folder: &str,
+        history: &crate::db::runs::RunHistory,
+    ) -> FolderStatus {
+        FolderStatus {
+            account: account.to_string(),
+            kind,
+            folder: folder.to_string(),
+            server_messages: 0,
+            local_messages: 0,
+            last_sync: None,
+            uidvalidity: None,
+            pending_intents: 0,
+            pending_local_new: 0,
+            pending_local_deleted: 0,
+            pending_local_flags: 0,
+            local_error: None,
+            too_large: Vec::new(),
+            last_success: history.last_success,
+            last_failure: history.last_failure,
+            last_error: history.last_error.clone(),
+        }
+    }
+}
+
 /// The account's run history in one line: last success, last failure and why, totals.
 fn history_line(name: &str, h: &crate::db::runs::RunHistory) -> Option<String> {
     if h.runs_total == 0 {
@@ -122,24 +151,12 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
             }
         };
         for f in folders {
-            let mut st = FolderStatus {
-                account: account.name.clone(),
-                kind: "imap",
-                folder: f.name.clone(),
-                server_messages: f.far_count,
-                local_messages: f.near_count,
-                last_sync: f.last_sync,
-                uidvalidity: f.uidvalidity.map(|v| v.0),
-                pending_intents: db.intent_count(f.id).unwrap_or(0),
-                pending_local_new: 0,
-                pending_local_deleted: 0,
-                pending_local_flags: 0,
-                local_error: None,
-                too_large: Vec::new(),
-                last_success: history.last_success,
-                last_failure: history.last_failure,
-                last_error: history.last_error.clone(),
-            };
+            let mut st = FolderStatus::new(&account.name, "imap", &f.name, &history);
+            st.server_messages = f.far_count;
+            st.local_messages = f.near_count;
+            st.last_sync = f.last_sync;
+            st.uidvalidity = f.uidvalidity.map(|v| v.0);
+            st.pending_intents = db.intent_count(f.id).unwrap_or(0);
             let scanned = FolderName::parse(&f.name)
                 .map_err(|e| e.to_string())
                 .and_then(|n| layout::folder_path(&account.maildir, account.layout, &n))
@@ -264,30 +281,18 @@ fn pop3_status(
             None => println!("{}: no completed pull", account.name),
         }
     }
-    Ok(Some(FolderStatus {
-        account: account.name.clone(),
-        kind: "pop3",
-        folder: account.folder.to_string(),
-        server_messages: kept,
-        local_messages: stored,
-        last_sync: last.map(|(t, _)| t),
-        uidvalidity: None,
-        pending_intents: pending as i64,
-        pending_local_new: 0,
-        pending_local_deleted: 0,
-        pending_local_flags: 0,
-        local_error: None,
-        too_large: Vec::new(),
-        last_success: history.last_success,
-        last_failure: history.last_failure,
-        last_error: history.last_error,
-    }))
+    let mut st = FolderStatus::new(&account.name, "pop3", account.folder.as_str(), &history);
+    st.server_messages = kept;
+    st.local_messages = stored;
+    st.last_sync = last.map(|(t, _)| t);
+    st.pending_intents = pending as i64;
+    Ok(Some(st))
 }
 
 /// What the next sync would do with the local changes, as the planner decides it: the server
 /// taken as it was at the last sync (its recorded flags), the Maildir as it is now.
 fn pending_local_work(
-    account: &crate::config::Account,
+    account: &crate::config::ImapAccount,
     md: &MaildirFolder,
     near: &BTreeMap<NearKey, NearMessage>,
     rows: &[crate::db::MessageRow],

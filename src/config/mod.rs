@@ -252,7 +252,7 @@ pub struct Config {
     /// (for node_exporter's textfile collector), if anywhere.
     pub metrics_file: Option<PathBuf>,
     /// IMAP accounts by name, in name order.
-    pub accounts: BTreeMap<String, Account>,
+    pub accounts: BTreeMap<String, ImapAccount>,
     /// POP3 accounts by name, in name order (names are unique across both maps).
     pub pop3_accounts: BTreeMap<String, Pop3Account>,
     /// Destinations for `push`, `migrate` and `verify`, by name.
@@ -319,7 +319,7 @@ pub struct SmtpConfig {
 #[derive(Clone, Copy, Debug)]
 pub enum AnyAccount<'a> {
     /// An IMAP account (two-way sync).
-    Imap(&'a Account),
+    Imap(&'a ImapAccount),
     /// A POP3 maildrop (pulled into one Maildir folder).
     Pop3(&'a Pop3Account),
 }
@@ -454,9 +454,9 @@ pub struct Pop3Config {
     pub identify_by: Pop3Identity,
 }
 
-/// One account: a server and the Maildir it mirrors into.
+/// One IMAP account: a server and the Maildir it mirrors into.
 #[derive(Clone, Debug)]
-pub struct Account {
+pub struct ImapAccount {
     /// The account's name (the TOML table key).
     pub name: String,
     /// The local Maildir root.
@@ -727,7 +727,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             None => None,
         };
         let idle = a.idle.clone().unwrap_or_else(|| vec!["INBOX".to_string()]);
-        let account = Account {
+        let account = ImapAccount {
             max_size,
             idle,
             interval,

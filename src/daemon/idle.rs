@@ -5,11 +5,13 @@
 //! so is a `password_command` that failed; a refused login waits an hour (the account's own
 //! sync reports it and pauses as long).
 
-use super::schedule::{Backoff, Trigger, jitter};
-use crate::config::Account;
+use super::schedule::Trigger;
+use crate::clock::jitter;
+use crate::config::ImapAccount;
 use crate::engine::DaemonAction;
 use crate::names::{FolderName, FolderPatterns};
 use crate::store::imap::{self, IdleOutcome, ImapError};
+use crate::sync::backoff::Backoff;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -22,7 +24,7 @@ const LOGIN_REFUSED_PAUSE: Duration = Duration::from_secs(3600);
 pub const MAX_IDLE_FOLDERS: usize = 5;
 
 /// A logged-in connection to the account's server.
-async fn login(account: &Account) -> Result<imap::ImapConn, ImapError> {
+async fn login(account: &ImapAccount) -> Result<imap::ImapConn, ImapError> {
     let password = account
         .imap
         .password
@@ -35,7 +37,7 @@ async fn login(account: &Account) -> Result<imap::ImapConn, ImapError> {
 /// by canonical name with their wire names; at most [`MAX_IDLE_FOLDERS`], the rest are named
 /// in the second list (they are synced every interval only).
 pub async fn idle_folders(
-    account: &Account,
+    account: &ImapAccount,
 ) -> Result<(Vec<(String, String)>, Vec<String>), ImapError> {
     let mut conn = login(account).await?;
     let entries = conn.list().await?;
@@ -63,7 +65,7 @@ pub async fn idle_folders(
 /// Finds the folders to watch ([`idle_folders`], retried with backoff until the server answers)
 /// and starts one [`watch_folder`] for each.
 pub async fn watch_account(
-    account: Account,
+    account: ImapAccount,
     renew: Duration,
     triggers: mpsc::Sender<Trigger>,
     mut stop: watch::Receiver<bool>,
@@ -111,7 +113,7 @@ pub async fn watch_account(
 
 /// Watches one folder until `stop` turns true.
 pub async fn watch_folder(
-    account: Account,
+    account: ImapAccount,
     folder: String,
     wire: String,
     renew: Duration,

@@ -15,10 +15,12 @@ pub mod local;
 pub mod schedule;
 pub mod systemd;
 
+use crate::clock::jitter;
 use crate::config::{AnyAccount, Config};
 use crate::engine::run::{AccountRun, run_account};
 use crate::engine::{self, DaemonAction, SyncOptions};
-use schedule::{Backoff, Timetable, Trigger, Wake, jitter};
+use crate::sync::backoff::Backoff;
+use schedule::{Timetable, Trigger, Wake};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! When an account wakes up in the daemon: a full resync every `interval`, change reports (IDLE
 //! on the server, inotify on the Maildir) gathered for a short debounce so a burst of changes
-//! costs one sync, and exponential backoff with jitter after failures. Everything here runs on
-//! tokio's clock, so the tests drive it with paused time instead of sleeping.
+//! costs one sync (the delays after failures are [`crate::sync::backoff`]'s). Everything here runs
+//! on tokio's clock, so the tests drive it with paused time instead of sleeping.
 
 use std::collections::BTreeSet;
 use tokio::sync::{mpsc, watch};
@@ -104,48 +104,6 @@ impl Timetable {
     }
 }
 
-/// Exponential backoff with jitter for reconnecting after failures: 1 s, 2 s, 4 s, … up to the
-/// cap, each spread by ±20 %.
-#[derive(Debug)]
-pub struct Backoff {
-    initial: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    /// A backoff starting at `initial`.
-    pub fn new(initial: Duration) -> Backoff {
-        Backoff {
-            initial,
-            attempt: 0,
-        }
-    }
-
-    /// The wait before the next attempt; `jitter` in 0..=1.
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        self.attempt = self.attempt.saturating_add(1);
-        crate::sync::smtp::retry_delay(self.attempt, self.initial, jitter)
-    }
-
-    /// After a success: start from `initial` again.
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// Failures in a row so far.
-    pub fn failures(&self) -> u32 {
-        self.attempt
-    }
-}
-
-/// A jitter value in 0..1 from the clock's nanoseconds (good enough to spread reconnects).
-pub fn jitter() -> f64 {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(n % 1000) / 1000.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,19 +188,5 @@ mod tests {
         });
         assert_eq!(t.next_wake(&mut rx, &mut stop).await, Wake::Stop);
         assert_eq!(start.elapsed(), Duration::from_secs(7));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_doubles_up_to_five_minutes_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1));
-        let waits: Vec<u64> = (0..12).map(|_| b.next_delay(0.5).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-        assert_eq!(b.failures(), 12);
-        b.reset();
-        assert_eq!(b.next_delay(0.5), Duration::from_secs(1));
-        // Jitter spreads a wait by at most 20 % either way.
-        let lo = Backoff::new(Duration::from_secs(10)).next_delay(0.0);
-        let hi = Backoff::new(Duration::from_secs(10)).next_delay(1.0);
-        assert_eq!((lo, hi), (Duration::from_secs(8), Duration::from_secs(12)));
     }
 }

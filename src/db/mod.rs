@@ -5,10 +5,12 @@
 //! grouped into one transaction per batch through [`StateDb::apply`].
 //!
 //! rusqlite is synchronous: the engine calls it from its async task for short statements only.
+// Nothing a server or a file holds may make it panic: no indexing that could (tests may).
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 mod migrations;
 pub mod pop3;
-pub mod push;
+pub mod reupload;
 pub mod runs;
 pub mod smtp;
 
@@ -161,6 +163,21 @@ impl StateDb {
             return Ok(None);
         }
         Self::open(path).map(Some)
+    }
+
+    /// Runs `work` in one transaction, committed when it succeeds; `what` names it in an error.
+    fn in_transaction<T>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        let out = work(&tx).map_err(self.err(what))?;
+        tx.commit().map_err(self.err("commit"))?;
+        Ok(out)
     }
 
     fn err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> DbError {
@@ -510,7 +527,7 @@ impl StateDb {
 
     /// Replaces the folder's list of messages left alone for being larger than `max_size`.
     pub fn set_too_large(
-        &mut self,
+        &self,
         folder: i64,
         items: &[crate::model::TooLarge],
     ) -> Result<(), DbError> {
@@ -518,34 +535,20 @@ impl StateDb {
         if items.is_empty() && self.too_large(folder)?.is_empty() {
             return Ok(());
         }
-        let path = self.path.clone();
-        let e = move |what: &'static str| {
-            let path = path.clone();
-            move |source| DbError {
-                path,
-                what: what.to_string(),
-                source,
-            }
-        };
-        let tx = self.conn.transaction().map_err(e("begin"))?;
-        tx.execute(
-            "DELETE FROM too_large WHERE folder_id = ?1",
-            params![folder],
-        )
-        .map_err(e("clear too_large"))?;
-        for t in items {
-            let side = match t.side {
-                crate::model::Side::Far => "far",
-                crate::model::Side::Near => "near",
-            };
-            tx.execute(
+        self.in_transaction("record too_large", |tx| {
+            tx.execute("DELETE FROM too_large WHERE folder_id = ?1", params![folder])?;
+            let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO too_large (folder_id, side, item, size) VALUES (?1, ?2, ?3, ?4)",
-                params![folder, side, t.item, i64::try_from(t.size).unwrap_or(i64::MAX)],
-            )
-            .map_err(e("record too_large"))?;
-        }
-        tx.commit().map_err(e("commit"))?;
-        Ok(())
+            )?;
+            for t in items {
+                let side = match t.side {
+                    crate::model::Side::Far => "far",
+                    crate::model::Side::Near => "near",
+                };
+                st.execute(params![folder, side, t.item, i64::try_from(t.size).unwrap_or(i64::MAX)])?;
+            }
+            Ok(())
+        })
     }
 
     /// The folder's messages left alone for being larger than `max_size` at its last sync.

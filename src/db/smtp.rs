@@ -45,18 +45,12 @@ impl StateDb {
         if rows.is_empty() {
             return Ok(());
         }
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.err("begin"))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO smtp_sent
-                       (target, folder, near_key, state, sha256, message_id, size, detail, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(self.err("record SMTP state"))?;
+        self.in_transaction("record SMTP state", |tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO smtp_sent
+                   (target, folder, near_key, state, sha256, message_id, size, detail, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
             for r in rows {
                 st.execute(params![
                     target,
@@ -68,30 +62,22 @@ impl StateDb {
                     r.size as i64,
                     r.detail,
                     now
-                ])
-                .map_err(self.err("record SMTP state"))?;
+                ])?;
             }
-        }
-        tx.commit().map_err(self.err("commit SMTP state"))
+            Ok(())
+        })
     }
 
     /// Forgets rows (intents whose message did not arrive: it is sent again).
     pub fn forget_smtp_rows(&self, target: &str, keys: &[(String, String)]) -> Result<(), DbError> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.err("begin"))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "DELETE FROM smtp_sent WHERE target = ?1 AND folder = ?2 AND near_key = ?3",
-                )
-                .map_err(self.err("forget SMTP state"))?;
+        self.in_transaction("forget SMTP state", |tx| {
+            let mut st = tx.prepare_cached(
+                "DELETE FROM smtp_sent WHERE target = ?1 AND folder = ?2 AND near_key = ?3",
+            )?;
             for (folder, key) in keys {
-                st.execute(params![target, folder, key])
-                    .map_err(self.err("forget SMTP state"))?;
+                st.execute(params![target, folder, key])?;
             }
-        }
-        tx.commit().map_err(self.err("commit SMTP state"))
+            Ok(())
+        })
     }
 }

@@ -10,7 +10,7 @@ use super::SyncOptions;
 use super::error::{Context, Error};
 use super::recover;
 use super::report::FolderReport;
-use crate::config::Account;
+use crate::config::ImapAccount;
 use crate::db::{Change, FolderCompletion, Intent, IntentKind, StateDb};
 use crate::model::{Flag, Flags, NearKey, Uid, UidValidity};
 use crate::names::FolderName;
@@ -33,7 +33,7 @@ const UPLOAD_BATCH: usize = 100;
 pub async fn sync_folder(
     conn: &mut ImapConn,
     db: &mut StateDb,
-    account: &Account,
+    account: &ImapAccount,
     name: &FolderName,
     wire: &str,
     path: &Path,
@@ -125,29 +125,21 @@ pub async fn sync_folder(
                 })
                 .collect();
             let rep = repair::repair(&row_ev, &far_ev);
-            let relinked = rep.relinked.iter().filter(|(_, u)| u.is_some()).count();
+            let relinked = rep.relinked_count();
             fr.notes.push(format!(
                 "UIDVALIDITY changed from {old} to {}: re-paired {relinked} message(s) by Message-ID and size; {} local message(s) without a match will be uploaded, unmatched server messages downloaded",
                 sel.uidvalidity,
                 rep.unmatched_near.len()
             ));
             if !options.dry_run {
-                // Drop rows first, then move the survivors to their new UIDs: a new UID may equal
-                // an old one still held by another row, so clear them all before relinking.
-                let mut changes: Vec<Change> =
-                    rep.dropped.iter().map(|r| Change::Delete(*r)).collect();
-                changes.extend(
-                    rep.relinked
-                        .iter()
-                        .filter(|(_, u)| u.is_some())
-                        .map(|(r, _)| Change::Relink(*r, None)),
-                );
-                changes.extend(
-                    rep.relinked
-                        .iter()
-                        .filter(|(_, u)| u.is_some())
-                        .map(|(r, u)| Change::Relink(*r, *u)),
-                );
+                let changes: Vec<Change> = rep
+                    .steps()
+                    .into_iter()
+                    .map(|step| match step {
+                        repair::RepairStep::Drop(row) => Change::Delete(row),
+                        repair::RepairStep::SetUid(row, uid) => Change::Relink(row, uid),
+                    })
+                    .collect();
                 db.apply(fid, &changes)?;
                 db.set_uidvalidity(fid, sel.uidvalidity)?;
             }
@@ -412,7 +404,7 @@ async fn dry_run_new_folder(
     conn: &mut ImapConn,
     path: &Path,
     wire: &str,
-    account: &Account,
+    account: &ImapAccount,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let (far, near) = if path.exists() {
@@ -522,14 +514,14 @@ fn upload_batches<'p>(
             .and_then(|m| std::fs::metadata(md.message_path(m)).ok())
             .map_or(0, |x| x.len());
         if i > start && (i - start >= UPLOAD_BATCH || bytes + size > UPLOAD_BATCH_BYTES) {
-            out.push(&uploads[start..i]);
+            out.extend(uploads.get(start..i));
             start = i;
             bytes = 0;
         }
         bytes += size;
     }
     if start < uploads.len() {
-        out.push(&uploads[start..]);
+        out.extend(uploads.get(start..));
     }
     out
 }
@@ -759,7 +751,9 @@ impl Executor<'_> {
                 // Nothing of this batch is published; roll its intents back now.
                 let mut changes = Vec::new();
                 for (u, id) in &batch.intent_of {
-                    self.md.remove_tmp(&batch.keys[u].0);
+                    if let Some((key, _)) = batch.keys.get(u) {
+                        self.md.remove_tmp(key);
+                    }
                     changes.push(Change::RemoveIntent(*id));
                 }
                 self.db.apply(self.fid, &changes)?;
@@ -783,7 +777,9 @@ impl Executor<'_> {
         let mut changes = Vec::new();
         let mut linked = std::collections::BTreeSet::new();
         for (uid, flags, message_id, size) in batch.written {
-            let key = &batch.keys[&uid].0;
+            let Some((key, _)) = batch.keys.get(&uid) else {
+                continue; // written only for UIDs of this batch
+            };
             let msg = self.md.publish(key, &flags)?;
             self.near.insert(key.clone(), msg);
             linked.insert(uid);
@@ -803,7 +799,9 @@ impl Executor<'_> {
         for (u, id) in &batch.intent_of {
             if !linked.contains(u) {
                 // Not delivered (expunged meanwhile, or a local error): roll the intent back.
-                self.md.remove_tmp(&batch.keys[u].0);
+                if let Some((key, _)) = batch.keys.get(u) {
+                    self.md.remove_tmp(key);
+                }
             }
             changes.push(Change::RemoveIntent(*id));
         }

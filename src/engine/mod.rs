@@ -4,20 +4,22 @@
 //! then sync each folder ([`folder`]). Errors in one folder are recorded and the run goes on; a
 //! broken connection is reopened once. Every effect that could duplicate a message is announced
 //! as an intent in SQLite first ([`recover`] settles intents left by a killed run).
+// Nothing a server or a file holds may make it panic: no indexing that could (tests may).
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod error;
 pub mod folder;
 pub mod lock;
 pub mod pop3;
-pub mod push;
-pub mod push_smtp;
 pub mod recover;
 pub mod report;
+pub mod reupload;
+pub mod reupload_smtp;
 pub mod run;
 
 pub use error::{DaemonAction, Error, ErrorKind};
 
-use crate::config::{Account, Config, Layout};
+use crate::config::{Config, ImapAccount, Layout};
 use crate::db::StateDb;
 use crate::model::Side;
 use crate::names::{FolderName, FolderPatterns};
@@ -28,7 +30,6 @@ use crate::sync::planner::Policy;
 use report::{AccountReport, FolderReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Options of one `sync` run.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,35 +40,12 @@ pub struct SyncOptions {
     pub force: bool,
 }
 
-/// Syncs one IMAP account. Never panics on bad data; everything goes into the report, and a
-/// failure of the account as a whole is returned beside it (and written into `report.fatal`).
-/// Nothing is printed or logged here: the caller ([`run`]) reports each failure once.
+/// Syncs one IMAP account once its lock is held and its state database open (see [`run`]).
+/// Never panics on bad data: folder failures go into `report`, a failure of the account as a
+/// whole is returned. Nothing is printed or logged here: the caller reports each failure once.
 pub async fn sync_account(
     config: &Config,
-    account: &Account,
-    db: &mut StateDb,
-    options: SyncOptions,
-    progress: &indicatif::ProgressBar,
-) -> (AccountReport, Option<Error>) {
-    let started = Instant::now();
-    let mut report = AccountReport {
-        account: account.name.clone(),
-        ..Default::default()
-    };
-    let fatal = run_account(config, account, db, options, progress, &mut report)
-        .await
-        .err();
-    if let Some(e) = &fatal {
-        report.fatal = Some(e.to_string());
-    }
-    report.elapsed = started.elapsed();
-    (report, fatal)
-}
-
-/// The account's sync once its lock is held and its state database open (see [`run`]).
-async fn run_account(
-    config: &Config,
-    account: &Account,
+    account: &ImapAccount,
     db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
@@ -271,7 +249,7 @@ const EXTRA_CONNECTION_DELAY: std::time::Duration = std::time::Duration::from_mi
 
 /// What the folder workers of one account share.
 struct Shared<'a> {
-    account: &'a Account,
+    account: &'a ImapAccount,
     password: &'a crate::config::Secret,
     far: &'a BTreeMap<FolderName, String>,
     delimiter: Option<char>,
@@ -371,7 +349,7 @@ impl Shared<'_> {
 async fn prepare_and_sync(
     conn: &mut ImapConn,
     db: &mut StateDb,
-    account: &Account,
+    account: &ImapAccount,
     name: &FolderName,
     create: Option<Side>,
     wire: Option<String>,

@@ -21,37 +21,28 @@ use crate::store::pop3::{self, Pop3Conn, Pop3Error};
 use crate::sync::pop3::{self as plan, Listed, Pop3Policy};
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::Instant;
 
 /// Messages per batch: one intent commit, one pipelined RETR burst, one barrier, one commit.
 const BATCH: usize = 100;
 
-/// Pulls one POP3 account. Never panics on bad data; everything goes into the report.
+/// Pulls one POP3 account once its lock is held and its state database open (see
+/// [`super::run`]). Never panics on bad data; everything goes into `report`, and a failure of
+/// the account as a whole is returned.
 pub async fn pull_account(
     config: &Config,
     account: &Pop3Account,
     db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
-) -> (AccountReport, Option<Error>) {
-    let started = Instant::now();
-    let mut report = AccountReport {
-        account: account.name.clone(),
-        pop3: true,
-        ..Default::default()
-    };
+    report: &mut AccountReport,
+) -> Result<(), Error> {
     let mut fr = FolderReport {
         folder: account.folder.to_string(),
         ..Default::default()
     };
-    let result = pull(config, account, db, options, progress, &mut fr, &mut report).await;
+    let result = pull(config, account, db, options, progress, &mut fr, report).await;
     report.folders.push(fr);
-    let fatal = result.err();
-    if let Some(e) = &fatal {
-        report.fatal = Some(e.to_string());
-    }
-    report.elapsed = started.elapsed();
-    (report, fatal)
+    result
 }
 
 async fn pull(
@@ -345,7 +336,8 @@ async fn listing(conn: &mut Pop3Conn, account: &Pop3Account) -> Result<Vec<Liste
             numbers.sort_unstable();
             for n in numbers {
                 let header = conn.top_header(n).await?;
-                ids.push((n, header_identity(&header, sizes[&n])));
+                let size = sizes.get(&n).copied().unwrap_or_default();
+                ids.push((n, header_identity(&header, size)));
             }
             ids
         }
@@ -405,7 +397,12 @@ async fn download_batch(
         .map(|(i, m)| (m.msgno, i))
         .collect();
     let numbers: Vec<u32> = batch.iter().map(|m| m.msgno).collect();
-    let tmp_of = |n: u32| md.tmp_path(&keys[by_msgno[&n]]);
+    // RETR is sent for our own numbers only, so every `n` has a key; a missing one is no file.
+    let tmp_of = |n: u32| {
+        let key = by_msgno.get(&n).and_then(|i| keys.get(*i));
+        key.map(|k| md.tmp_path(k))
+            .unwrap_or_else(|| md.path().join("tmp").join(".unexpected-message-number"))
+    };
     let results = conn
         .retr_many(
             &numbers,

@@ -60,31 +60,32 @@ pub async fn run_account(
     let started_at = crate::clock::unix_now();
     let started = std::time::Instant::now();
     let name = account.name();
-    let opened = open_account(config, name);
-    let (report, error, db) = match opened {
-        Err(e) => {
-            let report = AccountReport {
-                account: name.to_string(),
-                pop3: matches!(account, AnyAccount::Pop3(_)),
-                fatal: Some(e.to_string()),
-                elapsed: started.elapsed(),
-                ..Default::default()
-            };
-            (report, Some(e), None)
-        }
+    let mut report = AccountReport {
+        account: name.to_string(),
+        pop3: matches!(account, AnyAccount::Pop3(_)),
+        ..Default::default()
+    };
+    let (result, db) = match open_account(config, name) {
+        Err(e) => (Err(e), None),
         Ok((lock, mut db)) => {
-            let (report, error) = match account {
+            let result = match account {
                 AnyAccount::Imap(a) => {
-                    super::sync_account(config, a, &mut db, options, progress).await
+                    super::sync_account(config, a, &mut db, options, progress, &mut report).await
                 }
                 AnyAccount::Pop3(a) => {
-                    super::pop3::pull_account(config, a, &mut db, options, progress).await
+                    super::pop3::pull_account(config, a, &mut db, options, progress, &mut report)
+                        .await
                 }
             };
             drop(lock);
-            (report, error, Some(db))
+            (result, Some(db))
         }
     };
+    let error = result.err();
+    if let Some(e) = &error {
+        report.fatal = Some(e.to_string());
+    }
+    report.elapsed = started.elapsed();
     let mut run = AccountRun {
         report,
         error,

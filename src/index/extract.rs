@@ -98,7 +98,7 @@ fn top_header_says_multipart(raw: &[u8]) -> bool {
         .position(|w| w == b"\n\n")
         .unwrap_or(raw.len())
         .min(64 * 1024);
-    let header = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let header = String::from_utf8_lossy(raw.get(..end).unwrap_or(raw)).to_ascii_lowercase();
     header.contains("multipart/")
 }
 
@@ -108,7 +108,7 @@ pub fn extract(raw: &[u8]) -> Extracted {
     let raw = lighter.as_deref().unwrap_or(raw);
     let Some(msg) = MessageParser::default().parse(raw) else {
         // Not even a header: index the start of the bytes as text.
-        let mut body = String::from_utf8_lossy(&raw[..raw.len().min(MAX_BODY)]).into_owned();
+        let mut body = String::from_utf8_lossy(raw.get(..MAX_BODY).unwrap_or(raw)).into_owned();
         truncate_at_char(&mut body, MAX_BODY);
         return Extracted {
             body,
@@ -180,8 +180,8 @@ fn raw_text_after_header(raw: &[u8]) -> String {
         .map(|p| p + 2)
         .or_else(|| raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4))
         .unwrap_or(raw.len());
-    let end = raw.len().min(start + MAX_BODY);
-    String::from_utf8_lossy(&raw[start..end]).into_owned()
+    let end = raw.len().min(start.saturating_add(MAX_BODY));
+    String::from_utf8_lossy(raw.get(start..end).unwrap_or_default()).into_owned()
 }
 
 fn truncate_at_char(s: &mut String, max: usize) {

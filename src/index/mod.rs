@@ -7,6 +7,8 @@
 //! document's id first, so an update interrupted anywhere is repaired by the next one. A folder
 //! whose directory mtimes equal those recorded (and not recorded in the same second as the
 //! change, which a coarse clock could hide) is not even listed.
+// Nothing a server or a file holds may make it panic: no indexing that could (tests may).
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod accounts;
 pub mod extract;
@@ -17,6 +19,7 @@ pub mod stem;
 use crate::model::Flags;
 use crate::store::maildir::info;
 use crate::store::maildir::keywords::KeywordTable;
+use crate::sync::index_diff;
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -346,11 +349,6 @@ impl MailIndex {
         })
     }
 
-    /// The tantivy index (for searching).
-    pub fn tantivy(&self) -> &Index {
-        &self.index
-    }
-
     fn terr(&self, e: impl std::fmt::Display) -> IndexError {
         IndexError::Tantivy {
             path: self.dir.clone(),
@@ -403,16 +401,11 @@ impl MailIndex {
                 .map_err(|e| self.cerr(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.cerr(e))?
         };
-        let mut gone_folders = Vec::new();
-        for (account, folder) in known {
-            if accounts.contains(&account)
-                && !sources
-                    .iter()
-                    .any(|s| s.account == account && s.folder == folder)
-            {
-                gone_folders.push((account, folder));
-            }
-        }
+        let source_names: Vec<(String, String)> = sources
+            .iter()
+            .map(|s| (s.account.clone(), s.folder.clone()))
+            .collect();
+        let gone_folders = index_diff::gone_folders(&known, accounts, &source_names);
 
         // Per folder: what to add, re-index and remove.
         let mut to_add: Vec<(FolderSource, String, String)> = Vec::new(); // source, key, file name
@@ -456,31 +449,15 @@ impl MailIndex {
                 }
                 m
             };
-            for (key, name) in &on_disk {
-                match indexed.get(key) {
-                    None => {
-                        to_add.push((src.clone(), key.clone(), name.clone()));
-                        report.added += 1;
-                    }
-                    Some((_, old)) if old != name => {
-                        to_add.push((src.clone(), key.clone(), name.clone()));
-                        report.updated += 1;
-                    }
-                    Some(_) => {}
-                }
+            let diff = index_diff::folder_diff(&on_disk, &indexed);
+            report.added += diff.add.len();
+            report.updated += diff.reindex.len();
+            report.removed += diff.remove.len();
+            for (key, name) in diff.add.into_iter().chain(diff.reindex) {
+                to_add.push((src.clone(), key, name));
             }
-            for (key, (id, _)) in &indexed {
-                if !on_disk.contains_key(key) {
-                    to_remove.push(id.clone());
-                    report.removed += 1;
-                }
-            }
-            // A change in the same second as this reading could hide behind an equal mtime:
-            // then record nothing, and list the folder again next time.
-            let settled = before.filter(|(c, n)| {
-                let newest = (*c).max(*n) / 1_000_000_000;
-                now - newest >= 2
-            });
+            to_remove.extend(diff.remove);
+            let settled = index_diff::settled_mtimes(before, now);
             mtimes.push((src.clone(), settled));
         }
 

@@ -1,13 +1,13 @@
 //! Shared vocabulary: identifiers, flags and the two sides of a sync.
 //!
 //! Owns the newtypes that cross module boundaries (`Uid`, `UidValidity`, `NearKey`), the flag set
-//! model shared by IMAP and Maildir, and `Side`/`PerSide`. Holds no I/O and no policy.
+//! model shared by IMAP and Maildir, and `Side`. Holds no I/O and no policy.
 
 pub mod policy;
 pub mod rows;
 pub mod state;
 
-pub use policy::{ExpungePolicy, Layout, SyncMode};
+pub use policy::{ExpungePolicy, SyncMode};
 pub use rows::{Pop3Row, SmtpRow, SmtpState};
 pub use state::{Fingerprint, Intent, IntentKind, RowId, StateRow};
 
@@ -100,33 +100,6 @@ impl fmt::Display for Side {
             Side::Far => "server",
             Side::Near => "local",
         })
-    }
-}
-
-/// One value per side.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PerSide<T> {
-    /// The server's value.
-    pub far: T,
-    /// The Maildir's value.
-    pub near: T,
-}
-
-impl<T> PerSide<T> {
-    /// The value for `side`.
-    pub fn get(&self, side: Side) -> &T {
-        match side {
-            Side::Far => &self.far,
-            Side::Near => &self.near,
-        }
-    }
-
-    /// The value for `side`, mutably.
-    pub fn get_mut(&mut self, side: Side) -> &mut T {
-        match side {
-            Side::Far => &mut self.far,
-            Side::Near => &mut self.near,
-        }
     }
 }
 

@@ -215,9 +215,14 @@ pub fn data_payload(message: &[u8]) -> Vec<u8> {
     let dots = message
         .iter()
         .enumerate()
-        .filter(|(i, b)| **b == b'.' && (*i == 0 || message[i - 1] == b'\n'))
+        .filter(|(i, b)| {
+            **b == b'.'
+                && i.checked_sub(1)
+                    .and_then(|p| message.get(p))
+                    .is_none_or(|c| *c == b'\n')
+        })
         .count();
-    let mut out = Vec::with_capacity(message.len() + dots + 5);
+    let mut out = Vec::with_capacity(message.len().saturating_add(dots).saturating_add(5));
     let mut line_start = true;
     for &b in message {
         if line_start && b == b'.' {
@@ -234,11 +239,6 @@ pub fn data_payload(message: &[u8]) -> Vec<u8> {
 }
 
 impl SmtpConn {
-    /// What the server announced.
-    pub fn capabilities(&self) -> SmtpCapabilities {
-        self.caps
-    }
-
     async fn command(
         &mut self,
         stage: &'static str,
@@ -311,7 +311,7 @@ impl SmtpConn {
         expect(r, "DATA", 3)?;
         let payload = data_payload(message);
         let timeout = self.timeout;
-        let (body, terminator) = payload.split_at(payload.len() - 3);
+        let (body, terminator) = payload.split_at(payload.len().saturating_sub(3));
         // In pieces, each with the timeout: a big message on a slow link is not a stall.
         let written: Result<(), std::io::Error> = with_client!(self, c => {
             let mut result = Ok(());

@@ -22,7 +22,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     if let Some(path) = ca_file {
-        let mut added = 0;
+        let mut added: usize = 0;
         let iter = CertificateDer::pem_file_iter(path)
             .map_err(|e| tls_err(format!("cannot read ca_file {}: {e}", path.display())))?;
         for cert in iter {
@@ -31,7 +31,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
             roots
                 .add(cert)
                 .map_err(|e| tls_err(format!("unusable certificate in {}: {e}", path.display())))?;
-            added += 1;
+            added = added.saturating_add(1);
         }
         if added == 0 {
             return Err(tls_err(format!(

@@ -35,11 +35,12 @@ pub struct Repair {
     pub unmatched_near: Vec<NearKey>,
 }
 
-/// Matches rows to the new listing by (Message-ID, size); duplicates pair in order.
-pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
-    let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
+/// Server UIDs by (Message-ID, size), each list highest first so that `pop()` hands them out
+/// lowest first (duplicates then pair in order). Messages without a Message-ID are left out.
+fn uids_by_evidence(far: &[FarEvidence]) -> BTreeMap<(&str, u32), Vec<Uid>> {
     let mut sorted_far: Vec<&FarEvidence> = far.iter().collect();
-    sorted_far.sort_by_key(|f| f.uid);
+    sorted_far.sort_by_key(|f| std::cmp::Reverse(f.uid));
+    let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
     for f in sorted_far {
         if let Some(id) = &f.message_id {
             by_evidence
@@ -48,9 +49,12 @@ pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
                 .push(f.uid);
         }
     }
-    for uids in by_evidence.values_mut() {
-        uids.reverse(); // pop() hands them out in ascending order
-    }
+    by_evidence
+}
+
+/// Matches rows to the new listing by (Message-ID, size); duplicates pair in order.
+pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
+    let mut by_evidence = uids_by_evidence(far);
     let mut sorted_rows: Vec<&RowEvidence> = rows.iter().collect();
     sorted_rows.sort_by_key(|r| r.row.id);
     let mut out = Repair::default();
@@ -79,6 +83,38 @@ pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
     out
 }
 
+/// One step of carrying out a [`Repair`] in the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepairStep {
+    /// Drop the row (no evidence matched).
+    Drop(RowId),
+    /// Give the row this server UID (`None`: clear it).
+    SetUid(RowId, Option<Uid>),
+}
+
+impl Repair {
+    /// The steps, in the only safe order: dropped rows first, then every surviving row's old
+    /// UID cleared, then each given its new one. A new UID may equal an old one another row
+    /// still holds (the unique index on (folder, UID) would refuse it), so no row gets its new
+    /// UID before all old ones are gone.
+    pub fn steps(&self) -> Vec<RepairStep> {
+        let moved: Vec<(RowId, Uid)> = self
+            .relinked
+            .iter()
+            .filter_map(|(r, u)| Some((*r, (*u)?)))
+            .collect();
+        let mut out: Vec<RepairStep> = self.dropped.iter().map(|r| RepairStep::Drop(*r)).collect();
+        out.extend(moved.iter().map(|(r, _)| RepairStep::SetUid(*r, None)));
+        out.extend(moved.iter().map(|(r, u)| RepairStep::SetUid(*r, Some(*u))));
+        out
+    }
+
+    /// How many rows keep a server message (with a new UID).
+    pub fn relinked_count(&self) -> usize {
+        self.relinked.iter().filter(|(_, u)| u.is_some()).count()
+    }
+}
+
 /// First sync of a folder that already has mail on both sides (an existing Maildir, or state
 /// lost): pairs messages with the same Message-ID and size so they are linked instead of copied
 /// both ways. `near` is (key, Message-ID, size as sent on the wire). Duplicates pair in order.
@@ -86,17 +122,7 @@ pub fn pair_initial(
     far: &[FarEvidence],
     near: &[(NearKey, Option<String>, u32)],
 ) -> Vec<(Uid, NearKey)> {
-    let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
-    let mut sorted_far: Vec<&FarEvidence> = far.iter().collect();
-    sorted_far.sort_by_key(|f| std::cmp::Reverse(f.uid));
-    for f in sorted_far {
-        if let Some(id) = &f.message_id {
-            by_evidence
-                .entry((id.as_str(), f.size))
-                .or_default()
-                .push(f.uid);
-        }
-    }
+    let mut by_evidence = uids_by_evidence(far);
     let mut sorted_near: Vec<&(NearKey, Option<String>, u32)> = near.iter().collect();
     sorted_near.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
@@ -172,6 +198,14 @@ pub fn initial_links(
 mod tests {
     use super::*;
 
+    fn ev(uid: u32, message_id: &str, size: u32) -> FarEvidence {
+        FarEvidence {
+            uid: Uid(uid),
+            message_id: Some(message_id.into()),
+            size,
+        }
+    }
+
     fn row(id: i64, uid: u32, key: &str, mid: Option<&str>, size: u32) -> RowEvidence {
         RowEvidence {
             row: StateRow {
@@ -187,23 +221,7 @@ mod tests {
 
     #[test]
     fn initial_pairing_matches_once_each() {
-        let far = vec![
-            FarEvidence {
-                uid: Uid(1),
-                message_id: Some("a".into()),
-                size: 10,
-            },
-            FarEvidence {
-                uid: Uid(2),
-                message_id: Some("a".into()),
-                size: 10,
-            },
-            FarEvidence {
-                uid: Uid(3),
-                message_id: Some("b".into()),
-                size: 10,
-            },
-        ];
+        let far = vec![ev(1, "a", 10), ev(2, "a", 10), ev(3, "b", 10)];
         let near = vec![
             (NearKey("x".into()), Some("a".into()), 10),
             (NearKey("y".into()), Some("b".into()), 11),
@@ -227,18 +245,7 @@ mod tests {
             (NearKey("y".into()), flags(&[])),
         ]
         .into();
-        let far_ev = vec![
-            FarEvidence {
-                uid: Uid(1),
-                message_id: Some("a".into()),
-                size: 10,
-            },
-            FarEvidence {
-                uid: Uid(7),
-                message_id: Some("b".into()),
-                size: 20,
-            },
-        ];
+        let far_ev = vec![ev(1, "a", 10), ev(7, "b", 20)];
         let near_ev = vec![
             (NearKey("x".into()), Some("a".into()), 10),
             (NearKey("y".into()), Some("b".into()), 20),
@@ -257,6 +264,27 @@ mod tests {
                 size: 10,
             }]
         );
+    }
+
+    #[test]
+    fn repair_steps_clear_every_old_uid_before_giving_new_ones() {
+        // Row 1 moves to UID 2, which row 2 held before (row 2 moves to UID 3); row 3 is dropped.
+        let rep = Repair {
+            relinked: vec![(1, Some(Uid(2))), (2, Some(Uid(3))), (4, None)],
+            dropped: vec![3],
+            unmatched_near: vec![],
+        };
+        assert_eq!(
+            rep.steps(),
+            vec![
+                RepairStep::Drop(3),
+                RepairStep::SetUid(1, None),
+                RepairStep::SetUid(2, None),
+                RepairStep::SetUid(1, Some(Uid(2))),
+                RepairStep::SetUid(2, Some(Uid(3))),
+            ]
+        );
+        assert_eq!(rep.relinked_count(), 2);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Pure decisions for re-sending over SMTP: what to do with each local message given what was
-//! recorded, how long to wait before retrying a 4xx answer, and when the next message may go
-//! under a `--rate` limit.
+//! recorded, and when the next message may go under a `--rate` limit (how long to wait before
+//! retrying a 4xx answer is [`crate::sync::backoff`]'s).
 
 use crate::model::{SmtpRow, SmtpState};
 use std::time::Duration;
@@ -25,19 +25,6 @@ pub fn decide(row: Option<&SmtpRow>) -> SmtpDecision {
     }
 }
 
-/// The longest wait between two attempts.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
-
-/// The wait before attempt `attempt` (1 = the first retry): `initial` doubled each time, capped
-/// at [`MAX_RETRY_DELAY`], then spread by up to ±20 % with `jitter` in 0..=1 (so many clients
-/// told "try later" at once do not all come back together).
-pub fn retry_delay(attempt: u32, initial: Duration, jitter: f64) -> Duration {
-    let doubled = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let base = doubled.min(MAX_RETRY_DELAY);
-    let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
-    base.mul_f64(factor)
-}
-
 /// The longest wait pacing ever asks for: a rate so small that a message would wait longer is
 /// taken as this (a tiny `--rate` such as `1e-300` made `n / rate` infinite, and
 /// `Duration::from_secs_f64` panicked on it).
@@ -57,7 +44,6 @@ pub fn paced_offset(n: u64, rate: Option<f64>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn a_tiny_rate_waits_long_but_never_panics() {
@@ -96,30 +82,9 @@ mod tests {
     }
 
     #[test]
-    fn retries_back_off_exponentially_up_to_the_cap() {
-        let s = Duration::from_secs(2);
-        assert_eq!(retry_delay(1, s, 0.5), Duration::from_secs(2));
-        assert_eq!(retry_delay(2, s, 0.5), Duration::from_secs(4));
-        assert_eq!(retry_delay(3, s, 0.5), Duration::from_secs(8));
-        assert_eq!(retry_delay(30, s, 0.5), MAX_RETRY_DELAY);
-    }
-
-    #[test]
     fn pacing_spreads_messages_evenly() {
         assert_eq!(paced_offset(10, None), Duration::ZERO);
         assert_eq!(paced_offset(10, Some(2.0)), Duration::from_secs(5));
         assert_eq!(paced_offset(0, Some(0.5)), Duration::ZERO);
-    }
-
-    proptest! {
-        #[test]
-        fn jitter_stays_within_twenty_percent(attempt in 1u32..40, ms in 1u64..10_000, j in 0.0f64..=1.0) {
-            let initial = Duration::from_millis(ms);
-            let d = retry_delay(attempt, initial, j);
-            let base = retry_delay(attempt, initial, 0.5);
-            prop_assert!(d >= base.mul_f64(0.8) - Duration::from_micros(1));
-            prop_assert!(d <= base.mul_f64(1.2) + Duration::from_micros(1));
-            prop_assert!(d <= MAX_RETRY_DELAY.mul_f64(1.2) + Duration::from_micros(1));
-        }
     }
 }

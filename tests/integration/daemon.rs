@@ -334,3 +334,35 @@ fn idle_watcher_survives_a_failing_password_command() {
     );
     assert_eq!(d.stop(Duration::from_secs(8)), 0);
 }
+
+/// Under systemd the journal is all a user sees: a folder that fails names itself and why in
+/// the daemon's log, not only as "(1 folder(s) failed)".
+#[test]
+fn daemon_log_names_each_failed_folder_and_why() {
+    let w = World::new("", "interval = \"1h\"");
+    let mut c = w.client();
+    for n in 0..10 {
+        c.append("INBOX", &mail(&format!("guard-{n}")), "\\Seen");
+    }
+    let d = Daemon::start(&w);
+    // Six of ten deleted locally: the mass-deletion guard refuses the folder.
+    for f in local_files(&w.maildir).into_iter().take(6) {
+        std::fs::remove_file(f).unwrap();
+    }
+    d.wait_for_log("would delete 6 of 10", Duration::from_secs(15));
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("would delete 6 of 10"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("INBOX"),
+        "the line does not name the folder: {line}"
+    );
+    assert_eq!(
+        c.messages("INBOX").len(),
+        10,
+        "the guard let deletions through"
+    );
+    assert_eq!(d.stop(Duration::from_secs(8)), 0);
+}

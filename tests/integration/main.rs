@@ -1,5 +1,7 @@
 //! Integration tests: the arctern binary against a real, private Dovecot per test.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod daemon;

@@ -61,7 +61,7 @@ impl ImapConn {
                     _ => bad = Some("FETCH without UID"),
                 },
                 Response::MailboxData(MailboxDatum::Exists(n)) => count = i64::from(*n),
-                Response::Expunge(_) => count -= 1,
+                Response::Expunge(_) => count = count.saturating_sub(1),
                 Response::Vanished {
                     earlier: false,
                     uids,

@@ -21,7 +21,7 @@ impl ImapConn {
         let mut last = self.status(wire_name).await?.uidnext;
         let mut stable_since = std::time::Instant::now();
         while started.elapsed() < limit {
-            tokio::time::sleep(settle / 4).await;
+            tokio::time::sleep(settle.div_f64(4.0)).await;
             let now = self.status(wire_name).await?.uidnext;
             if now != last {
                 last = now;
@@ -89,7 +89,8 @@ impl ImapConn {
                 break;
             }
         }
-        let deadline = tokio::time::Instant::now() + max;
+        let now = tokio::time::Instant::now();
+        let deadline = now.checked_add(max).unwrap_or(now);
         while !changed {
             let next = tokio::select! {
                 r = tokio::time::timeout_at(deadline, self.session.read_response()) => r,

@@ -26,13 +26,11 @@ use async_imap::imap_proto::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-/// Anything a session can run over: TCP, TLS over TCP, or (in tests) a pipe.
-pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Transport for T {}
+pub use crate::store::Transport;
 
-/// An IMAP failure. `retryable` says whether a later run may succeed without a config change.
+/// An IMAP failure (its kind for exit codes and retries is decided by `engine::Error`).
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
     /// TCP connection failed.
@@ -98,17 +96,6 @@ pub enum ImapError {
         /// What was wrong.
         message: String,
     },
-}
-
-impl ImapError {
-    /// True when a later run may succeed unchanged (network trouble), false for config, auth and
-    /// refusals.
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ImapError::Connect { .. } | ImapError::Timeout { .. } | ImapError::Connection { .. }
-        )
-    }
 }
 
 /// The server's own words from async-imap's text for a NO or BAD answer, which it writes as
@@ -182,7 +169,7 @@ fn range_bounds(range: &std::ops::RangeInclusive<u32>) -> (u32, u32) {
 /// How many UIDs a range covers (never zero, never wrapping).
 fn range_len(range: &std::ops::RangeInclusive<u32>) -> u64 {
     let (low, high) = range_bounds(range);
-    u64::from(high - low) + 1
+    u64::from(high.saturating_sub(low)).saturating_add(1)
 }
 
 /// Appends the UIDs of a VANISHED response (reversed ranges included), refusing an answer that
@@ -293,7 +280,7 @@ pub struct ImapConn {
 
 /// Quotes a string for IMAP (RFC 3501 quoted). Names reaching here are validated: no CR, LF, NUL.
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
     for c in s.chars() {
         if c == '"' || c == '\\' {
@@ -313,7 +300,7 @@ pub fn uid_sets(uids: &[Uid], max_ranges: usize) -> Vec<String> {
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     for u in sorted {
         match ranges.last_mut() {
-            Some((_, end)) if *end + 1 == u => *end = u,
+            Some((_, end)) if end.checked_add(1) == Some(u) => *end = u,
             _ => ranges.push((u, u)),
         }
     }
@@ -606,7 +593,7 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         let mut end = n;
         while !s.is_char_boundary(end) {
-            end -= 1;
+            end = end.saturating_sub(1);
         }
         format!("{}…", &s[..end])
     }

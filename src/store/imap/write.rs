@@ -248,10 +248,12 @@ impl ImapConn {
             match step {
                 Err(e) => return self.poison(e),
                 Ok(Some((i, result))) => {
-                    if out[i].is_none() {
-                        remaining -= 1;
+                    if let Some(slot) = out.get_mut(i) {
+                        if slot.is_none() {
+                            remaining = remaining.saturating_sub(1);
+                        }
+                        *slot = Some(result);
                     }
-                    out[i] = Some(result);
                 }
                 Ok(None) => {}
             }
@@ -275,7 +277,9 @@ impl ImapConn {
                 .unwrap_or_default();
             format!("{}{} {{{}+}}", flags.to_imap_list(), date, len)
         };
-        let (f0, d0, b0) = &items[0];
+        let Some(((f0, d0, b0), rest)) = items.split_first() else {
+            return Ok(Some(Vec::new()));
+        };
         let first = format!("APPEND {} {}", quote(wire_name), part(f0, d0, b0.len()));
         let send = async {
             let tag = self
@@ -285,7 +289,7 @@ impl ImapConn {
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let stream = self.session.get_mut();
             stream.write_all(b0).await?;
-            for (flags, date, body) in &items[1..] {
+            for (flags, date, body) in rest {
                 stream
                     .write_all(format!(" {}\r\n", part(flags, date, body.len())).as_bytes())
                     .await?;
@@ -297,7 +301,9 @@ impl ImapConn {
         };
         // The whole batch is on the wire before any answer: allow time for its size.
         let bytes: usize = items.iter().map(|i| i.2.len()).sum();
-        let limit = self.timeout + Duration::from_secs((bytes / (1 << 20)) as u64);
+        let limit = self
+            .timeout
+            .saturating_add(Duration::from_secs((bytes >> 20) as u64));
         let tag = match send_outcome(&label, limit, tokio::time::timeout(limit, send).await) {
             Ok(tag) => tag,
             Err(e) => return self.poison(e),

@@ -35,7 +35,10 @@ fn barrier_for(dev: u64) -> Arc<FsBarrier> {
 pub async fn make_durable(dir: PathBuf) -> std::io::Result<()> {
     let dev = std::fs::metadata(&dir)?.dev();
     let barrier = barrier_for(dev);
-    let ticket = barrier.tickets.fetch_add(1, Ordering::SeqCst) + 1;
+    let ticket = barrier
+        .tickets
+        .fetch_add(1, Ordering::SeqCst)
+        .wrapping_add(1);
     let mut covered = barrier.covered.lock().await;
     if *covered >= ticket {
         return Ok(());

@@ -24,7 +24,7 @@ pub fn parse_file_name(name: &str) -> Option<ParsedName> {
     }
     match name.rfind(':') {
         Some(colon) => {
-            let info = &name[colon + 1..];
+            let info = name.get(colon.saturating_add(1)..).unwrap_or("");
             let letters = info.strip_prefix("2,").unwrap_or("");
             Some(ParsedName {
                 key: NearKey(name[..colon].to_string()),

@@ -35,9 +35,11 @@ impl KeywordTable {
             };
             if idx < 26 && !word.is_empty() {
                 if table.words.len() <= idx {
-                    table.words.resize(idx + 1, None);
+                    table.words.resize(idx.saturating_add(1), None);
                 }
-                table.words[idx] = Some(word.to_string());
+                if let Some(slot) = table.words.get_mut(idx) {
+                    *slot = Some(word.to_string());
+                }
             }
         }
         Ok(table)
@@ -54,7 +56,9 @@ impl KeywordTable {
         self.words
             .iter()
             .position(|w| w.as_deref().is_some_and(|w| w.eq_ignore_ascii_case(word)))
-            .map(|i| (b'a' + i as u8) as char)
+            .and_then(|i| u8::try_from(i).ok())
+            .and_then(|i| b'a'.checked_add(i))
+            .map(char::from)
     }
 
     /// True when the table has a letter for `word`.
@@ -67,8 +71,8 @@ impl KeywordTable {
         if self.knows(word) {
             return true;
         }
-        if let Some(free) = self.words.iter().position(Option::is_none) {
-            self.words[free] = Some(word.to_string());
+        if let Some(free) = self.words.iter_mut().find(|w| w.is_none()) {
+            *free = Some(word.to_string());
         } else if self.words.len() < 26 {
             self.words.push(Some(word.to_string()));
         } else {

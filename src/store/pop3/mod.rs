@@ -11,7 +11,7 @@
 pub mod proto;
 
 use crate::config::{Pop3Auth, Pop3Config, Secret, TlsMode};
-use crate::store::imap::Transport;
+use crate::store::Transport;
 use crate::store::tls;
 use proto::{Capabilities, Line, Reply};
 use rustls_pki_types::ServerName;
@@ -90,19 +90,6 @@ pub enum Pop3Error {
     /// Writing a message locally failed.
     #[error("{0}")]
     Local(String),
-}
-
-impl Pop3Error {
-    /// True for failures of connecting, TLS and login (exit code 4).
-    pub fn is_connect(&self) -> bool {
-        matches!(
-            self,
-            Pop3Error::Connect { .. }
-                | Pop3Error::Tls { .. }
-                | Pop3Error::Auth { .. }
-                | Pop3Error::Config(_)
-        )
-    }
 }
 
 /// An authenticated POP3 session (TRANSACTION state).
@@ -204,16 +191,6 @@ impl Pop3Conn {
     /// What CAPA said (after login).
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps
-    }
-
-    /// The greeting's text.
-    pub fn greeting(&self) -> &str {
-        &self.greeting
-    }
-
-    /// True once the connection failed mid-command and cannot be used any more.
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned
     }
 
     fn poison<T>(&mut self, e: Pop3Error) -> Result<T, Pop3Error> {
@@ -461,7 +438,7 @@ impl Pop3Conn {
                 self.drain_multiline(command, at_line_start).await?;
                 return Err(Pop3Error::Local(e.to_string()));
             }
-            written += out.len() as u64;
+            written = written.saturating_add(out.len() as u64);
         }
     }
 
@@ -487,7 +464,7 @@ impl Pop3Conn {
         struct Capped(Vec<u8>, usize);
         impl std::io::Write for Capped {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                if self.0.len() + buf.len() > self.1 {
+                if self.0.len().saturating_add(buf.len()) > self.1 {
                     return Err(std::io::Error::other("answer too long"));
                 }
                 self.0.extend_from_slice(buf);
@@ -505,22 +482,6 @@ impl Pop3Conn {
                 message: format!("{m} (more than {cap} bytes)"),
             }),
             Err(e) => Err(e),
-        }
-    }
-
-    /// STAT: (message count, total octets).
-    pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
-        let text = self.simple("STAT").await?;
-        let mut words = text.split_ascii_whitespace();
-        match (
-            words.next().and_then(|w| w.parse().ok()),
-            words.next().and_then(|w| w.parse().ok()),
-        ) {
-            (Some(n), Some(size)) => Ok((n, size)),
-            _ => self.poison(Pop3Error::Protocol {
-                command: "STAT".into(),
-                message: format!("malformed answer {text:?}"),
-            }),
         }
     }
 
@@ -633,11 +594,6 @@ impl Pop3Conn {
             self.simple(&format!("DELE {n}")).await?;
         }
         Ok(())
-    }
-
-    /// RSET: undoes the DELEs of this session.
-    pub async fn rset(&mut self) -> Result<(), Pop3Error> {
-        self.simple("RSET").await.map(|_| ())
     }
 
     /// QUIT: enters the UPDATE state, where the server carries out the DELEs. An error means

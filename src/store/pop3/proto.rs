@@ -18,7 +18,7 @@ pub fn parse_status(line: &[u8]) -> Option<Reply> {
     let line = trim_eol(line);
     let text =
         |rest: &[u8]| String::from_utf8_lossy(rest.strip_prefix(b" ").unwrap_or(rest)).into_owned();
-    let word_end = |rest: &[u8]| rest.is_empty() || rest[0] == b' ';
+    let word_end = |rest: &[u8]| rest.first().is_none_or(|c| *c == b' ');
     if let Some(rest) = line.strip_prefix(b"+OK")
         && word_end(rest)
     {
@@ -141,8 +141,8 @@ pub fn parse_list_line(line: &str) -> Result<(u32, u64), ListingError> {
 /// The `<...>` timestamp of an APOP-capable greeting.
 pub fn apop_timestamp(greeting: &str) -> Option<&str> {
     let start = greeting.find('<')?;
-    let end = start + greeting[start..].find('>')?;
-    let stamp = &greeting[start..=end];
+    let end = start.checked_add(greeting.get(start..)?.find('>')?)?;
+    let stamp = greeting.get(start..=end)?;
     (stamp.contains('@') && stamp.len() > 2).then_some(stamp)
 }
 
@@ -157,7 +157,7 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
 /// The SASL PLAIN initial response (RFC 4616), base64: `\0user\0password`.
 pub fn sasl_plain(user: &str, password: &str) -> String {
     use base64::Engine;
-    let mut raw = Vec::with_capacity(user.len() + password.len() + 2);
+    let mut raw = Vec::with_capacity(user.len().saturating_add(password.len()).saturating_add(2));
     raw.push(0);
     raw.extend_from_slice(user.as_bytes());
     raw.push(0);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 /// What is recorded for one local message and one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PushState {
+pub enum ReuploadState {
     /// An APPEND may be under way: the target's UIDNEXT before it, the CRLF size and SHA-256.
     Intent {
         /// Target UIDVALIDITY.
@@ -33,22 +33,22 @@ pub enum PushState {
 
 /// One row.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushRow {
+pub struct ReuploadRow {
     /// Maildir key.
     pub near_key: String,
     /// Target folder (canonical name).
     pub target_folder: String,
     /// State.
-    pub state: PushState,
+    pub state: ReuploadState,
 }
 
 impl StateDb {
     /// Every row for a target and local folder, by Maildir key.
-    pub fn push_rows(
+    pub fn reupload_rows(
         &self,
         target: &str,
         folder: &str,
-    ) -> Result<HashMap<String, PushRow>, DbError> {
+    ) -> Result<HashMap<String, ReuploadRow>, DbError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -61,19 +61,19 @@ impl StateDb {
                 let state: String = r.get(2)?;
                 let uidvalidity: Option<u32> = r.get(3)?;
                 let state = match state.as_str() {
-                    "intent" => PushState::Intent {
+                    "intent" => ReuploadState::Intent {
                         uidvalidity: uidvalidity.unwrap_or(0),
                         uidnext: r.get::<_, Option<u32>>(5)?.unwrap_or(1),
                         size: r.get::<_, Option<u32>>(6)?.unwrap_or(0),
                         sha256: r.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
                     },
-                    "done" => PushState::Done {
+                    "done" => ReuploadState::Done {
                         uidvalidity: uidvalidity.unwrap_or(0),
                         uid: r.get(4)?,
                     },
-                    _ => PushState::Present,
+                    _ => ReuploadState::Present,
                 };
-                Ok(PushRow {
+                Ok(ReuploadRow {
                     near_key: r.get(0)?,
                     target_folder: r.get(1)?,
                     state,
@@ -89,32 +89,26 @@ impl StateDb {
     }
 
     /// Records rows (replacing earlier ones for the same key) in one transaction, stamped `now`.
-    pub fn put_push_rows(
+    pub fn put_reupload_rows(
         &self,
         target: &str,
         folder: &str,
-        rows: &[PushRow],
+        rows: &[ReuploadRow],
         now: i64,
     ) -> Result<(), DbError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.err("begin"))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO pushed
-                       (target, folder, near_key, target_folder, state, uidvalidity, uid, uidnext, size, sha256, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(self.err("record push state"))?;
+        self.in_transaction("record push state", |tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO pushed
+                   (target, folder, near_key, target_folder, state, uidvalidity, uid, uidnext, size, sha256, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
             for r in rows {
                 let none: Option<u32> = None;
                 let (state, v, uid, next, size, sha) = match &r.state {
-                    PushState::Intent {
+                    ReuploadState::Intent {
                         uidvalidity,
                         uidnext,
                         size,
@@ -127,10 +121,10 @@ impl StateDb {
                         Some(*size),
                         Some(sha256.as_slice()),
                     ),
-                    PushState::Done { uidvalidity, uid } => {
+                    ReuploadState::Done { uidvalidity, uid } => {
                         ("done", Some(*uidvalidity), *uid, none, none, None)
                     }
-                    PushState::Present => ("present", none, none, none, none, None),
+                    ReuploadState::Present => ("present", none, none, none, none, None),
                 };
                 st.execute(params![
                     target,
@@ -144,36 +138,28 @@ impl StateDb {
                     size,
                     sha,
                     now
-                ])
-                .map_err(self.err("record push state"))?;
+                ])?;
             }
-        }
-        tx.commit().map_err(self.err("commit push state"))
+            Ok(())
+        })
     }
 
     /// Forgets rows (intents that found nothing, or everything for a folder whose target
     /// UIDVALIDITY changed).
-    pub fn forget_push_rows(
+    pub fn forget_reupload_rows(
         &self,
         target: &str,
         folder: &str,
         keys: &[String],
     ) -> Result<(), DbError> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.err("begin"))?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "DELETE FROM pushed WHERE target = ?1 AND folder = ?2 AND near_key = ?3",
-                )
-                .map_err(self.err("forget push state"))?;
+        self.in_transaction("forget push state", |tx| {
+            let mut st = tx.prepare_cached(
+                "DELETE FROM pushed WHERE target = ?1 AND folder = ?2 AND near_key = ?3",
+            )?;
             for k in keys {
-                st.execute(params![target, folder, k])
-                    .map_err(self.err("forget push state"))?;
+                st.execute(params![target, folder, k])?;
             }
-        }
-        tx.commit().map_err(self.err("commit push state"))
+            Ok(())
+        })
     }
 }

@@ -13,17 +13,19 @@
 //! again, and the report says so (never lost; at worst one duplicate, named).
 
 use super::error::{Context, Error};
-use super::push::{LocalSide, PushFolderReport, VerifyReport, list_target, local_folders};
+use super::reupload::{LocalSide, ReuploadFolderReport, VerifyReport, list_target, local_folders};
+use crate::clock::jitter;
 use crate::config::{SmtpConfig, Target, TargetKind};
 use crate::db::StateDb;
 use crate::db::smtp::{SmtpRow, SmtpState};
 use crate::names::FolderName;
 use crate::store::eol;
 use crate::store::imap;
-use crate::store::maildir::{MaildirFolder, NearMessage, layout};
+use crate::store::maildir::{MaildirFolder, NearMessage};
 use crate::store::smtp::{self, SmtpConn, SmtpError};
-use crate::sync::push::Comparison;
-use crate::sync::smtp::{SmtpDecision, decide, paced_offset, retry_delay};
+use crate::sync::backoff::retry_delay;
+use crate::sync::reupload::Comparison;
+use crate::sync::smtp::{SmtpDecision, decide, paced_offset};
 use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ const QUIET_LIMIT: Duration = Duration::from_secs(30);
 
 /// Options of one SMTP push.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SmtpPushOptions {
+pub struct SmtpReuploadOptions {
     /// Change nothing; report what would be sent.
     pub dry_run: bool,
     /// Messages per second, overriding the target's `rate`.
@@ -165,13 +167,6 @@ enum Outcome {
     Uncertain(String),
 }
 
-fn jitter() -> f64 {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(n % 1000) / 1000.0
-}
-
 /// Sends one message, retrying 4xx answers and broken connections with backoff.
 async fn send_one(
     db: &StateDb,
@@ -244,15 +239,15 @@ async fn send_one(
 }
 
 /// Re-sends an account's Maildir through an SMTP target. `all_targets` resolves `confirm_via`.
-pub async fn push(
+pub async fn reupload(
     db: &StateDb,
     local: &LocalSide<'_>,
     target: &Target,
     all_targets: &[&Target],
     patterns: &[String],
-    opts: SmtpPushOptions,
+    opts: SmtpReuploadOptions,
     progress: &indicatif::ProgressBar,
-) -> Result<Vec<PushFolderReport>, Error> {
+) -> Result<Vec<ReuploadFolderReport>, Error> {
     let cfg = smtp_of(target)?;
     let folders = local_folders(local, patterns)?;
     let mut rows = db.smtp_rows(&target.name)?;
@@ -287,12 +282,12 @@ pub async fn push(
     };
     let mut reports = Vec::new();
     for folder in folders {
-        let mut fr = PushFolderReport {
+        let mut fr = ReuploadFolderReport {
             folder: folder.to_string(),
             target_folder: cfg.envelope_to.join(","),
             ..Default::default()
         };
-        let result = push_folder(
+        let result = reupload_folder(
             db,
             local,
             &folder,
@@ -324,7 +319,7 @@ pub async fn push(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn push_folder(
+async fn reupload_folder(
     db: &StateDb,
     local: &LocalSide<'_>,
     folder: &FolderName,
@@ -333,11 +328,9 @@ async fn push_folder(
     sent_hashes: &mut HashSet<Vec<u8>>,
     dry_run: bool,
     progress: &indicatif::ProgressBar,
-    fr: &mut PushFolderReport,
+    fr: &mut ReuploadFolderReport,
 ) -> Result<(), Error> {
-    let path = layout::folder_path(local.root, local.layout, folder).map_err(Error::FolderName)?;
-    let md = MaildirFolder::open(&path)?;
-    let near = md.scan()?;
+    let (md, near) = local.open_folder(folder)?;
     let mut todo = Vec::new();
     for m in in_send_order(&md, &near) {
         match decide(rows.get(&(folder.to_string(), m.key.0.clone()))) {
@@ -452,10 +445,7 @@ pub async fn verify(
     };
     let mut out = Vec::new();
     for folder in folders {
-        let path =
-            layout::folder_path(local.root, local.layout, &folder).map_err(Error::FolderName)?;
-        let md = MaildirFolder::open(&path)?;
-        let near = md.scan()?;
+        let (md, near) = local.open_folder(&folder)?;
         let mut c = Comparison::default();
         let mut local_ids: HashMap<String, usize> = HashMap::new();
         for m in near.values() {

@@ -3,8 +3,8 @@
 use super::exit;
 use crate::config::{AnyAccount, Config, Target, TargetKind};
 use crate::db::StateDb;
-use crate::engine::push::{self, LocalSide};
-use crate::engine::push_smtp::{self, SmtpPushOptions};
+use crate::engine::reupload::{self, LocalSide};
+use crate::engine::reupload_smtp::{self, SmtpReuploadOptions};
 use crate::engine::{SyncOptions, lock};
 use std::io::IsTerminal;
 
@@ -106,10 +106,12 @@ pub async fn run_push(
     let bar = progress_bar();
     let all_targets: Vec<&Target> = config.targets.values().collect();
     let result = match &t.kind {
-        TargetKind::Imap(_) => push::push(&db, &local_side(a), t, folders, dry_run, &bar).await,
+        TargetKind::Imap(_) => {
+            reupload::reupload(&db, &local_side(a), t, folders, dry_run, &bar).await
+        }
         TargetKind::Smtp(_) => {
-            let opts = SmtpPushOptions { dry_run, rate };
-            push_smtp::push(&db, &local_side(a), t, &all_targets, folders, opts, &bar).await
+            let opts = SmtpReuploadOptions { dry_run, rate };
+            reupload_smtp::reupload(&db, &local_side(a), t, &all_targets, folders, opts, &bar).await
         }
     };
     bar.finish_and_clear();
@@ -218,9 +220,9 @@ pub async fn run_verify(
     };
     let all_targets: Vec<&Target> = config.targets.values().collect();
     let result = match &t.kind {
-        TargetKind::Imap(_) => push::verify(&local_side(a), t, folders).await,
+        TargetKind::Imap(_) => reupload::verify(&local_side(a), t, folders).await,
         TargetKind::Smtp(_) => match StateDb::open(&config.state_path(a.name())) {
-            Ok(db) => push_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
+            Ok(db) => reupload_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
             Err(e) => Err(e.into()),
         },
     };

@@ -11,14 +11,14 @@
 use super::error::{Context, Error};
 use crate::config::{ImapConfig, Layout, Target, TargetKind};
 use crate::db::StateDb;
-use crate::db::push::{PushRow, PushState};
-use crate::model::Evidence;
+use crate::db::reupload::{ReuploadRow, ReuploadState};
+use crate::model::{Evidence, NearKey};
 use crate::names::{FolderName, FolderPatterns};
 use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, NearMessage, layout};
-use crate::sync::push::{self as plan, Comparison, Identity, SpecialUse};
 use crate::sync::recovery::{self, UploadEvidence};
+use crate::sync::reupload::{self as plan, Comparison, Identity, SpecialUse};
 use sha2::Digest;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -65,9 +65,23 @@ pub struct LocalSide<'a> {
     pub layout: Layout,
 }
 
+impl LocalSide<'_> {
+    /// Opens one of the account's local folders and lists its messages.
+    pub(crate) fn open_folder(
+        &self,
+        folder: &FolderName,
+    ) -> Result<(MaildirFolder, BTreeMap<NearKey, NearMessage>), Error> {
+        let path =
+            layout::folder_path(self.root, self.layout, folder).map_err(Error::FolderName)?;
+        let md = MaildirFolder::open(&path)?;
+        let near = md.scan()?;
+        Ok((md, near))
+    }
+}
+
 /// What happened in one folder.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct PushFolderReport {
+pub struct ReuploadFolderReport {
     /// Local folder.
     pub folder: String,
     /// Target folder.
@@ -217,14 +231,14 @@ async fn target_identities(
 /// took 12.2 s where one took 18.0 s; arctern itself with 4 took 8.3 s. The connections share
 /// this task and the state database; each SQLite write is a complete transaction, never held
 /// across a wait.
-pub async fn push(
+pub async fn reupload(
     db: &StateDb,
     local: &LocalSide<'_>,
     target: &Target,
     patterns: &[String],
     dry_run: bool,
     progress: &indicatif::ProgressBar,
-) -> Result<Vec<PushFolderReport>, Error> {
+) -> Result<Vec<ReuploadFolderReport>, Error> {
     let cfg = imap_of(target)?;
     let folders = local_folders(local, patterns)?;
     let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
@@ -267,7 +281,7 @@ pub async fn push(
                     break;
                 };
                 for folder in folders {
-                    let mut fr = PushFolderReport {
+                    let mut fr = ReuploadFolderReport {
                         folder: folder.to_string(),
                         target_folder: tname.clone(),
                         ..Default::default()
@@ -277,7 +291,7 @@ pub async fn push(
                             .await
                             .context(format!("target {}", target.name))?;
                     }
-                    if let Err(e) = push_folder(
+                    if let Err(e) = reupload_folder(
                         db, local, target, &mut conn, listing, &folder, &tname, dry_run, progress,
                         &mut fr,
                     )
@@ -315,7 +329,7 @@ fn entries_in(path: &Path) -> u64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn push_folder(
+async fn reupload_folder(
     db: &StateDb,
     local: &LocalSide<'_>,
     target: &Target,
@@ -325,11 +339,9 @@ async fn push_folder(
     tname: &str,
     dry_run: bool,
     progress: &indicatif::ProgressBar,
-    fr: &mut PushFolderReport,
+    fr: &mut ReuploadFolderReport,
 ) -> Result<(), Error> {
-    let path = layout::folder_path(local.root, local.layout, folder).map_err(Error::FolderName)?;
-    let md = MaildirFolder::open(&path)?;
-    let near = md.scan()?;
+    let (md, near) = local.open_folder(folder)?;
     let target_name = FolderName::parse(tname)
         .map_err(|e| Error::FolderName(format!("target folder {tname:?}: {e}")))?;
     let known = listing.borrow().by_name.get(tname).cloned();
@@ -357,21 +369,20 @@ async fn push_folder(
     };
     let sel = conn.select(&wire).await?;
     let validity = sel.uidvalidity.0;
-    let mut rows = db.push_rows(&target.name, folder.as_str())?;
+    let mut rows = db.reupload_rows(&target.name, folder.as_str())?;
 
     // Rows of another UIDVALIDITY (the target folder was recreated) prove nothing any more.
-    let stale: Vec<String> = rows
-        .values()
-        .filter(|r| match &r.state {
-            PushState::Intent { uidvalidity, .. } | PushState::Done { uidvalidity, .. } => {
-                *uidvalidity != validity
-            }
-            PushState::Present => r.target_folder != tname,
-        })
-        .map(|r| r.near_key.clone())
-        .collect();
+    let stale: Vec<String> =
+        rows.values()
+            .filter(|r| match &r.state {
+                ReuploadState::Intent { uidvalidity, .. }
+                | ReuploadState::Done { uidvalidity, .. } => *uidvalidity != validity,
+                ReuploadState::Present => r.target_folder != tname,
+            })
+            .map(|r| r.near_key.clone())
+            .collect();
     if !stale.is_empty() && !dry_run {
-        db.forget_push_rows(&target.name, folder.as_str(), &stale)?;
+        db.forget_reupload_rows(&target.name, folder.as_str(), &stale)?;
         for k in &stale {
             rows.remove(k);
         }
@@ -381,7 +392,7 @@ async fn push_folder(
     if !dry_run
         && rows
             .values()
-            .any(|r| matches!(r.state, PushState::Intent { .. }))
+            .any(|r| matches!(r.state, ReuploadState::Intent { .. }))
     {
         conn.wait_until_quiet(&wire, QUIET, QUIET_LIMIT).await?;
         settle_intents(
@@ -428,14 +439,14 @@ async fn push_folder(
             .into_iter()
             .collect()
     };
-    let present: Vec<PushRow> = pending
+    let present: Vec<ReuploadRow> = pending
         .iter()
         .enumerate()
         .filter(|(i, _)| !missing.contains(i))
-        .map(|(_, m)| PushRow {
+        .map(|(_, m)| ReuploadRow {
             near_key: m.key.0.clone(),
             target_folder: tname.to_string(),
-            state: PushState::Present,
+            state: ReuploadState::Present,
         })
         .collect();
     fr.present = present.len();
@@ -453,7 +464,7 @@ async fn push_folder(
         ));
         return Ok(());
     }
-    db.put_push_rows(
+    db.put_reupload_rows(
         &target.name,
         folder.as_str(),
         &present,
@@ -471,7 +482,7 @@ async fn push_folder(
     // The outcome of a batch is committed together with the next batch's intents: one fsync
     // per batch instead of two. A kill in between leaves intents whose copies the next run
     // finds by size and hash, as after any interruption.
-    let mut pending_done: Vec<PushRow> = Vec::new();
+    let mut pending_done: Vec<ReuploadRow> = Vec::new();
     for batch in batches {
         progress.set_message(format!(
             "{folder} → {tname}: {}/{} messages",
@@ -490,10 +501,10 @@ async fn push_folder(
                 }
             };
             let crlf = eol::lf_to_crlf(&raw);
-            intents.push(PushRow {
+            intents.push(ReuploadRow {
                 near_key: m.key.0.clone(),
                 target_folder: tname.to_string(),
-                state: PushState::Intent {
+                state: ReuploadState::Intent {
                     uidvalidity: validity,
                     uidnext,
                     size: crlf.len() as u32,
@@ -505,7 +516,7 @@ async fn push_folder(
         }
         let mut commit = std::mem::take(&mut pending_done);
         commit.extend(intents.iter().cloned());
-        db.put_push_rows(
+        db.put_reupload_rows(
             &target.name,
             folder.as_str(),
             &commit,
@@ -527,10 +538,10 @@ async fn push_folder(
             match result {
                 Ok(Some((v, uid))) if v.0 == validity => {
                     uidnext = uidnext.max(uid.0 + 1);
-                    done.push(PushRow {
+                    done.push(ReuploadRow {
                         near_key: intent.near_key.clone(),
                         target_folder: tname.to_string(),
-                        state: PushState::Done {
+                        state: ReuploadState::Done {
                             uidvalidity: validity,
                             uid: Some(uid.0),
                         },
@@ -549,19 +560,19 @@ async fn push_folder(
             }
         }
         if unresolved || !refused.is_empty() {
-            db.put_push_rows(
+            db.put_reupload_rows(
                 &target.name,
                 folder.as_str(),
                 &done,
                 crate::clock::unix_now(),
             )?;
-            db.forget_push_rows(&target.name, folder.as_str(), &refused)?;
+            db.forget_reupload_rows(&target.name, folder.as_str(), &refused)?;
         } else {
             pending_done = done;
         }
         if unresolved {
             let before = rows_done(db, &target.name, folder.as_str())?;
-            rows = db.push_rows(&target.name, folder.as_str())?;
+            rows = db.reupload_rows(&target.name, folder.as_str())?;
             settle_intents(
                 db,
                 conn,
@@ -577,7 +588,7 @@ async fn push_folder(
             uidnext = conn.status(&wire).await?.uidnext.unwrap_or(uidnext);
         }
     }
-    db.put_push_rows(
+    db.put_reupload_rows(
         &target.name,
         folder.as_str(),
         &pending_done,
@@ -587,10 +598,10 @@ async fn push_folder(
 }
 
 /// Target UIDs the records already account for.
-fn claimed_uids(rows: &HashMap<String, PushRow>) -> HashSet<u32> {
+fn claimed_uids(rows: &HashMap<String, ReuploadRow>) -> HashSet<u32> {
     rows.values()
         .filter_map(|r| match r.state {
-            PushState::Done { uid, .. } => uid,
+            ReuploadState::Done { uid, .. } => uid,
             _ => None,
         })
         .collect()
@@ -598,9 +609,9 @@ fn claimed_uids(rows: &HashMap<String, PushRow>) -> HashSet<u32> {
 
 fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, Error> {
     Ok(db
-        .push_rows(target, folder)?
+        .reupload_rows(target, folder)?
         .values()
-        .filter(|r| matches!(r.state, PushState::Done { .. }))
+        .filter(|r| matches!(r.state, ReuploadState::Done { .. }))
         .count())
 }
 
@@ -614,12 +625,12 @@ async fn settle_intents(
     folder: &str,
     tname: &str,
     validity: u32,
-    rows: &mut HashMap<String, PushRow>,
+    rows: &mut HashMap<String, ReuploadRow>,
 ) -> Result<(), Error> {
     let intents: Vec<(String, u32, u32, Vec<u8>)> = rows
         .values()
         .filter_map(|r| match &r.state {
-            PushState::Intent {
+            ReuploadState::Intent {
                 uidvalidity,
                 uidnext,
                 size,
@@ -653,10 +664,10 @@ async fn settle_intents(
         .zip(recovery::match_uploads(&evidence, &hashes))
     {
         match hit {
-            Some(uid) => found.push(PushRow {
+            Some(uid) => found.push(ReuploadRow {
                 near_key: key,
                 target_folder: tname.to_string(),
-                state: PushState::Done {
+                state: ReuploadState::Done {
                     uidvalidity: validity,
                     uid: Some(uid.0),
                 },
@@ -664,8 +675,8 @@ async fn settle_intents(
             None => lost.push(key),
         }
     }
-    db.put_push_rows(target, folder, &found, crate::clock::unix_now())?;
-    db.forget_push_rows(target, folder, &lost)?;
+    db.put_reupload_rows(target, folder, &found, crate::clock::unix_now())?;
+    db.forget_reupload_rows(target, folder, &lost)?;
     for r in found {
         rows.insert(r.near_key.clone(), r);
     }
@@ -704,10 +715,7 @@ pub async fn verify(
     let mut out = Vec::new();
     for folder in folders {
         let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
-        let path =
-            layout::folder_path(local.root, local.layout, &folder).map_err(Error::FolderName)?;
-        let md = MaildirFolder::open(&path)?;
-        let near = md.scan()?;
+        let (md, near) = local.open_folder(&folder)?;
         let mut local_ids = Vec::with_capacity(near.len());
         let mut hash_sizes = HashSet::new();
         for m in near.values() {
