@@ -63,18 +63,56 @@ pub async fn settle_intents(
     }
     db.apply(fid, &changes)?;
     if !uploads.is_empty() {
-        // The killed run's pipelined APPENDs may still be landing on the server: look for the
-        // copies only once the folder has stopped growing.
-        conn.wait_until_quiet(
-            wire,
-            std::time::Duration::from_millis(1000),
-            std::time::Duration::from_secs(15),
-        )
-        .await?;
-        resolve_uploads(conn, db, fid, &uploads).await?;
+        let evidence: Vec<Option<UploadEvidence>> = uploads.iter().map(evidence_of).collect();
+        let claimed: BTreeSet<Uid> = db
+            .messages(fid)?
+            .iter()
+            .filter_map(|r| r.state.far)
+            .collect();
+        let hits = find_crashed_uploads(conn, wire, &evidence, &claimed).await?;
+        record_copies(db, fid, &uploads, &hits)?;
     }
     Ok(intents.len())
 }
+
+/// Finds the server copies of uploads a killed run may have made to the folder `wire` (each
+/// `None` evidence: cannot be found). The killed run's APPENDs may still be landing on the
+/// server, so this looks only once the folder has stopped growing, and looks again, after
+/// another quiet period, for what the first look did not find: a server under load can take
+/// longer than one quiet period to start storing what a dead connection left in its buffer
+/// (a MULTIAPPEND batch lands all at once, after a silence), and one look duplicated a whole
+/// batch in a loaded test run. `claimed`: UIDs already linked to something else.
+pub async fn find_crashed_uploads(
+    conn: &mut ImapConn,
+    wire: &str,
+    evidence: &[Option<UploadEvidence>],
+    claimed: &BTreeSet<Uid>,
+) -> Result<Vec<Option<Uid>>, Error> {
+    conn.wait_until_quiet(wire, QUIET, QUIET_LIMIT).await?;
+    let mut hits = look_for_copies(conn, evidence, claimed).await?;
+    let missing: Vec<Option<UploadEvidence>> = evidence
+        .iter()
+        .zip(&hits)
+        .map(|(e, h)| if h.is_none() { e.clone() } else { None })
+        .collect();
+    if missing.iter().any(Option::is_some) {
+        conn.wait_until_quiet(wire, QUIET, QUIET_LIMIT).await?;
+        let mut taken = claimed.clone();
+        taken.extend(hits.iter().flatten());
+        let second = look_for_copies(conn, &missing, &taken).await?;
+        for (hit, again) in hits.iter_mut().zip(second) {
+            if hit.is_none() {
+                *hit = again;
+            }
+        }
+    }
+    Ok(hits)
+}
+
+/// How long a folder must stay unchanged before a crashed run's uploads are looked for...
+pub const QUIET: std::time::Duration = std::time::Duration::from_millis(2000);
+/// ...waiting at most this long.
+pub const QUIET_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Hashes of the server messages `uids` (their bodies as the server sends them).
 pub async fn server_hashes(
@@ -92,62 +130,88 @@ pub async fn server_hashes(
     Ok(hashes)
 }
 
-/// Finds the server copies of upload intents ([`recovery::match_uploads`]), links those found
-/// and drops every intent. Returns how many were found.
+/// Finds the server copies of upload intents ([`recovery::match_uploads`]) right after our own
+/// APPENDs (a server without UIDPLUS does not say the new UIDs), links those found and drops
+/// every intent. Returns how many were found.
 pub async fn resolve_uploads(
     conn: &mut ImapConn,
     db: &mut StateDb,
     fid: i64,
     intents: &[Intent],
 ) -> Result<usize, Error> {
-    // Intents without their evidence cannot be recognised: they are dropped, and the planner
-    // uploads the message again.
-    let searchable: Vec<(&Intent, UploadEvidence)> = intents
-        .iter()
-        .filter_map(|i| {
-            Some((
-                i,
-                UploadEvidence {
-                    uidnext: i.uidnext?,
-                    size: i.size?,
-                    sha256: i.sha256.clone()?,
-                },
-            ))
-        })
-        .collect();
-    let evidence: Vec<UploadEvidence> = searchable.iter().map(|(_, e)| e.clone()).collect();
-    let mut changes: Vec<Change> = intents.iter().map(|i| Change::RemoveIntent(i.id)).collect();
-    let Some(from) = recovery::upload_search_start(&evidence) else {
-        db.apply(fid, &changes)?;
-        return Ok(0);
-    };
-    let linked: BTreeSet<Uid> = db
+    let evidence: Vec<Option<UploadEvidence>> = intents.iter().map(evidence_of).collect();
+    let claimed: BTreeSet<Uid> = db
         .messages(fid)?
         .iter()
         .filter_map(|r| r.state.far)
         .collect();
-    let listed = conn.fetch_evidence(&format!("{from}:*")).await?;
-    let candidates = recovery::upload_candidates(&evidence, &listed, |u| linked.contains(&u));
-    let hashes = server_hashes(conn, &candidates).await?;
-    let mut found = 0;
-    for ((intent, _), hit) in searchable
+    let hits = look_for_copies(conn, &evidence, &claimed).await?;
+    record_copies(db, fid, intents, &hits)?;
+    Ok(hits.iter().flatten().count())
+}
+
+/// What an upload intent recorded to recognise its copy (`None`: not enough to search with).
+fn evidence_of(intent: &Intent) -> Option<UploadEvidence> {
+    Some(UploadEvidence {
+        uidnext: intent.uidnext?,
+        size: intent.size?,
+        sha256: intent.sha256.clone()?,
+    })
+}
+
+/// One look at the selected folder for the copy of each upload (in order), among messages not
+/// in `claimed`.
+pub async fn look_for_copies(
+    conn: &mut ImapConn,
+    evidence: &[Option<UploadEvidence>],
+    claimed: &BTreeSet<Uid>,
+) -> Result<Vec<Option<Uid>>, Error> {
+    let searchable: Vec<(usize, UploadEvidence)> = evidence
         .iter()
-        .zip(recovery::match_uploads(&evidence, &hashes))
+        .enumerate()
+        .filter_map(|(i, e)| Some((i, e.clone()?)))
+        .collect();
+    let wanted: Vec<UploadEvidence> = searchable.iter().map(|(_, e)| e.clone()).collect();
+    let mut hits = vec![None; evidence.len()];
+    let Some(from) = recovery::upload_search_start(&wanted) else {
+        return Ok(hits);
+    };
+    let listed = conn.fetch_evidence(&format!("{from}:*")).await?;
+    let candidates = recovery::upload_candidates(&wanted, &listed, |u| claimed.contains(&u));
+    let hashes = server_hashes(conn, &candidates).await?;
+    for ((i, _), hit) in searchable
+        .iter()
+        .zip(recovery::match_uploads(&wanted, &hashes))
     {
-        if let Some(uid) = hit {
-            found += 1;
-            changes.push(Change::Link {
-                far: uid,
+        if let Some(slot) = hits.get_mut(*i) {
+            *slot = hit;
+        }
+    }
+    Ok(hits)
+}
+
+/// Links the copies found and drops every intent, in one transaction.
+fn record_copies(
+    db: &mut StateDb,
+    fid: i64,
+    intents: &[Intent],
+    hits: &[Option<Uid>],
+) -> Result<(), Error> {
+    let mut changes: Vec<Change> = intents
+        .iter()
+        .zip(hits)
+        .filter_map(|(intent, hit)| {
+            Some(Change::Link {
+                far: (*hit)?,
                 near: intent.near_key.clone(),
                 flags: intent.flags.clone(),
                 far_flags: intent.flags.clone(),
                 message_id: intent.message_id.clone(),
                 size: intent.size,
-            });
-        }
-    }
-    // Links first, then the intents go (one transaction either way).
-    changes.rotate_left(intents.len());
+            })
+        })
+        .collect();
+    changes.extend(intents.iter().map(|i| Change::RemoveIntent(i.id)));
     db.apply(fid, &changes)?;
-    Ok(found)
+    Ok(())
 }

@@ -12,22 +12,17 @@ use super::error::{Context, Error};
 use crate::config::{ImapConfig, Layout, Target, TargetKind};
 use crate::db::StateDb;
 use crate::db::reupload::{ReuploadRow, ReuploadState};
-use crate::model::{Evidence, NearKey};
+use crate::model::{Evidence, NearKey, Uid};
 use crate::names::{FolderName, FolderPatterns};
 use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, NearMessage, layout};
-use crate::sync::recovery::{self, UploadEvidence};
+use crate::sync::recovery::UploadEvidence;
 use crate::sync::reupload::{self as plan, Comparison, Identity, SpecialUse};
 use sha2::Digest;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
-
-/// How long a target folder must stay unchanged before a killed run's intents are settled...
-const QUIET: std::time::Duration = std::time::Duration::from_millis(1000);
-/// ...waiting at most this long.
-const QUIET_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// At most this many messages per APPEND batch...
 const BATCH: usize = 100;
@@ -394,15 +389,15 @@ async fn reupload_folder(
             .values()
             .any(|r| matches!(r.state, ReuploadState::Intent { .. }))
     {
-        conn.wait_until_quiet(&wire, QUIET, QUIET_LIMIT).await?;
         settle_intents(
             db,
             conn,
             &target.name,
             folder.as_str(),
-            tname,
+            (tname, &wire),
             validity,
             &mut rows,
+            true,
         )
         .await?;
     }
@@ -578,9 +573,10 @@ async fn reupload_folder(
                 conn,
                 &target.name,
                 folder.as_str(),
-                tname,
+                (tname, &wire),
                 validity,
                 &mut rows,
+                false,
             )
             .await?;
             let after = rows_done(db, &target.name, folder.as_str())?;
@@ -618,14 +614,16 @@ fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, Error> {
 /// Finds the target copies of intents (UIDs at or above the recorded UIDNEXT, same size and
 /// SHA-256, not claimed by another row): found → done, else forgotten (uploaded again unless
 /// the target has it by then).
+#[allow(clippy::too_many_arguments)]
 async fn settle_intents(
     db: &StateDb,
     conn: &mut ImapConn,
     target: &str,
     folder: &str,
-    tname: &str,
+    (tname, wire): (&str, &str),
     validity: u32,
     rows: &mut HashMap<String, ReuploadRow>,
+    after_crash: bool,
 ) -> Result<(), Error> {
     let intents: Vec<(String, u32, u32, Vec<u8>)> = rows
         .values()
@@ -644,25 +642,27 @@ async fn settle_intents(
     if intents.is_empty() {
         return Ok(());
     }
-    let evidence: Vec<UploadEvidence> = intents
+    let evidence: Vec<Option<UploadEvidence>> = intents
         .iter()
-        .map(|(_, uidnext, size, sha256)| UploadEvidence {
-            uidnext: *uidnext,
-            size: *size,
-            sha256: sha256.clone(),
+        .map(|(_, uidnext, size, sha256)| {
+            Some(UploadEvidence {
+                uidnext: *uidnext,
+                size: *size,
+                sha256: sha256.clone(),
+            })
         })
         .collect();
-    let from = recovery::upload_search_start(&evidence).unwrap_or(1);
-    let claimed = claimed_uids(rows);
-    let listed = conn.fetch_evidence(&format!("{from}:*")).await?;
-    let candidates = recovery::upload_candidates(&evidence, &listed, |u| claimed.contains(&u.0));
-    let hashes = super::recover::server_hashes(conn, &candidates).await?;
+    let claimed: BTreeSet<Uid> = claimed_uids(rows).into_iter().map(Uid).collect();
+    // After a crash the killed run's APPENDs may still be landing; right after our own APPENDs
+    // (no APPENDUID) everything has been answered: one look.
+    let hits = if after_crash {
+        super::recover::find_crashed_uploads(conn, wire, &evidence, &claimed).await?
+    } else {
+        super::recover::look_for_copies(conn, &evidence, &claimed).await?
+    };
     let mut found = Vec::new();
     let mut lost = Vec::new();
-    for ((key, _, _, _), hit) in intents
-        .into_iter()
-        .zip(recovery::match_uploads(&evidence, &hashes))
-    {
+    for ((key, _, _, _), hit) in intents.into_iter().zip(hits) {
         match hit {
             Some(uid) => found.push(ReuploadRow {
                 near_key: key,
