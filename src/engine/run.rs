@@ -65,7 +65,8 @@ pub async fn run_account(
         pop3: matches!(account, AnyAccount::Pop3(_)),
         ..Default::default()
     };
-    let (result, db) = match open_account(config, name) {
+    // The lock is held to the end of the run: history, index and metrics included.
+    let (result, held) = match open_account(config, name) {
         Err(e) => (Err(e), None),
         Ok((lock, mut db)) => {
             let result = match account {
@@ -77,8 +78,7 @@ pub async fn run_account(
                         .await
                 }
             };
-            drop(lock);
-            (result, Some(db))
+            (result, Some((lock, db)))
         }
     };
     let error = result.err();
@@ -93,19 +93,12 @@ pub async fn run_account(
         index_error: None,
         metrics_error: None,
     };
-    if options.dry_run {
+    // A dry run changes nothing; a run that could not take the lock or open the state did not
+    // run (and has nowhere to record anything): no history, no index, no metrics.
+    let Some((_lock, db)) = held.filter(|_| !options.dry_run) else {
         return run;
-    }
-    // A run that found the account locked did not run: no history, no index, no metrics.
-    if run.error_kind() == Some(ErrorKind::Locked) {
-        return run;
-    }
-    let history = match db {
-        Some(db) => record_history(&db, &run.report, started_at),
-        None => StateDb::open(&config.state_path(name))
-            .and_then(|db| record_history(&db, &run.report, started_at)),
     };
-    let history = match history {
+    let history = match record_history(&db, &run.report, started_at) {
         Ok(h) => Some(h),
         Err(e) => {
             run.history_error = Some(e.to_string());
