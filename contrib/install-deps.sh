@@ -15,6 +15,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # A real mail reader drives the Maildir side of one test (flags set on unread mail in new/).
 command -v neomutt >/dev/null 2>&1 || need+=(neomutt)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The adoption tests hand arctern a Maildir the real mbsync kept.
+command -v mbsync >/dev/null 2>&1 || need+=(isync)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null 2>&1 || need+=(isync)
   command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)

@@ -355,7 +355,9 @@ async fn pair_existing(
     let mut near_ev = Vec::new();
     for (key, msg) in near {
         let raw = md.read(msg)?;
-        let wire_size = raw.len() + eol::bare_lf_count(&raw);
+        // As the other side has it: another tool's copy carries its sync-marker lines.
+        let wire_size = (raw.len() + eol::bare_lf_count(&raw))
+            .saturating_sub(crate::message::sync_marker_wire_bytes(&raw));
         near_ev.push((
             key.clone(),
             crate::message::message_id(&raw),

@@ -103,7 +103,7 @@ pub async fn sync_account(
     }
 
     // Near folders.
-    let near: BTreeSet<FolderName> = if root.exists() {
+    let mut near: BTreeSet<FolderName> = if root.exists() {
         let (found, problems) = layout::list_folders(root, account.layout).map_err(|e| {
             Error::LocalState(format!("cannot list Maildir {}: {e}", root.display()))
         })?;
@@ -128,6 +128,7 @@ pub async fn sync_account(
     };
     let patterns = FolderPatterns::new(&account.folders);
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
+    adopt_utf7_folders(account, &far_names, &mut near, &known, options, report);
     let actions = plan_folders(&far_names, &near, &known, &patterns, policy);
 
     let mut work: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -241,6 +242,66 @@ pub async fn sync_account(
     report.folders.extend(shared.reports.into_inner());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(())
+}
+
+/// Renames local folders another tool keeps under the server's modified UTF-7 name to the
+/// server folder's own name ([`crate::sync::folders::utf7_renames`]), so they are that folder
+/// and never a second copy; one note each, for the mail reader's mailbox list. Maildir++ only
+/// (one flat directory per folder); a dry run says what it would rename.
+fn adopt_utf7_folders(
+    account: &ImapAccount,
+    far: &BTreeSet<FolderName>,
+    near: &mut BTreeSet<FolderName>,
+    known: &BTreeSet<FolderName>,
+    options: SyncOptions,
+    report: &mut AccountReport,
+) {
+    if account.layout != Layout::MaildirPlusPlus {
+        return;
+    }
+    for (old, new) in crate::sync::folders::utf7_renames(far, near, known) {
+        let paths = (
+            layout::folder_path(&account.maildir, account.layout, &old),
+            layout::folder_path(&account.maildir, account.layout, &new),
+        );
+        let (Ok(from), Ok(to)) = paths else {
+            continue;
+        };
+        let shown = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let (from_name, to_name) = (shown(&from), shown(&to));
+        let mut fr = FolderReport {
+            folder: new.to_string(),
+            ..Default::default()
+        };
+        if options.dry_run {
+            fr.planned.push(format!(
+                "rename local folder {from_name} to {to_name} (the server's {new}, kept by another tool under its UTF-7 name; the rest of this plan is for the names as they are now)"
+            ));
+            report.folders.push(fr);
+            continue;
+        } else {
+            match std::fs::rename(&from, &to) {
+                Ok(()) => fr.notes.push(format!(
+                    "renamed local folder {from_name} to {to_name}: it is the server's {new} (another tool kept it under its UTF-7 name); point your mail reader at the new name"
+                )),
+                Err(e) => {
+                    fr.error = Some(format!(
+                        "local folder {from_name} is the server's {new} but could not be renamed to {to_name}: {e}; it is not synced"
+                    ));
+                    near.remove(&old);
+                    report.folders.push(fr);
+                    continue;
+                }
+            }
+        }
+        near.remove(&old);
+        near.insert(new);
+        report.folders.push(fr);
+    }
 }
 
 /// How long the first connection works alone before extra connections are opened for the

@@ -54,6 +54,9 @@ pub struct Evidence {
     pub size: u32,
     /// Normalised Message-ID (without `<>`).
     pub message_id: Option<String>,
+    /// Bytes of sync-marker header lines (`X-TUID`, `X-OfflineIMAP`) in the server's copy: a
+    /// copy another tool uploaded carries them, the Maildir original does not.
+    pub markers: u32,
 }
 
 /// RFC 6154 special uses that matter when moving mail between providers.

@@ -23,6 +23,30 @@ pub enum FolderAction {
     NotCreated(FolderName, Side),
 }
 
+/// Local folders that another tool (mbsync, offlineimap) keeps under the server's modified
+/// UTF-7 name (RFC 3501 §5.1.3): `Entw&APw-rfe` is the server's `Entwürfe`. Each pair is
+/// (name on disk, the server folder's name) for a local folder that is not the server folder
+/// of its own name, whose decoded name is a server folder, and neither name known to the state
+/// (an arctern-made folder of that spelling is left alone) nor the decoded one on disk already
+/// (never two copies). The engine renames each on disk before planning, so it is that folder.
+pub fn utf7_renames(
+    far: &BTreeSet<FolderName>,
+    near: &BTreeSet<FolderName>,
+    known: &BTreeSet<FolderName>,
+) -> Vec<(FolderName, FolderName)> {
+    near.iter()
+        .filter(|n| n.as_str().contains('&') && !far.contains(*n) && !known.contains(*n))
+        .filter_map(|n| {
+            let decoded = FolderName::from_wire(n.as_str(), Some('/')).ok()?;
+            (decoded != *n
+                && far.contains(&decoded)
+                && !near.contains(&decoded)
+                && !known.contains(&decoded))
+            .then(|| (n.clone(), decoded))
+        })
+        .collect()
+}
+
 /// Plans folders from the selected names on each side and the names in the state.
 pub fn plan_folders(
     far: &BTreeSet<FolderName>,
@@ -77,6 +101,34 @@ mod tests {
             .iter()
             .map(|n| FolderName::parse(n).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_local_folder_under_the_servers_utf7_name_is_that_folder() {
+        let far = set(&["INBOX", "Entwürfe", "Archiv/Zürich"]);
+        let near = set(&["INBOX", "Entw&APw-rfe", "Archiv/Z&APw-rich", "A&B"]);
+        let renames = utf7_renames(&far, &near, &set(&[]));
+        assert_eq!(
+            renames,
+            vec![
+                (
+                    FolderName::parse("Archiv/Z&APw-rich").unwrap(),
+                    FolderName::parse("Archiv/Zürich").unwrap()
+                ),
+                (
+                    FolderName::parse("Entw&APw-rfe").unwrap(),
+                    FolderName::parse("Entwürfe").unwrap()
+                ),
+            ]
+        );
+        // Both spellings on disk, or either known to the state: left alone (never two copies,
+        // never a folder arctern made itself).
+        let both = set(&["Entw&APw-rfe", "Entwürfe"]);
+        assert!(utf7_renames(&far, &both, &set(&[])).is_empty());
+        assert!(utf7_renames(&far, &near, &set(&["Entw&APw-rfe", "Archiv/Z&APw-rich"])).is_empty());
+        // A server folder whose own name has an '&' is not renamed.
+        let far2 = set(&["A&B"]);
+        assert!(utf7_renames(&far2, &set(&["A&B"]), &set(&[])).is_empty());
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
             uid: Uid(uid),
             size,
             message_id: None,
+            markers: 0,
         };
         let evidence = vec![ev(9, 100), ev(10, 100), ev(11, 100), ev(12, 50), ev(13, 77)];
         let candidates = upload_candidates(&uploads, &evidence, |u| u == Uid(11));

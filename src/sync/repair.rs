@@ -37,14 +37,23 @@ pub struct Repair {
 
 /// Server UIDs by (Message-ID, size), each list highest first so that `pop()` hands them out
 /// lowest first (duplicates then pair in order). Messages without a Message-ID are left out.
-fn uids_by_evidence(far: &[FarEvidence]) -> BTreeMap<(&str, u32), Vec<Uid>> {
+///
+/// `without_markers`: key by the size less the server copy's sync-marker lines, to compare with
+/// a local copy measured the same way (first-sync pairing); otherwise by RFC822.SIZE as
+/// recorded (UIDVALIDITY re-pairing compares server sizes with server sizes).
+fn uids_by_evidence(far: &[FarEvidence], without_markers: bool) -> BTreeMap<(&str, u32), Vec<Uid>> {
     let mut sorted_far: Vec<&FarEvidence> = far.iter().collect();
     sorted_far.sort_by_key(|f| std::cmp::Reverse(f.uid));
     let mut by_evidence: BTreeMap<(&str, u32), Vec<Uid>> = BTreeMap::new();
     for f in sorted_far {
         if let Some(id) = &f.message_id {
+            let size = if without_markers {
+                f.size.saturating_sub(f.markers)
+            } else {
+                f.size
+            };
             by_evidence
-                .entry((id.as_str(), f.size))
+                .entry((id.as_str(), size))
                 .or_default()
                 .push(f.uid);
         }
@@ -54,7 +63,7 @@ fn uids_by_evidence(far: &[FarEvidence]) -> BTreeMap<(&str, u32), Vec<Uid>> {
 
 /// Matches rows to the new listing by (Message-ID, size); duplicates pair in order.
 pub fn repair(rows: &[RowEvidence], far: &[FarEvidence]) -> Repair {
-    let mut by_evidence = uids_by_evidence(far);
+    let mut by_evidence = uids_by_evidence(far, false);
     let mut sorted_rows: Vec<&RowEvidence> = rows.iter().collect();
     sorted_rows.sort_by_key(|r| r.row.id);
     let mut out = Repair::default();
@@ -117,12 +126,14 @@ impl Repair {
 
 /// First sync of a folder that already has mail on both sides (an existing Maildir, or state
 /// lost): pairs messages with the same Message-ID and size so they are linked instead of copied
-/// both ways. `near` is (key, Message-ID, size as sent on the wire). Duplicates pair in order.
+/// both ways. `near` is (key, Message-ID, size as sent on the wire less the copy's sync-marker
+/// lines); the server's sizes are taken less their marker lines too, so an mbsync or offlineimap
+/// copy (`X-TUID`, `X-OfflineIMAP`) pairs with its original. Duplicates pair in order.
 pub fn pair_initial(
     far: &[FarEvidence],
     near: &[(NearKey, Option<String>, u32)],
 ) -> Vec<(Uid, NearKey)> {
-    let mut by_evidence = uids_by_evidence(far);
+    let mut by_evidence = uids_by_evidence(far, true);
     let mut sorted_near: Vec<&(NearKey, Option<String>, u32)> = near.iter().collect();
     sorted_near.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
@@ -152,7 +163,7 @@ pub struct InitialLink {
     pub far_flags: Flags,
     /// The Message-ID both share.
     pub message_id: Option<String>,
-    /// The size on the wire (CRLF).
+    /// The server message's size (RFC822.SIZE).
     pub size: u32,
 }
 
@@ -172,6 +183,7 @@ pub fn initial_links(
         .filter(|e| far.contains_key(&e.uid))
         .cloned()
         .collect();
+    let far_sizes: BTreeMap<Uid, u32> = far_evidence.iter().map(|e| (e.uid, e.size)).collect();
     let evidence: BTreeMap<&NearKey, (&Option<String>, u32)> = near_evidence
         .iter()
         .map(|(k, id, size)| (k, (id, *size)))
@@ -181,14 +193,15 @@ pub fn initial_links(
         .filter_map(|(uid, key)| {
             let far_flags = far.get(&uid)?;
             let near_flags = near.get(&key)?;
-            let (message_id, size) = evidence.get(&key)?;
+            let (message_id, _) = evidence.get(&key)?;
             Some(InitialLink {
                 far: uid,
                 base: far_flags.intersection(near_flags),
                 far_flags: far_flags.clone(),
                 near: key,
                 message_id: (*message_id).clone(),
-                size: *size,
+                // The server's size, as every link records (UIDVALIDITY re-pairing compares it).
+                size: far_sizes.get(&uid).copied()?,
             })
         })
         .collect()
@@ -203,6 +216,7 @@ mod tests {
             uid: Uid(uid),
             message_id: Some(message_id.into()),
             size,
+            markers: 0,
         }
     }
 
@@ -301,21 +315,25 @@ mod tests {
                 uid: Uid(1),
                 message_id: Some("x@y".into()),
                 size: 100,
+                markers: 0,
             },
             FarEvidence {
                 uid: Uid(2),
                 message_id: Some("dup@y".into()),
                 size: 50,
+                markers: 0,
             },
             FarEvidence {
                 uid: Uid(3),
                 message_id: Some("dup@y".into()),
                 size: 50,
+                markers: 0,
             },
             FarEvidence {
                 uid: Uid(4),
                 message_id: None,
                 size: 70,
+                markers: 0,
             },
         ];
         let r = repair(&rows, &far);

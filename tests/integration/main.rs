@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adopt;
 mod daemon;
 mod failures;
 mod fastpath;

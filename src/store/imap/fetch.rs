@@ -97,7 +97,7 @@ impl ImapConn {
     pub async fn fetch_evidence(&mut self, set: &str) -> Result<Vec<Evidence>, ImapError> {
         let mut out = Vec::new();
         self.run_with(
-            &format!("UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"),
+            &format!("UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID X-TUID X-OFFLINEIMAP)])"),
             |r| {
                 if let Response::Fetch(_, attrs) = r {
                     let uid = uid_of(attrs);
@@ -114,6 +114,10 @@ impl ImapConn {
                             uid,
                             size,
                             message_id: header.and_then(crate::message::message_id),
+                            markers: header
+                                .map(crate::message::sync_marker_wire_bytes)
+                                .and_then(|n| u32::try_from(n).ok())
+                                .unwrap_or(0),
                         });
                     }
                 }
