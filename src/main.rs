@@ -52,6 +52,10 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let daemon = matches!(args.command, Command::Daemon { .. });
     init_logging(args.verbose, daemon, args.log_format);
+    // Needs no arctern config: it makes one.
+    if let Command::Import { from } = &args.command {
+        return ExitCode::from(cli::import::run(from));
+    }
     let config = match cli::load_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             *json,
         )),
         Command::Show { what, raw } => Some(cli::search::run_show(&config, what, *raw)),
+        Command::Import { from } => Some(cli::import::run(from)),
         Command::Sync { .. }
         | Command::Daemon { .. }
         | Command::Check { .. }

@@ -2,6 +2,7 @@
 //! logic lives here; only parsing, printing and exit codes.
 
 pub mod check;
+pub mod import;
 pub mod logging;
 pub mod reupload;
 pub mod search;
@@ -45,6 +46,12 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Bring another tool's configuration along: print (or write) the equivalent arctern config.
+    Import {
+        /// Which tool's configuration.
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Run until stopped: IDLE on the watched folders, a full resync every `interval`, local
     /// changes picked up as they happen (SIGHUP reloads the config, SIGTERM stops cleanly).
     Daemon {
@@ -151,6 +158,19 @@ impl From<Sort> for crate::index::search::SortOrder {
             Sort::Relevance => crate::index::search::SortOrder::Relevance,
         }
     }
+}
+
+/// The tools whose configuration `arctern import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// An mbsync (isync) configuration: one account per IMAP <-> Maildir Channel.
+    Mbsync {
+        /// The mbsyncrc (default: ~/.mbsyncrc).
+        file: Option<PathBuf>,
+        /// Write the config there instead of printing it (refuses to overwrite a file).
+        #[arg(long, value_name = "PATH")]
+        write: Option<PathBuf>,
+    },
 }
 
 /// What `push`, `migrate` and `verify` work on.

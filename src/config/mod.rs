@@ -5,6 +5,7 @@
 //! and the line where the parser knows it). Must not connect anywhere: password commands run only
 //! when [`PasswordSource::resolve`] is called by a store.
 
+pub mod import_mbsync;
 mod secret;
 
 pub use secret::Secret;
