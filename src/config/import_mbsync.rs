@@ -106,19 +106,18 @@ pub fn translate(text: &str, source: &str) -> String {
          # Channel. Settings with no arctern equivalent are kept as comments. Stop mbsync before\n\
          # the first `arctern sync` (its Maildir is adopted as it is).\n"
     );
-    for (k, v, line) in &defaults.keys {
-        if ![
+    for note in unmapped(
+        &defaults.keys,
+        &[
             "expunge",
             "create",
             "sync",
             "patterns",
             "maxsize",
             "syncstate",
-        ]
-        .contains(&k.as_str())
-        {
-            out.push_str(&format!("# line {line}: {k} {v}: no equivalent\n"));
-        }
+        ],
+    ) {
+        out.push_str(&format!("# {note}\n"));
     }
     for group in sections.iter().filter(|s| s.kind == "group") {
         out.push_str(&format!(
@@ -233,15 +232,12 @@ fn account_of(
             "Create {c}: arctern creates new folders on the side that lacks them (in the directions `sync` allows)"
         ));
     }
-    for (k, v, line) in &channel.keys {
-        if ![
+    notes.extend(unmapped(
+        &channel.keys,
+        &[
             "far", "near", "master", "slave", "patterns", "sync", "expunge", "maxsize", "create",
-        ]
-        .contains(&k.as_str())
-        {
-            notes.push(format!("line {line}: {k} {v}: no equivalent"));
-        }
-    }
+        ],
+    ));
 
     // The server.
     let host = imap_key("host");
@@ -296,14 +292,11 @@ fn account_of(
             "RequireSSL no: arctern still requires TLS (STARTTLS here); set tls = \"none\" only for a trusted link".into(),
         );
     }
-    for (k, v, line) in &maildir.keys {
-        if !["path", "inbox", "subfolders"].contains(&k.as_str()) {
-            notes.push(format!("line {line}: {k} {v}: no equivalent"));
-        }
-    }
+    notes.extend(unmapped(&maildir.keys, &["path", "inbox", "subfolders"]));
     for section in [Some(*imap), account.copied()].into_iter().flatten() {
-        for (k, v, line) in &section.keys {
-            if ![
+        notes.extend(unmapped(
+            &section.keys,
+            &[
                 "host",
                 "port",
                 "user",
@@ -315,12 +308,8 @@ fn account_of(
                 "account",
                 "requiressl",
                 "tunnel",
-            ]
-            .contains(&k.as_str())
-            {
-                notes.push(format!("line {line}: {k} {v}: no equivalent"));
-            }
-        }
+            ],
+        ));
     }
     let mut text = acc;
     for n in notes {
@@ -329,6 +318,16 @@ fn account_of(
     text.push('\n');
     text.push_str(&server);
     text
+}
+
+/// A note for each key of a section that is not among those translated.
+fn unmapped<'a>(
+    keys: &'a [(String, String, usize)],
+    translated: &'a [&str],
+) -> impl Iterator<Item = String> + 'a {
+    keys.iter()
+        .filter(move |(k, _, _)| !translated.contains(&k.as_str()))
+        .map(|(k, v, line)| format!("line {line}: {k} {v}: no equivalent"))
 }
 
 /// A TOML table key: bare when it can be, quoted otherwise.

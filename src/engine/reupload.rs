@@ -162,6 +162,35 @@ pub(crate) fn local_folders(
     Ok(folders.into_iter().filter(|f| p.selects(f)).collect())
 }
 
+/// The local folders `patterns` select, and a logged-in connection to the IMAP target (with
+/// what opens more).
+async fn open_target<'t>(
+    local: &LocalSide<'_>,
+    target: &'t Target,
+    patterns: &[String],
+) -> Result<OpenTarget<'t>, Error> {
+    let cfg = imap_of(target)?;
+    let folders = local_folders(local, patterns)?;
+    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
+    let conn = imap::connect(cfg, &password)
+        .await
+        .context(format!("target {}", target.name))?;
+    Ok(OpenTarget {
+        folders,
+        conn,
+        cfg,
+        password,
+    })
+}
+
+/// What [`open_target`] opened.
+struct OpenTarget<'t> {
+    folders: Vec<FolderName>,
+    conn: ImapConn,
+    cfg: &'t ImapConfig,
+    password: crate::config::Secret,
+}
+
 fn imap_of(target: &Target) -> Result<&ImapConfig, Error> {
     match &target.kind {
         TargetKind::Imap(c) => Ok(c),
@@ -234,12 +263,12 @@ pub async fn reupload(
     dry_run: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<ReuploadFolderReport>, Error> {
-    let cfg = imap_of(target)?;
-    let folders = local_folders(local, patterns)?;
-    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
-    let mut conn = imap::connect(cfg, &password)
-        .await
-        .context(format!("target {}", target.name))?;
+    let OpenTarget {
+        folders,
+        mut conn,
+        cfg,
+        password,
+    } = open_target(local, target, patterns).await?;
     let listing = RefCell::new(list_target(&mut conn).await?);
     let mut sized = Vec::with_capacity(folders.len());
     for folder in folders {
@@ -384,22 +413,19 @@ async fn reupload_folder(
     }
     // Intents of a killed run: find their copies, or forget them. Its pipelined APPENDs may
     // still be landing on the target: wait for the folder to stop growing first.
+    let place = IntentPlace {
+        target: &target.name,
+        folder: folder.as_str(),
+        target_folder: tname,
+        wire: &wire,
+        validity,
+    };
     if !dry_run
         && rows
             .values()
             .any(|r| matches!(r.state, ReuploadState::Intent { .. }))
     {
-        settle_intents(
-            db,
-            conn,
-            &target.name,
-            folder.as_str(),
-            (tname, &wire),
-            validity,
-            &mut rows,
-            true,
-        )
-        .await?;
+        settle_intents(db, conn, &place, &mut rows, true).await?;
     }
 
     let pending: Vec<&NearMessage> = near
@@ -568,17 +594,7 @@ async fn reupload_folder(
         if unresolved {
             let before = rows_done(db, &target.name, folder.as_str())?;
             rows = db.reupload_rows(&target.name, folder.as_str())?;
-            settle_intents(
-                db,
-                conn,
-                &target.name,
-                folder.as_str(),
-                (tname, &wire),
-                validity,
-                &mut rows,
-                false,
-            )
-            .await?;
+            settle_intents(db, conn, &place, &mut rows, false).await?;
             let after = rows_done(db, &target.name, folder.as_str())?;
             fr.uploaded += after.saturating_sub(before);
             uidnext = conn.status(&wire).await?.uidnext.unwrap_or(uidnext);
@@ -614,17 +630,30 @@ fn rows_done(db: &StateDb, target: &str, folder: &str) -> Result<usize, Error> {
 /// Finds the target copies of intents (UIDs at or above the recorded UIDNEXT, same size and
 /// SHA-256, not claimed by another row): found → done, else forgotten (uploaded again unless
 /// the target has it by then).
-#[allow(clippy::too_many_arguments)]
+/// Where a folder's re-upload intents live: the target, the local folder, the target folder
+/// (its name and wire name) and its UIDVALIDITY.
+struct IntentPlace<'a> {
+    target: &'a str,
+    folder: &'a str,
+    target_folder: &'a str,
+    wire: &'a str,
+    validity: u32,
+}
+
 async fn settle_intents(
     db: &StateDb,
     conn: &mut ImapConn,
-    target: &str,
-    folder: &str,
-    (tname, wire): (&str, &str),
-    validity: u32,
+    place: &IntentPlace<'_>,
     rows: &mut HashMap<String, ReuploadRow>,
     after_crash: bool,
 ) -> Result<(), Error> {
+    let IntentPlace {
+        target,
+        folder,
+        target_folder: tname,
+        wire,
+        validity,
+    } = *place;
     let intents: Vec<(String, u32, u32, Vec<u8>)> = rows
         .values()
         .filter_map(|r| match &r.state {
@@ -705,12 +734,9 @@ pub async fn verify(
     target: &Target,
     patterns: &[String],
 ) -> Result<Vec<VerifyReport>, Error> {
-    let cfg = imap_of(target)?;
-    let folders = local_folders(local, patterns)?;
-    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
-    let mut conn = imap::connect(cfg, &password)
-        .await
-        .context(format!("target {}", target.name))?;
+    let OpenTarget {
+        folders, mut conn, ..
+    } = open_target(local, target, patterns).await?;
     let listing = list_target(&mut conn).await?;
     let mut out = Vec::new();
     for folder in folders {
