@@ -7,7 +7,7 @@ use crate::db::StateDb;
 use crate::model::{Flags, NearKey, Side, StateRow, Uid};
 use crate::names::FolderName;
 use crate::store::maildir::{MaildirFolder, NearMessage, layout};
-use crate::sync::planner::{self, Plan, Policy};
+use crate::sync::planner::{self, Plan};
 use crate::sync::snapshot;
 use std::collections::BTreeMap;
 
@@ -305,15 +305,11 @@ fn pending_local_work(
             Some((r.state.far?, flags))
         })
         .collect();
-    let near_flags: BTreeMap<NearKey, Flags> = near
-        .iter()
-        .map(|(k, m)| (k.clone(), m.flags.clone()))
-        .collect();
-    let near_flags = snapshot::complete_near_flags(&state, &near_flags, |f| md.can_represent(f));
-    let policy = Policy {
-        mode: account.sync,
-        expunge: account.expunge,
-    };
+    let near_flags =
+        snapshot::complete_near_flags(&state, near.iter().map(|(k, m)| (k, &m.flags)), |f| {
+            md.can_represent(f)
+        });
+    let policy = account.policy();
     planner::plan(&state, &far, &near_flags, policy)
 }
 

@@ -361,7 +361,7 @@ mod tests {
         let work = &config.accounts["work"];
         assert_eq!(work.imap.host, "work.host.com");
         assert_eq!(work.imap.user, "tehuser");
-        assert_eq!(work.expunge, crate::model::ExpungePolicy::Near);
+        assert_eq!(work.expunge, crate::model::policy::ExpungePolicy::Near);
         assert!(work.maildir.ends_with("Mail/work"), "{:?}", work.maildir);
         let personal = &config.accounts["personal"];
         assert_eq!(personal.imap.port, 6789);

@@ -486,6 +486,16 @@ pub struct ImapAccount {
     pub imap: ImapConfig,
 }
 
+impl ImapAccount {
+    /// How the planner may change each side of this account.
+    pub fn policy(&self) -> crate::model::Policy {
+        crate::model::Policy {
+            mode: self.sync,
+            expunge: self.expunge,
+        }
+    }
+}
+
 /// How to reach and log in to an IMAP server.
 #[derive(Clone, Debug)]
 pub struct ImapConfig {

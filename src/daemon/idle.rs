@@ -62,6 +62,17 @@ pub async fn idle_folders(
     Ok((chosen, rest))
 }
 
+/// How long a watcher waits after a failed login or connection: the same decision as the
+/// account's own sync makes (engine::ErrorKind): a refused login waits for long (the sync
+/// reports it and pauses the account), a credential helper that failed or a lost connection is
+/// retried with backoff.
+fn wait_after(e: &crate::engine::Error, backoff: &mut Backoff) -> Duration {
+    match e.kind().daemon_action() {
+        DaemonAction::Pause => LOGIN_REFUSED_PAUSE,
+        DaemonAction::Backoff | DaemonAction::RetrySoon => backoff.next_delay(jitter()),
+    }
+}
+
 /// Finds the folders to watch ([`idle_folders`], retried with backoff until the server answers)
 /// and starts one [`watch_folder`] for each.
 pub async fn watch_account(
@@ -76,10 +87,7 @@ pub async fn watch_account(
             Ok(found) => break found,
             Err(e) => {
                 let e = crate::engine::Error::from(e);
-                let wait = match e.kind().daemon_action() {
-                    DaemonAction::Pause => LOGIN_REFUSED_PAUSE,
-                    DaemonAction::Backoff | DaemonAction::RetrySoon => backoff.next_delay(jitter()),
-                };
+                let wait = wait_after(&e, &mut backoff);
                 tracing::warn!(
                     account = account.name,
                     "IDLE not started yet ({e}); trying again in {:.0}s",
@@ -130,31 +138,14 @@ pub async fn watch_folder(
         let mut conn = match session.await {
             Ok(c) => c,
             Err(e) => {
-                // The same decision as the account's own sync makes (engine::ErrorKind): a
-                // refused login waits for long (the sync reports it and pauses the account), a
-                // credential helper that failed or a lost connection is retried with backoff.
                 let e = crate::engine::Error::from(e);
-                let wait = match e.kind().daemon_action() {
-                    DaemonAction::Pause => {
-                        tracing::warn!(
-                            account = account.name,
-                            folder,
-                            "IDLE paused for {} min: {e}",
-                            LOGIN_REFUSED_PAUSE.as_secs() / 60
-                        );
-                        LOGIN_REFUSED_PAUSE
-                    }
-                    DaemonAction::Backoff | DaemonAction::RetrySoon => {
-                        let wait = backoff.next_delay(jitter());
-                        tracing::warn!(
-                            account = account.name,
-                            folder,
-                            "IDLE connection failed: {e}; retrying in {:.0}s",
-                            wait.as_secs_f64()
-                        );
-                        wait
-                    }
-                };
+                let wait = wait_after(&e, &mut backoff);
+                tracing::warn!(
+                    account = account.name,
+                    folder,
+                    "IDLE connection failed: {e}; retrying in {:.0}s",
+                    wait.as_secs_f64()
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => continue,
                     _ = stop.changed() => return,

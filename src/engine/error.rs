@@ -124,9 +124,6 @@ pub enum Error {
     /// A folder name the server or the Maildir cannot take.
     #[error("{0}")]
     FolderName(String),
-    /// A target server answered in a way the operation cannot go on with.
-    #[error("{0}")]
-    Target(String),
     /// Another error, with what was being done when it happened.
     #[error("{context}: {source}")]
     Context {
@@ -176,7 +173,7 @@ impl Error {
             Error::Db(_) => ErrorKind::StateDatabase,
             Error::Guard(_) => ErrorKind::PlanRefused,
             Error::Config(_) => ErrorKind::Config,
-            Error::FolderName(_) | Error::Target(_) => ErrorKind::ServerRefused,
+            Error::FolderName(_) => ErrorKind::ServerRefused,
             Error::Context { source, .. } => source.kind(),
         }
     }

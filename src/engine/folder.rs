@@ -17,7 +17,7 @@ use crate::names::FolderName;
 use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{self, MaildirFolder, NearMessage};
-use crate::sync::planner::{self, Plan, Policy, StateRow};
+use crate::sync::planner::{self, Plan, StateRow};
 use crate::sync::{delta, repair, snapshot};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -176,15 +176,11 @@ pub async fn sync_folder(
         rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
         touched = true;
     }
-    let near_listing: BTreeMap<NearKey, Flags> = near
-        .iter()
-        .map(|(k, m)| (k.clone(), m.flags.clone()))
-        .collect();
-    let near_flags = snapshot::complete_near_flags(&rows, &near_listing, |f| md.can_represent(f));
-    let policy = Policy {
-        mode: account.sync,
-        expunge: account.expunge,
-    };
+    let near_flags =
+        snapshot::complete_near_flags(&rows, near.iter().map(|(k, m)| (k, &m.flags)), |f| {
+            md.can_represent(f)
+        });
+    let policy = account.policy();
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "server listing ready");
     let plan = planner::plan(&rows, &far, &near_flags, policy);
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "planned");
@@ -322,7 +318,8 @@ pub async fn unchanged(
 ) -> bool {
     // Nothing to ask the server when the stored state alone rules it out.
     let pending = db.intent_count(row.id).unwrap_or(1);
-    if row.fingerprint.is_none() || pending != 0 || !conn.has("CONDSTORE") {
+    let condstore = conn.has("CONDSTORE");
+    if !snapshot::worth_probing(row.fingerprint, condstore, pending) {
         return false;
     }
     let Ok(st) = conn.status(wire).await else {
@@ -335,7 +332,7 @@ pub async fn unchanged(
         highestmodseq: st.highestmodseq,
         mtimes: maildir::dir_mtimes(path),
     };
-    snapshot::unchanged(row.fingerprint, row.uidvalidity, true, pending, &probe)
+    snapshot::unchanged(row.fingerprint, row.uidvalidity, condstore, pending, &probe)
 }
 
 /// First sync with mail on both sides: link copies that are the same message (Message-ID and
@@ -420,10 +417,7 @@ async fn dry_run_new_folder(
         let sel = conn.select(wire).await?;
         (conn.fetch_all_flags(sel.exists).await?, BTreeMap::new())
     };
-    let policy = Policy {
-        mode: account.sync,
-        expunge: account.expunge,
-    };
+    let policy = account.policy();
     describe(&planner::plan(&[], &far, &near, policy), fr);
     Ok(())
 }

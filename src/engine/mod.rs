@@ -26,7 +26,6 @@ use crate::names::{FolderName, FolderPatterns};
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{MaildirFolder, layout};
 use crate::sync::folders::{FolderAction, plan_folders};
-use crate::sync::planner::Policy;
 use report::{AccountReport, FolderReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -122,10 +121,7 @@ pub async fn sync_account(
         .iter()
         .filter_map(|f| FolderName::parse(&f.name).ok())
         .collect();
-    let policy = Policy {
-        mode: account.sync,
-        expunge: account.expunge,
-    };
+    let policy = account.policy();
     let patterns = FolderPatterns::new(&account.folders);
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
     adopt_utf7_folders(account, &far_names, &mut near, &known, options, report);

@@ -11,7 +11,7 @@ use super::error::Context;
 use super::report::{AccountReport, FolderReport};
 use super::{Error, SyncOptions};
 use crate::clock::unix_now;
-use crate::config::{Config, Pop3Account, Pop3Identity};
+use crate::config::{Pop3Account, Pop3Identity};
 use crate::db::StateDb;
 use crate::db::pop3::{Pop3Change, Pop3Row};
 use crate::model::{Flags, NearKey};
@@ -29,7 +29,6 @@ const BATCH: usize = 100;
 /// [`super::run`]). Never panics on bad data; everything goes into `report`, and a failure of
 /// the account as a whole is returned.
 pub async fn pull_account(
-    config: &Config,
     account: &Pop3Account,
     db: &mut StateDb,
     options: SyncOptions,
@@ -40,13 +39,12 @@ pub async fn pull_account(
         folder: account.folder.to_string(),
         ..Default::default()
     };
-    let result = pull(config, account, db, options, progress, &mut fr, report).await;
+    let result = pull(account, db, options, progress, &mut fr, report).await;
     report.folders.push(fr);
     result
 }
 
 async fn pull(
-    config: &Config,
     account: &Pop3Account,
     db: &mut StateDb,
     options: SyncOptions,
@@ -55,7 +53,6 @@ async fn pull(
     report: &mut AccountReport,
 ) -> Result<(), Error> {
     let name = &account.name;
-    let _ = config;
     let db: &StateDb = db;
     let mut rows = db.pop3_rows()?;
 
@@ -397,17 +394,20 @@ async fn download_batch(
         .map(|(i, m)| (m.msgno, i))
         .collect();
     let numbers: Vec<u32> = batch.iter().map(|m| m.msgno).collect();
-    // RETR is sent for our own numbers only, so every `n` has a key; a missing one is no file.
+    // RETR is sent for our own numbers only, so every `n` has a key.
     let tmp_of = |n: u32| {
-        let key = by_msgno.get(&n).and_then(|i| keys.get(*i));
-        key.map(|k| md.tmp_path(k))
-            .unwrap_or_else(|| md.path().join("tmp").join(".unexpected-message-number"))
+        by_msgno
+            .get(&n)
+            .and_then(|i| keys.get(*i))
+            .map(|k| md.tmp_path(k))
+            .ok_or_else(|| std::io::Error::other(format!("no download slot for message {n}")))
     };
     let results = conn
         .retr_many(
             &numbers,
             |n| {
-                std::fs::File::create(tmp_of(n))
+                tmp_of(n)
+                    .and_then(std::fs::File::create)
                     .map(|f| std::io::BufWriter::with_capacity(256 * 1024, f))
             },
             |_, mut w| w.flush(),

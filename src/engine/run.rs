@@ -6,7 +6,7 @@
 //! index are all in place. Nothing is printed here: the caller prints the report, and each
 //! failure is in it once.
 
-use super::error::{Error, ErrorKind};
+use super::error::Error;
 use super::report::AccountReport;
 use super::{SyncOptions, lock};
 use crate::config::{AnyAccount, Config};
@@ -43,11 +43,6 @@ impl AccountRun {
             None => exit::OK,
         }
     }
-
-    /// The failure's kind, if the account failed as a whole.
-    pub fn error_kind(&self) -> Option<ErrorKind> {
-        self.error.as_ref().map(Error::kind)
-    }
 }
 
 /// Runs one account end to end (see the module doc).
@@ -74,8 +69,7 @@ pub async fn run_account(
                     super::sync_account(config, a, &mut db, options, progress, &mut report).await
                 }
                 AnyAccount::Pop3(a) => {
-                    super::pop3::pull_account(config, a, &mut db, options, progress, &mut report)
-                        .await
+                    super::pop3::pull_account(a, &mut db, options, progress, &mut report).await
                 }
             };
             (result, Some((lock, db)))

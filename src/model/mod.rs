@@ -7,7 +7,7 @@ pub mod policy;
 pub mod rows;
 pub mod state;
 
-pub use policy::{ExpungePolicy, SyncMode};
+pub use policy::{Policy, SyncMode};
 pub use rows::{Pop3Row, SmtpRow, SmtpState};
 pub use state::{Fingerprint, Intent, IntentKind, RowId, StateRow};
 

@@ -48,3 +48,22 @@ pub enum Layout {
     /// Nested directories: `A/B` is `<root>/A/B`, INBOX is `<root>/INBOX`.
     Verbatim,
 }
+
+/// How the planner may change each side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Direction.
+    pub mode: SyncMode,
+    /// Deletion propagation.
+    pub expunge: ExpungePolicy,
+}
+
+impl Policy {
+    /// True when the plan may change `side`.
+    pub fn may_write(&self, side: super::Side) -> bool {
+        match side {
+            super::Side::Far => self.mode != SyncMode::Pull,
+            super::Side::Near => self.mode != SyncMode::Push,
+        }
+    }
+}

@@ -94,7 +94,8 @@ fn create_or_not(name: &FolderName, side: Side, policy: Policy) -> FolderAction 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExpungePolicy, SyncMode};
+    use crate::model::SyncMode;
+    use crate::model::policy::ExpungePolicy;
 
     fn set(names: &[&str]) -> BTreeSet<FolderName> {
         names

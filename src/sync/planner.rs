@@ -12,28 +12,9 @@
 //! - Snapshots given to the planner are complete listings. A partial listing must never reach
 //!   this function: absence here means deletion.
 
-use crate::model::{ExpungePolicy, Flags, NearKey, Side, SyncMode, Uid};
-pub use crate::model::{RowId, StateRow};
+use crate::model::{Flags, NearKey, Side, SyncMode, Uid};
+pub use crate::model::{Policy, RowId, StateRow};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// How the planner may change each side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// Direction.
-    pub mode: SyncMode,
-    /// Deletion propagation.
-    pub expunge: ExpungePolicy,
-}
-
-impl Policy {
-    /// True when the plan may change `side`.
-    pub fn may_write(&self, side: Side) -> bool {
-        match side {
-            Side::Far => self.mode != SyncMode::Pull,
-            Side::Near => self.mode != SyncMode::Push,
-        }
-    }
-}
 
 /// A flag change on one linked message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Local flags as the planner must see them: keywords the folder cannot write into file names
 /// (`representable` says no: no letter left in `dovecot-keywords`) are taken from the base, so
 /// their absence on disk is not read as "removed locally".
-pub fn complete_near_flags(
+pub fn complete_near_flags<'a>(
     rows: &[StateRow],
-    near: &BTreeMap<NearKey, Flags>,
+    near: impl IntoIterator<Item = (&'a NearKey, &'a Flags)>,
     representable: impl Fn(&Flag) -> bool,
 ) -> BTreeMap<NearKey, Flags> {
-    let mut out = near.clone();
+    let mut out: BTreeMap<NearKey, Flags> = near
+        .into_iter()
+        .map(|(k, f)| (k.clone(), f.clone()))
+        .collect();
     for row in rows {
         if let Some(k) = &row.near
             && let Some(flags) = out.get_mut(k)
@@ -69,6 +72,16 @@ pub struct FolderProbe {
     pub mtimes: Option<(i64, i64)>,
 }
 
+/// Whether asking the server (STATUS) can prove a folder unchanged at all: only with a stored
+/// fingerprint, CONDSTORE (so HIGHESTMODSEQ moves with every flag change) and no pending intent.
+pub fn worth_probing(
+    fingerprint: Option<Fingerprint>,
+    condstore: bool,
+    pending_intents: i64,
+) -> bool {
+    fingerprint.is_some() && condstore && pending_intents == 0
+}
+
 /// True when a folder is provably unchanged on both sides since it was last found in sync:
 /// the server supports CONDSTORE (so HIGHESTMODSEQ moves with every flag change), no intent is
 /// pending, and the probe equals the stored fingerprint in every part. Anything unknown is a
@@ -80,12 +93,11 @@ pub fn unchanged(
     pending_intents: i64,
     probe: &FolderProbe,
 ) -> bool {
-    let Some(fp) = fingerprint else {
+    let Some(fp) = fingerprint.filter(|_| worth_probing(fingerprint, condstore, pending_intents))
+    else {
         return false;
     };
-    condstore
-        && pending_intents == 0
-        && probe.messages == Some(fp.exists)
+    probe.messages == Some(fp.exists)
         && probe.uidnext == Some(fp.uidnext)
         && probe.highestmodseq == Some(fp.modseq)
         && probe.uidvalidity.is_some()

@@ -38,6 +38,13 @@ fn mbsync(w: &World, home: &Path) {
     );
 }
 
+/// The system flags (`\\Seen`, …) among `flags`, sorted.
+fn system_flags(flags: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut f: Vec<String> = flags.into_iter().filter(|f| f.starts_with('\\')).collect();
+    f.sort();
+    f
+}
+
 /// (folder, number of messages, sorted flag lists) on the server.
 fn server_state(w: &World, wires: &[&str]) -> Vec<(String, Vec<Vec<String>>)> {
     let mut c = w.client();
@@ -47,15 +54,7 @@ fn server_state(w: &World, wires: &[&str]) -> Vec<(String, Vec<Vec<String>>)> {
             let mut flags: Vec<Vec<String>> = c
                 .messages(wire)
                 .into_iter()
-                .map(|m| {
-                    let mut f: Vec<String> = m
-                        .flags
-                        .into_iter()
-                        .filter(|f| f.starts_with('\\'))
-                        .collect();
-                    f.sort();
-                    f
-                })
+                .map(|m| system_flags(m.flags))
                 .collect();
             flags.sort();
             (wire.to_string(), flags)
@@ -78,15 +77,7 @@ fn assert_same_but_markers(c: &mut Client, wire: &str, local: &Path) {
     let mut server: Vec<(Vec<u8>, Vec<String>)> = c
         .messages(wire)
         .into_iter()
-        .map(|m| {
-            let mut f: Vec<String> = m
-                .flags
-                .into_iter()
-                .filter(|f| f.starts_with('\\'))
-                .collect();
-            f.sort();
-            (strip(&m.body), f)
-        })
+        .map(|m| (strip(&m.body), system_flags(m.flags)))
         .collect();
     let mut near: Vec<(Vec<u8>, Vec<String>)> = local_messages(local)
         .into_iter()

@@ -2,7 +2,6 @@
 //! "deleted"), changes since a MODSEQ (CONDSTORE/QRESYNC), evidence (size and Message-ID),
 //! sizes, and message bodies streamed to a callback.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl ImapConn {

@@ -1,7 +1,6 @@
 //! Waiting for the server: IDLE (RFC 2177) until the folder changes or time runs out, and
 //! waiting until a folder stops growing (recovery after a killed run's APPENDs).
 
-#[allow(unused_imports)]
 use super::*;
 
 impl ImapConn {

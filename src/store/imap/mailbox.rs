@@ -2,7 +2,6 @@
 //! or with QRESYNC parameters (RFC 7162 §3.2.5), whose answer carries the changes since a
 //! known HIGHESTMODSEQ.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl ImapConn {

@@ -6,9 +6,8 @@
 //! they came over TLS). The password is sent only over TLS, or in plain text when the config says
 //! `tls = "none"`.
 
-#[allow(unused_imports)]
 use super::*;
-use super::{ImapConn, ImapError, Transport};
+
 use crate::config::{ImapConfig, Secret, TlsMode};
 use crate::store::tls;
 use async_imap::Client;

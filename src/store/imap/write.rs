@@ -1,7 +1,6 @@
 //! Changing the mailbox: flags (STORE), deletions (UID EXPUNGE where UIDPLUS allows it) and
 //! APPEND, single or MULTIAPPEND (RFC 3502) with APPENDUID (RFC 4315) read from each answer.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl ImapConn {

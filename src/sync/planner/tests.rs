@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::Flag;
+use crate::model::policy::ExpungePolicy;
 use proptest::prelude::*;
 
 fn flags(s: &str) -> Flags {
