@@ -117,6 +117,8 @@ struct RawAccount {
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
     max_size: Option<RawSize>,
+    mbsync_state: Option<PathBuf>,
+    offlineimap_status: Option<PathBuf>,
     connections: Option<u8>,
     idle: Option<Vec<String>>,
     interval: Option<RawDuration>,
@@ -476,6 +478,9 @@ pub struct ImapAccount {
     /// Messages larger than this many bytes are neither downloaded nor uploaded (mbsync's
     /// `MaxSize`); they are named in the report and in `status`. `None`: no limit.
     pub max_size: Option<u64>,
+    /// Where another tool's sync records are, read (never written) on the first sync of a
+    /// folder so adopting its Maildir pairs exactly.
+    pub adopt: AdoptSources,
     /// IMAP connections used at once for different folders.
     pub connections: u8,
     /// `arctern daemon`: folder patterns watched with IDLE (default INBOX).
@@ -484,6 +489,19 @@ pub struct ImapAccount {
     pub interval: std::time::Duration,
     /// The server.
     pub imap: ImapConfig,
+}
+
+/// Where to look for another sync tool's records when adopting its Maildir (account keys
+/// `mbsync_state` and `offlineimap_status`). Without them the tools' default places are tried:
+/// `.mbsyncstate` in each folder (mbsync's `SyncState *`), `~/.mbsync/`, and
+/// `~/.offlineimap/Account-*` when there is exactly one. Records are used only when their
+/// UIDVALIDITYs are those of the server folder (and for mbsync the Maildir's) now.
+#[derive(Clone, Debug, Default)]
+pub struct AdoptSources {
+    /// mbsync's `SyncState`: a directory (`~/.mbsync/`) or a file-name prefix.
+    pub mbsync_state: Option<PathBuf>,
+    /// offlineimap's account status directory (`~/.offlineimap/Account-NAME`).
+    pub offlineimap_status: Option<PathBuf>,
 }
 
 impl ImapAccount {
@@ -642,6 +660,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("expunge", a.expunge.is_some()),
                 ("max_delete_percent", a.max_delete_percent.is_some()),
                 ("max_size", a.max_size.is_some()),
+                ("mbsync_state", a.mbsync_state.is_some()),
+                ("offlineimap_status", a.offlineimap_status.is_some()),
                 ("connections", a.connections.is_some()),
                 ("idle", a.idle.is_some()),
             ] {
@@ -738,8 +758,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             None => None,
         };
         let idle = a.idle.clone().unwrap_or_else(|| vec!["INBOX".to_string()]);
+        let adopt = AdoptSources {
+            mbsync_state: a.mbsync_state.as_deref().map(|p| {
+                // A trailing `/` (a directory, as mbsync writes it) survives the resolving.
+                let mut r = resolve_path(base_dir, p).into_os_string();
+                if p.to_string_lossy().ends_with('/') && !r.to_string_lossy().ends_with('/') {
+                    r.push("/");
+                }
+                PathBuf::from(r)
+            }),
+            offlineimap_status: a
+                .offlineimap_status
+                .as_deref()
+                .map(|p| resolve_path(base_dir, p)),
+        };
         let account = ImapAccount {
             max_size,
+            adopt,
             idle,
             interval,
             name: name.clone(),

@@ -8,6 +8,7 @@
 // Nothing a server or a file holds may make it panic: no indexing that could (tests may).
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub mod foreign;
 mod migrations;
 pub mod pop3;
 pub mod reupload;

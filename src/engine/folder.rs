@@ -18,7 +18,7 @@ use crate::store::eol;
 use crate::store::imap::{self, ImapConn};
 use crate::store::maildir::{self, MaildirFolder, NearMessage};
 use crate::sync::planner::{self, Plan, StateRow};
-use crate::sync::{delta, repair, snapshot};
+use crate::sync::{adopt, delta, repair, snapshot};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -173,7 +173,16 @@ pub async fn sync_folder(
     };
     let mut rows: Vec<StateRow> = message_rows.iter().map(|r| r.state.clone()).collect();
     if rows.is_empty() && !far.is_empty() && !near.is_empty() {
-        rows = pair_existing(conn, db, fid, &md, &near, &far, options, fr).await?;
+        let place = super::adopt::Place {
+            name,
+            wire,
+            path,
+            uidvalidity: sel.uidvalidity.0,
+        };
+        rows = pair_existing(
+            conn, db, account, &place, fid, &md, &near, &far, options, fr,
+        )
+        .await?;
         touched = true;
     }
     let near_flags =
@@ -335,12 +344,17 @@ pub async fn unchanged(
     snapshot::unchanged(row.fingerprint, row.uidvalidity, condstore, pending, &probe)
 }
 
-/// First sync with mail on both sides: link copies that are the same message (Message-ID and
-/// size) instead of copying everything both ways. Returns the resulting rows.
+/// First sync with mail on both sides (adopting another tool's Maildir, or state lost): link
+/// copies that are the same message instead of copying everything both ways. Another tool's
+/// records pair exactly where they apply ([`super::adopt::find`]); the rest pairs by content
+/// (Message-ID and size less sync markers), reading only the local files the records left.
+/// Returns the resulting rows.
 #[allow(clippy::too_many_arguments)]
 async fn pair_existing(
     conn: &mut ImapConn,
     db: &mut StateDb,
+    account: &ImapAccount,
+    place: &super::adopt::Place<'_>,
     fid: i64,
     md: &MaildirFolder,
     near: &BTreeMap<NearKey, NearMessage>,
@@ -348,9 +362,35 @@ async fn pair_existing(
     options: SyncOptions,
     fr: &mut FolderReport,
 ) -> Result<Vec<StateRow>, Error> {
+    let (records, record_notes) = super::adopt::find(account, place);
+    fr.notes.extend(record_notes);
+    let near_flags: BTreeMap<NearKey, Flags> = near
+        .iter()
+        .map(|(k, m)| (k.clone(), m.flags.clone()))
+        .collect();
+    let by_record = match &records {
+        Some(r) => adopt::record_links(r, far, &near_flags),
+        None => Vec::new(),
+    };
     let far_ev = conn.fetch_evidence("1:*").await?;
+    let far_by_uid: BTreeMap<Uid, &crate::model::Evidence> =
+        far_ev.iter().map(|e| (e.uid, e)).collect();
+    let linked_far: std::collections::BTreeSet<Uid> = by_record.iter().map(|l| l.far).collect();
+    let linked_near: std::collections::BTreeSet<&NearKey> =
+        by_record.iter().map(|l| &l.near).collect();
+    let far_rest: BTreeMap<Uid, Flags> = far
+        .iter()
+        .filter(|(u, _)| !linked_far.contains(u))
+        .map(|(u, f)| (*u, f.clone()))
+        .collect();
+    let near_rest: BTreeMap<NearKey, Flags> = near_flags
+        .iter()
+        .filter(|(k, _)| !linked_near.contains(k))
+        .map(|(k, f)| (k.clone(), f.clone()))
+        .collect();
     let mut near_ev = Vec::new();
-    for (key, msg) in near {
+    for key in near_rest.keys() {
+        let Some(msg) = near.get(key) else { continue };
         let raw = md.read(msg)?;
         // As the other side has it: another tool's copy carries its sync-marker lines.
         let wire_size = (raw.len() + eol::bare_lf_count(&raw))
@@ -361,21 +401,75 @@ async fn pair_existing(
             u32::try_from(wire_size).unwrap_or(u32::MAX),
         ));
     }
-    let near_flags: BTreeMap<NearKey, Flags> = near
-        .iter()
-        .map(|(k, m)| (k.clone(), m.flags.clone()))
+    let by_content = repair::initial_links(&far_rest, &near_rest, &far_ev, &near_ev);
+    // Same Message-ID, different text: both kept (each copied as new), and named.
+    let content_far: std::collections::BTreeSet<Uid> = by_content.iter().map(|l| l.far).collect();
+    let content_near: std::collections::BTreeSet<&NearKey> =
+        by_content.iter().map(|l| &l.near).collect();
+    let unpaired_far: Vec<(Uid, Option<String>)> = far_rest
+        .keys()
+        .filter(|u| !content_far.contains(u))
+        .map(|u| (*u, far_by_uid.get(u).and_then(|e| e.message_id.clone())))
         .collect();
-    let links = repair::initial_links(far, &near_flags, &far_ev, &near_ev);
-    if links.is_empty() {
+    let unpaired_near: Vec<(NearKey, Option<String>)> = near_ev
+        .iter()
+        .filter(|(k, _, _)| !content_near.contains(k))
+        .map(|(k, id, _)| (k.clone(), id.clone()))
+        .collect();
+    let ambiguous = adopt::ambiguous(&unpaired_far, &unpaired_near);
+    if !ambiguous.is_empty() {
+        let shown: Vec<String> = ambiguous
+            .iter()
+            .take(20)
+            .map(|a| {
+                let near: Vec<&str> = a.near.iter().map(|k| k.0.as_str()).collect();
+                let far: Vec<String> = a.far.iter().map(|u| u.0.to_string()).collect();
+                format!(
+                    "<{}> (local {}; server UID {})",
+                    a.message_id,
+                    near.join(", "),
+                    far.join(", ")
+                )
+            })
+            .collect();
+        fr.notes.push(format!(
+            "{} Message-ID(s) on both sides with different text: both versions kept on both sides: {}{}",
+            ambiguous.len(),
+            shown.join("; "),
+            if ambiguous.len() > 20 { "; …" } else { "" }
+        ));
+    }
+    if by_record.is_empty() && by_content.is_empty() {
         return Ok(Vec::new());
     }
+    let how = match (&records, by_record.len(), by_content.len()) {
+        (Some(r), n, 0) => format!("{n} by {}'s records ({})", r.tool, r.source),
+        (Some(r), n, m) => format!(
+            "{n} by {}'s records ({}), {m} by Message-ID and size",
+            r.tool, r.source
+        ),
+        (None, _, m) => format!("{m} by Message-ID and size; flags as the server has them"),
+    };
     fr.notes.push(format!(
-        "first sync with mail on both sides: {} message(s) already present on both sides were linked, not copied",
-        links.len()
+        "first sync with mail on both sides: {} message(s) already present on both sides were linked, not copied ({how})",
+        by_record.len() + by_content.len()
     ));
     let mut changes = Vec::new();
     let mut rows = Vec::new();
-    for (i, link) in links.into_iter().enumerate() {
+    let record_links = by_record.into_iter().filter_map(|l| {
+        let far_flags = far.get(&l.far)?.clone();
+        let ev = far_by_uid.get(&l.far);
+        Some(repair::InitialLink {
+            far: l.far,
+            near: l.near,
+            base: l.base,
+            far_flags,
+            message_id: ev.and_then(|e| e.message_id.clone()),
+            // 0 when the evidence FETCH did not list it: no size evidence for re-pairing.
+            size: ev.map(|e| e.size).unwrap_or(0),
+        })
+    });
+    for (i, link) in record_links.chain(by_content).enumerate() {
         rows.push(StateRow {
             id: -1 - i as i64,
             far: Some(link.far),
@@ -388,7 +482,7 @@ async fn pair_existing(
             flags: link.base,
             far_flags: link.far_flags,
             message_id: link.message_id,
-            size: Some(link.size),
+            size: (link.size > 0).then_some(link.size),
         });
     }
     if options.dry_run || fid < 0 {

@@ -7,6 +7,7 @@
 // Nothing a server or a file holds may make it panic: no indexing that could (tests may).
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub mod adopt;
 pub mod error;
 pub mod folder;
 pub mod lock;
@@ -240,10 +241,23 @@ pub async fn sync_account(
     Ok(())
 }
 
+/// True when a Verbatim folder directory holds other folders (anything but `cur`, `new`, `tmp`
+/// that is a directory).
+fn has_subfolders(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            !matches!(name.to_str(), Some("cur" | "new" | "tmp"))
+                && e.file_type().is_ok_and(|t| t.is_dir())
+        })
+    })
+}
+
 /// Renames local folders another tool keeps under the server's modified UTF-7 name to the
 /// server folder's own name ([`crate::sync::folders::utf7_renames`]), so they are that folder
-/// and never a second copy; one note each, for the mail reader's mailbox list. Maildir++ only
-/// (one flat directory per folder); a dry run says what it would rename.
+/// and never a second copy; one note each, for the mail reader's mailbox list. Maildir++
+/// folders, and top-level Verbatim folders without subfolders (offlineimap's usual layout); a
+/// dry run says what it would rename.
 fn adopt_utf7_folders(
     account: &ImapAccount,
     far: &BTreeSet<FolderName>,
@@ -252,9 +266,6 @@ fn adopt_utf7_folders(
     options: SyncOptions,
     report: &mut AccountReport,
 ) {
-    if account.layout != Layout::MaildirPlusPlus {
-        return;
-    }
     for (old, new) in crate::sync::folders::utf7_renames(far, near, known) {
         let paths = (
             layout::folder_path(&account.maildir, account.layout, &old),
@@ -263,6 +274,13 @@ fn adopt_utf7_folders(
         let (Ok(from), Ok(to)) = paths else {
             continue;
         };
+        // Verbatim nests folders inside each other: only a top-level folder with no folders
+        // inside is renamed alone (a parent would carry children whose names change too).
+        if account.layout == Layout::Verbatim
+            && (old.components().len() != 1 || has_subfolders(&from))
+        {
+            continue;
+        }
         let shown = |p: &std::path::Path| {
             p.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -286,6 +286,15 @@ impl Flags {
         )
     }
 
+    /// Flags from Maildir info letters (`DFPRST`, as Maildir file names, mbsync's state and
+    /// offlineimap's status write them); other characters are ignored.
+    pub fn from_maildir_letters(letters: &str) -> Flags {
+        letters
+            .chars()
+            .filter_map(Flag::from_maildir_letter)
+            .collect()
+    }
+
     /// The flags in both.
     pub fn intersection(&self, other: &Flags) -> Flags {
         Flags(

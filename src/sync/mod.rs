@@ -4,6 +4,7 @@
 // Nothing a server or a file holds may make it panic: no indexing that could (tests may).
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub mod adopt;
 pub mod backoff;
 pub mod delta;
 pub mod folders;

@@ -156,8 +156,9 @@ pub struct InitialLink {
     pub far: Uid,
     /// The local message.
     pub near: NearKey,
-    /// The synced base: the flags both copies have, so each side's extra flags count as
-    /// additions on the next plan and no flag is lost.
+    /// The synced base. Pairing by content has no record of which side changed what, so the
+    /// server wins: the base is the local flags, and the server's differences count as its
+    /// changes. (Links from another tool's records carry the flags it recorded instead.)
     pub base: Flags,
     /// The server's flags as listed.
     pub far_flags: Flags,
@@ -196,7 +197,7 @@ pub fn initial_links(
             let (message_id, _) = evidence.get(&key)?;
             Some(InitialLink {
                 far: uid,
-                base: far_flags.intersection(near_flags),
+                base: near_flags.clone(),
                 far_flags: far_flags.clone(),
                 near: key,
                 message_id: (*message_id).clone(),

@@ -1,22 +1,39 @@
-//! Adopting a Maildir another tool kept, with fresh arctern state and no records read: the real
-//! mbsync (Debian's isync) pulls the test Dovecot, then arctern takes its Maildir over. Pairing
-//! by content (Message-ID and size less the copies' sync-marker lines) links every message,
-//! and the folder mbsync keeps under its modified UTF-7 name is renamed to the server folder's.
+//! Adopting a Maildir another tool kept, with fresh arctern state: the real mbsync (Debian's
+//! isync) and offlineimap pull the test Dovecot and change mail on both sides, then arctern
+//! takes their Maildir over. With the tool's records (mbsync's state in each folder or under
+//! `~/.mbsync/`, offlineimap's status under `~/.offlineimap/`) pairs are exact and a local flag
+//! change the tool had not synced yet is kept; without records pairing is by content
+//! (Message-ID and size less the copies' sync-marker lines) and the server's flags win. The
+//! folder the tools keep under its modified UTF-7 name is renamed to the server folder's.
 
 use crate::support::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs mbsync once over every folder (both ways, state in each Maildir folder).
-fn mbsync(w: &World, home: &Path) {
+/// Where mbsync keeps its sync state.
+#[derive(Clone, Copy, PartialEq)]
+enum StateAt {
+    /// `SyncState *`: `.mbsyncstate` in each Maildir folder.
+    InFolder,
+    /// mbsync's default: files under `~/.mbsync/`.
+    Home,
+}
+
+/// Runs mbsync once over every folder (both ways), HOME being `home`.
+fn mbsync(w: &World, home: &Path, state: StateAt) {
     let rc = home.join("mbsyncrc");
+    let sync_state = if state == StateAt::InFolder {
+        "SyncState *\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &rc,
         format!(
             "IMAPAccount t\nHost 127.0.0.1\nPort {}\nUser {}\nPass secret\nSSLType None\nAuthMechs LOGIN\n\n\
              IMAPStore t-far\nAccount t\n\n\
              MaildirStore t-near\nInbox {}\nSubFolders Maildir++\n\n\
-             Channel t\nFar :t-far:\nNear :t-near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\nSync All\n",
+             Channel t\nFar :t-far:\nNear :t-near:\nPatterns *\nCreate Both\nExpunge Both\n{sync_state}Sync All\n",
             w.dovecot.imap_port,
             w.user,
             w.maildir.display()
@@ -36,6 +53,84 @@ fn mbsync(w: &World, home: &Path) {
         String::from_utf8_lossy(&out.stderr),
         w.dovecot.log()
     );
+}
+
+/// Runs offlineimap once (both ways) into the Maildir root, one directory per folder, HOME
+/// being `home` (its metadata goes to `~/.offlineimap/`).
+fn offlineimap(w: &World, home: &Path) {
+    let rc = home.join(".offlineimaprc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[general]\naccounts = T\n\n[Account T]\nlocalrepository = L\nremoterepository = R\n\n\
+             [Repository L]\ntype = Maildir\nlocalfolders = {}\n\n\
+             [Repository R]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {}\nremoteuser = {}\n\
+             remotepass = secret\nssl = no\nstarttls = no\n",
+            w.maildir.display(),
+            w.dovecot.imap_port,
+            w.user
+        ),
+    )
+    .unwrap();
+    let out = Command::new("offlineimap")
+        .arg("-c")
+        .arg(&rc)
+        .args(["-o", "-u", "quiet"])
+        .env("HOME", home)
+        .output()
+        .expect("offlineimap runs (contrib/install-deps.sh installs offlineimap3)");
+    assert!(
+        out.status.success(),
+        "offlineimap failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        w.dovecot.log()
+    );
+}
+
+/// `arctern sync` with HOME at `home` (where the other tool keeps its records); stdout.
+fn sync_at_home(w: &World, home: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(&w.config)
+        .arg("sync")
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "sync failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Gives a local file the info letters `letters` (a mail reader's flag change).
+fn set_letters(file: &Path, letters: &str) {
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    let base = name.split(":2,").next().unwrap();
+    let dir = file.parent().unwrap().parent().unwrap();
+    std::fs::rename(file, dir.join("cur").join(format!("{base}:2,{letters}"))).unwrap();
+}
+
+/// The local file holding the message with Message-ID number `n`.
+fn file_of(dir: &Path, n: usize) -> std::path::PathBuf {
+    let needle = format!("Message-ID: <{n}.");
+    local_files(dir)
+        .into_iter()
+        .find(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).contains(&needle))
+        .unwrap_or_else(|| panic!("no local file holds message {n}"))
+}
+
+/// The server flags of the message with Message-ID number `n`.
+fn server_flags_of(c: &mut Client, wire: &str, n: usize) -> Vec<String> {
+    let needle = format!("Message-ID: <{n}.");
+    let m = c
+        .messages(wire)
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(&m.body).contains(&needle))
+        .unwrap_or_else(|| panic!("no server message {n} in {wire}"));
+    system_flags(m.flags)
 }
 
 /// The system flags (`\\Seen`, …) among `flags`, sorted.
@@ -70,7 +165,10 @@ fn assert_same_but_markers(c: &mut Client, wire: &str, local: &Path) {
         let (head, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
         let head: Vec<&str> = head
             .lines()
-            .filter(|l| !l.to_ascii_lowercase().starts_with("x-tuid:"))
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                !l.starts_with("x-tuid:") && !l.starts_with("x-offlineimap:")
+            })
             .collect();
         format!("{}\n\n{rest}", head.join("\n")).into_bytes()
     };
@@ -89,8 +187,9 @@ fn assert_same_but_markers(c: &mut Client, wire: &str, local: &Path) {
     assert!(server == near, "{wire}: contents or flags differ");
 }
 
-#[test]
-fn an_mbsync_maildir_is_adopted_without_one_upload_download_or_second_folder() {
+/// The mbsync adoption case: `state` where mbsync keeps it, `None`: its state deleted before
+/// arctern comes (pairing by content).
+fn adopt_mbsync(state: Option<StateAt>) {
     let w = World::new("", "");
     let mut c = w.client();
     c.create("Entw&APw-rfe");
@@ -110,7 +209,8 @@ fn an_mbsync_maildir_is_adopted_without_one_upload_download_or_second_folder() {
         c.append("Archive", &message(n, "Archive", 2_000), "\\Seen");
     }
     let home = tempfile::tempdir().unwrap();
-    mbsync(&w, home.path());
+    let at = state.unwrap_or(StateAt::InFolder);
+    mbsync(&w, home.path(), at);
     // A change made with mbsync too: a message written locally and pushed by mbsync (its server
     // copy then carries mbsync's X-TUID line, the local file does not).
     write_local(
@@ -119,22 +219,54 @@ fn an_mbsync_maildir_is_adopted_without_one_upload_download_or_second_folder() {
         &message(300, "INBOX", 700),
         "S",
     );
-    mbsync(&w, home.path());
+    mbsync(&w, home.path(), at);
     let utf7_dir = w.maildir.join(".Entw&APw-rfe");
     assert!(
         utf7_dir.join("cur").is_dir(),
         "mbsync keeps the UTF-7 name on disk"
     );
+    // Changes after mbsync's last sync: message 0 flagged locally, message 1 marked unread on
+    // the server (UID 2).
+    set_letters(&file_of(&w.maildir, 0), "F");
+    c.store("INBOX", "2", "-FLAGS (\\Seen)");
+    if state.is_none() {
+        for dir in [w.maildir.clone(), utf7_dir.clone(), w.local_dir("Archive")] {
+            let _ = std::fs::remove_file(dir.join(".mbsyncstate"));
+        }
+        let _ = std::fs::remove_dir_all(home.path().join(".mbsync"));
+    }
     let wires = ["INBOX", "Entw&APw-rfe", "Archive"];
-    let before = server_state(&w, &wires);
+    let mut before = server_state(&w, &wires);
     let local_before = local_files(&w.maildir).len()
         + local_files(&utf7_dir).len()
         + local_files(&w.maildir.join(".Archive")).len();
     assert_eq!(local_before, 25 + 6 + 8);
 
     // arctern with fresh state: everything is linked, nothing copied, the folder renamed.
-    let out = w.sync_ok();
+    let out = sync_at_home(&w, home.path());
     assert!(out.contains("test: +0 ↓ +0 ↑"), "{out}");
+    match state {
+        Some(_) => {
+            // mbsync's records: its pairs, and the local change it had not synced is kept.
+            assert!(out.contains("by mbsync's records"), "{out}");
+            assert!(out.contains("flags 1 ↓ 1 ↑"), "{out}");
+            assert_eq!(server_flags_of(&mut c, "INBOX", 0), vec!["\\Flagged"]);
+            let (index, _) = before[0]
+                .1
+                .iter()
+                .enumerate()
+                .find(|(_, f)| f.is_empty())
+                .unwrap();
+            before[0].1[index] = vec!["\\Flagged".to_string()];
+            before[0].1.sort();
+        }
+        None => {
+            // By content: the server's flags win where the two sides differ.
+            assert!(out.contains("by Message-ID and size"), "{out}");
+            assert!(out.contains("flags 2 ↓ 0 ↑"), "{out}");
+            assert!(server_flags_of(&mut c, "INBOX", 0).is_empty());
+        }
+    }
     assert!(
         out.contains("renamed local folder .Entw&APw-rfe to .Entwürfe"),
         "{out}"
@@ -147,10 +279,7 @@ fn an_mbsync_maildir_is_adopted_without_one_upload_download_or_second_folder() {
     assert_same_but_markers(&mut c, "INBOX", &w.maildir);
     assert_same_but_markers(&mut c, "Entw&APw-rfe", &renamed);
     assert_same_but_markers(&mut c, "Archive", &w.local_dir("Archive"));
-    assert!(
-        w.sync_ok()
-            .contains("+0 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 0 ↑")
-    );
+    assert!(sync_at_home(&w, home.path()).contains("+0 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 0 ↑"));
 
     // Later changes on both sides sync as usual.
     c.append("Archive", &message(400, "Archive", 900), "");
@@ -158,8 +287,96 @@ fn an_mbsync_maildir_is_adopted_without_one_upload_download_or_second_folder() {
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     let base = name.split(":2,").next().unwrap();
     std::fs::rename(&file, renamed.join("cur").join(format!("{base}:2,DF"))).unwrap();
-    let out = w.sync_ok();
+    let out = sync_at_home(&w, home.path());
     assert!(out.contains("test: +1 ↓ +0 ↑ flags 0 ↓ 1 ↑"), "{out}");
     assert_same_but_markers(&mut c, "Entw&APw-rfe", &renamed);
     assert_same_but_markers(&mut c, "Archive", &w.local_dir("Archive"));
+}
+
+#[test]
+fn an_mbsync_maildir_with_state_in_each_folder_is_adopted_by_its_records() {
+    adopt_mbsync(Some(StateAt::InFolder));
+}
+
+#[test]
+fn an_mbsync_maildir_with_state_under_home_is_adopted_by_its_records() {
+    adopt_mbsync(Some(StateAt::Home));
+}
+
+#[test]
+fn an_mbsync_maildir_without_state_is_adopted_by_content() {
+    adopt_mbsync(None);
+}
+
+#[test]
+fn an_offlineimap_maildir_is_adopted_by_its_records() {
+    let w = World::new("", "layout = \"verbatim\"");
+    let mut c = w.client();
+    c.create("Entw&APw-rfe");
+    c.create("Archive");
+    let mix = ["", "\\Seen", "\\Seen \\Flagged", "\\Answered \\Seen"];
+    for n in 0..16 {
+        c.append(
+            "INBOX",
+            &message(n, "INBOX", 300 + n * 70),
+            mix[n % mix.len()],
+        );
+    }
+    for n in 100..104 {
+        c.append("Entw&APw-rfe", &message(n, "Entwürfe", 500), "\\Draft");
+    }
+    for n in 200..205 {
+        c.append("Archive", &message(n, "Archive", 1_500), "\\Seen");
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(&w.maildir).unwrap();
+    offlineimap(&w, home.path());
+    // A message written locally and uploaded by offlineimap.
+    let inbox = w.maildir.join("INBOX");
+    write_local(
+        &inbox,
+        "1700000000.local1.host",
+        &message(300, "INBOX", 700),
+        "S",
+    );
+    offlineimap(&w, home.path());
+    let utf7_dir = w.maildir.join("Entw&APw-rfe");
+    assert!(
+        utf7_dir.join("cur").is_dir(),
+        "offlineimap keeps the UTF-7 name"
+    );
+    // Changes after offlineimap's last sync: message 0 flagged locally, message 1 marked unread
+    // on the server (UID 2).
+    set_letters(&file_of(&inbox, 0), "F");
+    c.store("INBOX", "2", "-FLAGS (\\Seen)");
+    let wires = ["INBOX", "Entw&APw-rfe", "Archive"];
+    let before = server_state(&w, &wires);
+    assert_eq!(before[0].1.len(), 17);
+
+    let out = sync_at_home(&w, home.path());
+    assert!(out.contains("test: +0 ↓ +0 ↑ flags 1 ↓ 1 ↑"), "{out}");
+    assert!(out.contains("by offlineimap's records"), "{out}");
+    assert!(
+        out.contains("renamed local folder Entw&APw-rfe to Entwürfe"),
+        "{out}"
+    );
+    assert_eq!(server_flags_of(&mut c, "INBOX", 0), vec!["\\Flagged"]);
+    assert_eq!(c.folders().len(), 3, "{:?}", c.folders());
+    let renamed = w.maildir.join("Entwürfe");
+    assert!(!utf7_dir.exists());
+    assert_same_but_markers(&mut c, "INBOX", &inbox);
+    assert_same_but_markers(&mut c, "Entw&APw-rfe", &renamed);
+    assert_same_but_markers(&mut c, "Archive", &w.maildir.join("Archive"));
+    assert!(sync_at_home(&w, home.path()).contains("+0 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 0 ↑"));
+
+    // Later changes on both sides sync as usual.
+    c.append("Archive", &message(400, "Archive", 900), "");
+    std::fs::remove_file(file_of(&renamed, 101)).unwrap();
+    let out = sync_at_home(&w, home.path());
+    assert!(
+        out.contains("test: +1 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 1 ↑"),
+        "{out}"
+    );
+    assert_same_but_markers(&mut c, "Entw&APw-rfe", &renamed);
+    assert_same_but_markers(&mut c, "Archive", &w.maildir.join("Archive"));
 }
