@@ -15,8 +15,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # A real mail reader drives the Maildir side of one test (flags set on unread mail in new/).
 command -v neomutt >/dev/null 2>&1 || need+=(neomutt)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
-# The adoption tests hand arctern a Maildir the real mbsync kept.
+# The adoption tests hand arctern a Maildir the real mbsync and offlineimap kept.
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)
 if [ "${1:-}" = "--bench" ]; then
   command -v mbsync >/dev/null 2>&1 || need+=(isync)
   command -v offlineimap >/dev/null 2>&1 || need+=(offlineimap3)

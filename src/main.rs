@@ -52,8 +52,10 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let daemon = matches!(args.command, Command::Daemon { .. });
     init_logging(args.verbose, daemon, args.log_format);
-    // Needs no arctern config: it makes one.
-    if let Command::Import { from } = &args.command {
+    // Translating another tool's config needs no arctern config: it makes one.
+    if let Command::Import { from } = &args.command
+        && !matches!(from, cli::ImportFrom::Mbox { .. })
+    {
         return ExitCode::from(cli::import::run(from));
     }
     let config = match cli::load_config(&args) {
@@ -83,7 +85,8 @@ fn main() -> ExitCode {
             *json,
         )),
         Command::Show { what, raw } => Some(cli::search::run_show(&config, what, *raw)),
-        Command::Import { from } => Some(cli::import::run(from)),
+        Command::Import { from } => Some(cli::mbox::run_import(&config, from)),
+        Command::Export { to } => Some(cli::mbox::run_export(&config, to)),
         Command::Sync { .. }
         | Command::Daemon { .. }
         | Command::Check { .. }

@@ -4,6 +4,12 @@
 
 /// The Message-ID of a raw message (CRLF or LF), normalised: without `<>` and surrounding space.
 pub fn message_id(raw: &[u8]) -> Option<String> {
+    normalise(&header(raw, "message-id")?)
+}
+
+/// The first header field `name` (case-insensitive) of a raw message (CRLF or LF), unfolded,
+/// as lossy UTF-8 with surrounding space trimmed. Only the header block is read.
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
     let mut lines = raw.split(|b| *b == b'\n').peekable();
     while let Some(line) = lines.next() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -13,13 +19,11 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        if !line[..colon]
-            .trim_ascii()
-            .eq_ignore_ascii_case(b"message-id")
-        {
+        let (field, rest) = line.split_at(colon);
+        if !field.trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
             continue;
         }
-        let mut value = line[colon + 1..].to_vec();
+        let mut value = rest.get(1..).unwrap_or_default().to_vec();
         // Folded continuation lines start with white space.
         while let Some(next) = lines.peek() {
             if next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
@@ -30,7 +34,7 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
                 break;
             }
         }
-        return normalise(&String::from_utf8_lossy(&value));
+        return Some(String::from_utf8_lossy(&value).trim().to_string());
     }
     None
 }

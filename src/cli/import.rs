@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 /// Runs `import` and returns the exit code.
 pub fn run(from: &ImportFrom) -> u8 {
-    let ImportFrom::Mbsync { file, write } = from;
+    let ImportFrom::Mbsync { file, write } = from else {
+        eprintln!("arctern: import mbox needs the config (and --account)");
+        return exit::CONFIG;
+    };
     let path = match file {
         Some(f) => f.clone(),
         None => match directories::BaseDirs::new() {

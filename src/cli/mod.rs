@@ -4,6 +4,7 @@
 pub mod check;
 pub mod import;
 pub mod logging;
+pub mod mbox;
 pub mod reupload;
 pub mod search;
 pub mod status;
@@ -46,11 +47,18 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring another tool's configuration along: print (or write) the equivalent arctern config.
+    /// Bring another tool's configuration or mail along: print (or write) the equivalent
+    /// arctern config, or store an mbox's messages in an account's Maildir.
     Import {
-        /// Which tool's configuration.
+        /// What to import.
         #[command(subcommand)]
         from: ImportFrom,
+    },
+    /// Write an account's mail out in another format.
+    Export {
+        /// The format.
+        #[command(subcommand)]
+        to: ExportTo,
     },
     /// Run until stopped: IDLE on the watched folders, a full resync every `interval`, local
     /// changes picked up as they happen (SIGHUP reloads the config, SIGTERM stops cleanly).
@@ -170,6 +178,51 @@ pub enum ImportFrom {
         /// Write the config there instead of printing it (refuses to overwrite a file).
         #[arg(long, value_name = "PATH")]
         write: Option<PathBuf>,
+    },
+    /// mbox files (mboxo, mboxrd, Google Takeout, Thunderbird) into an account's Maildir; the
+    /// next `sync` uploads them. Rerunnable: what is already there is never stored twice.
+    Mbox {
+        /// The mbox files ("-": standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The account whose Maildir receives the mail.
+        #[arg(long)]
+        account: String,
+        /// Store everything in this folder (default: Takeout's labels, else each file's name;
+        /// standard input goes to INBOX).
+        #[arg(long)]
+        folder: Option<String>,
+        /// How the files quote `From ` lines inside messages.
+        #[arg(long, value_enum, default_value_t = MboxFormat::Mboxrd)]
+        format: MboxFormat,
+    },
+}
+
+/// How an mbox quotes `From ` lines.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum MboxFormat {
+    /// `>From ` and `>>From ` each lose one `>` (mutt, Google Takeout, arctern's export).
+    Mboxrd,
+    /// Only `>From ` loses its `>` (older mail programs, Thunderbird).
+    Mboxo,
+}
+
+/// The formats `arctern export` writes.
+#[derive(Debug, Subcommand)]
+pub enum ExportTo {
+    /// An account's Maildir as one mboxrd file, with a SHA-256 manifest beside it.
+    Mbox {
+        /// The account.
+        account: String,
+        /// Only these folders (LIST-style patterns, "!" excludes).
+        #[arg(long, num_args = 1..)]
+        folders: Vec<String>,
+        /// The mbox to write (default: standard output, no manifest unless --manifest).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Where the manifest goes (default: FILE.sha256 beside the mbox).
+        #[arg(long, value_name = "PATH")]
+        manifest: Option<PathBuf>,
     },
 }
 

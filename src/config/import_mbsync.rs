@@ -227,6 +227,15 @@ fn account_of(
     if let Some(size) = key("maxsize") {
         acc.push_str(&format!("max_size = {}\n", toml_str(size)));
     }
+    // mbsync's records make adopting its Maildir exact: in each folder (`*`, found there) or
+    // under a path (mbsync's default `~/.mbsync/` is looked at without a key).
+    match key("syncstate") {
+        Some("*") => acc.push_str(
+            "# mbsync: SyncState *: its state in each Maildir folder is read on the first sync\n",
+        ),
+        Some(p) => acc.push_str(&format!("mbsync_state = {}\n", toml_str(p))),
+        None => {}
+    }
     if let Some(c) = key("create").filter(|c| !c.eq_ignore_ascii_case("both")) {
         notes.push(format!(
             "Create {c}: arctern creates new folders on the side that lacks them (in the directions `sync` allows)"
@@ -235,7 +244,16 @@ fn account_of(
     notes.extend(unmapped(
         &channel.keys,
         &[
-            "far", "near", "master", "slave", "patterns", "sync", "expunge", "maxsize", "create",
+            "far",
+            "near",
+            "master",
+            "slave",
+            "patterns",
+            "sync",
+            "expunge",
+            "maxsize",
+            "create",
+            "syncstate",
         ],
     ));
 
@@ -407,6 +425,21 @@ mod tests {
         );
         assert!(me.imap.ca_file.is_some());
         assert!(text.contains("Create Near"), "{text}");
-        assert!(text.contains("syncstate *: no equivalent"), "{text}");
+        assert!(
+            text.contains("SyncState *: its state in each Maildir folder"),
+            "{text}"
+        );
+        assert!(me.adopt.mbsync_state.is_none());
+        let with_path = translate(
+            &rc.replace("SyncState *", "SyncState ~/.cache/mbsync/"),
+            "rc",
+        );
+        let config = crate::config::parse(std::path::Path::new("/tmp/x.toml"), &with_path)
+            .unwrap_or_else(|e| panic!("{e}\n{with_path}"));
+        let state = config.accounts["me"].adopt.mbsync_state.clone().unwrap();
+        assert!(
+            state.to_string_lossy().ends_with(".cache/mbsync/"),
+            "{state:?}"
+        );
     }
 }

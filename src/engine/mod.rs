@@ -11,6 +11,7 @@ pub mod adopt;
 pub mod error;
 pub mod folder;
 pub mod lock;
+pub mod mbox;
 pub mod pop3;
 pub mod recover;
 pub mod report;

@@ -10,6 +10,7 @@
 pub mod eol;
 pub mod imap;
 pub mod maildir;
+pub mod mbox;
 pub mod pop3;
 pub mod smtp;
 pub mod tls;

@@ -9,6 +9,7 @@ mod daemon;
 mod failures;
 mod fastpath;
 mod hostile;
+mod mbox;
 mod mirror;
 mod pop3;
 mod push;

@@ -52,6 +52,13 @@ pub async fn make_durable(dir: PathBuf) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes everything written so far under `dir`'s filesystem durable, from synchronous code
+/// (one `syncfs`; no coalescing, for a single writer such as the mbox import).
+pub fn make_durable_now(dir: &std::path::Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(dir)?;
+    rustix::fs::syncfs(&file).map_err(std::io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

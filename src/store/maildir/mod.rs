@@ -111,6 +111,16 @@ pub fn new_key() -> NearKey {
     ))
 }
 
+/// A unique file-name part that carries `tag` (letters, digits and `-`), for files whose
+/// name must say where they came from: `<seconds>.<tag>.<host>`. The caller makes the tag
+/// unique (the mbox import puts the message's hash in it).
+pub fn tagged_key(tag: &str) -> NearKey {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    NearKey(format!("{}.{tag}.{}", now.as_secs(), host_name()))
+}
+
 fn host_name() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOST.get_or_init(|| {
