@@ -1,5 +1,6 @@
-//! `arctern import mbsync [FILE] [--write PATH]`: another tool's configuration as arctern's
-//! (the translation is `config::import_mbsync`'s; this prints or writes it).
+//! `arctern import mbsync|offlineimap [FILE] [--write PATH]`: another tool's configuration as
+//! arctern's (the translations are `config::import_mbsync`'s and `config::import_offlineimap`'s;
+//! this prints or writes them).
 
 use super::{ImportFrom, exit};
 use std::io::Write;
@@ -7,15 +8,30 @@ use std::path::PathBuf;
 
 /// Runs `import` and returns the exit code.
 pub fn run(from: &ImportFrom) -> u8 {
-    let ImportFrom::Mbsync { file, write } = from else {
-        eprintln!("arctern: import mbox needs the config (and --account)");
-        return exit::CONFIG;
+    type Translate = fn(&str, &str) -> String;
+    let (file, write, default_name, translate): (_, _, _, Translate) = match from {
+        ImportFrom::Mbsync { file, write } => (
+            file,
+            write,
+            ".mbsyncrc",
+            crate::config::import_mbsync::translate,
+        ),
+        ImportFrom::Offlineimap { file, write } => (
+            file,
+            write,
+            ".offlineimaprc",
+            crate::config::import_offlineimap::translate,
+        ),
+        ImportFrom::Mbox { .. } => {
+            eprintln!("arctern: import mbox needs the config (and --account)");
+            return exit::CONFIG;
+        }
     };
     let path = match file {
         Some(f) => f.clone(),
         None => match directories::BaseDirs::new() {
-            Some(b) => b.home_dir().join(".mbsyncrc"),
-            None => PathBuf::from(".mbsyncrc"),
+            Some(b) => b.home_dir().join(default_name),
+            None => PathBuf::from(default_name),
         },
     };
     let text = match std::fs::read_to_string(&path) {
@@ -25,7 +41,7 @@ pub fn run(from: &ImportFrom) -> u8 {
             return exit::CONFIG;
         }
     };
-    let out = crate::config::import_mbsync::translate(&text, &path.display().to_string());
+    let out = translate(&text, &path.display().to_string());
     match write {
         None => {
             let mut stdout = std::io::stdout().lock();

@@ -179,6 +179,14 @@ pub enum ImportFrom {
         #[arg(long, value_name = "PATH")]
         write: Option<PathBuf>,
     },
+    /// An offlineimap configuration: one account per offlineimap account (IMAP <-> Maildir).
+    Offlineimap {
+        /// The offlineimaprc (default: ~/.offlineimaprc).
+        file: Option<PathBuf>,
+        /// Write the config there instead of printing it (refuses to overwrite a file).
+        #[arg(long, value_name = "PATH")]
+        write: Option<PathBuf>,
+    },
     /// mbox files (mboxo, mboxrd, Google Takeout, Thunderbird) into an account's Maildir; the
     /// next `sync` uploads them. Rerunnable: what is already there is never stored twice.
     Mbox {

@@ -67,7 +67,7 @@ fn parse(text: &str) -> Vec<Section> {
 }
 
 /// A TOML basic string.
-fn toml_str(s: &str) -> String {
+pub(super) fn toml_str(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -349,7 +349,7 @@ fn unmapped<'a>(
 }
 
 /// A TOML table key: bare when it can be, quoted otherwise.
-fn toml_key(name: &str) -> String {
+pub(super) fn toml_key(name: &str) -> String {
     if !name.is_empty()
         && name
             .chars()

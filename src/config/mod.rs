@@ -6,6 +6,7 @@
 //! when [`PasswordSource::resolve`] is called by a store.
 
 pub mod import_mbsync;
+pub mod import_offlineimap;
 mod secret;
 
 pub use secret::Secret;
@@ -119,6 +120,7 @@ struct RawAccount {
     max_size: Option<RawSize>,
     mbsync_state: Option<PathBuf>,
     offlineimap_status: Option<PathBuf>,
+    utf7_names: Option<bool>,
     connections: Option<u8>,
     idle: Option<Vec<String>>,
     interval: Option<RawDuration>,
@@ -662,6 +664,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("max_size", a.max_size.is_some()),
                 ("mbsync_state", a.mbsync_state.is_some()),
                 ("offlineimap_status", a.offlineimap_status.is_some()),
+                ("utf7_names", a.utf7_names.is_some()),
                 ("connections", a.connections.is_some()),
                 ("idle", a.idle.is_some()),
             ] {
@@ -781,7 +784,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             maildir: resolve_path(base_dir, &a.maildir),
             sync: a.sync.unwrap_or(SyncMode::TwoWay),
             folders,
-            layout: a.layout.unwrap_or(Layout::MaildirPlusPlus),
+            layout: {
+                let layout = a.layout.unwrap_or(Layout::MaildirPlusPlus);
+                if a.utf7_names == Some(true) {
+                    layout.with_utf7_names()
+                } else {
+                    layout
+                }
+            },
             expunge: a.expunge.unwrap_or(ExpungePolicy::Both),
             max_delete_percent,
             connections,

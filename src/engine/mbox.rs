@@ -204,7 +204,7 @@ fn open_sink(local: &LocalMail, folder: &FolderName) -> Result<Sink, Error> {
     let md = if layout::is_maildir(&path) {
         MaildirFolder::open(&path)?
     } else {
-        let subfolder = local.layout == Layout::MaildirPlusPlus && !folder.is_inbox();
+        let subfolder = local.layout.is_maildir_plus_plus() && !folder.is_inbox();
         MaildirFolder::create(&path, subfolder)?
     };
     let present = md

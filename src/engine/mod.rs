@@ -21,7 +21,7 @@ pub mod run;
 
 pub use error::{DaemonAction, Error, ErrorKind};
 
-use crate::config::{Config, ImapAccount, Layout};
+use crate::config::{Config, ImapAccount};
 use crate::db::StateDb;
 use crate::model::Side;
 use crate::names::{FolderName, FolderPatterns};
@@ -267,6 +267,10 @@ fn adopt_utf7_folders(
     options: SyncOptions,
     report: &mut AccountReport,
 ) {
+    // With `utf7_names = true` the UTF-7 directory already is the folder (listed decoded).
+    if account.layout.utf7_names() {
+        return;
+    }
     for (old, new) in crate::sync::folders::utf7_renames(far, near, known) {
         let paths = (
             layout::folder_path(&account.maildir, account.layout, &old),
@@ -277,7 +281,7 @@ fn adopt_utf7_folders(
         };
         // Verbatim nests folders inside each other: only a top-level folder with no folders
         // inside is renamed alone (a parent would carry children whose names change too).
-        if account.layout == Layout::Verbatim
+        if !account.layout.is_maildir_plus_plus()
             && (old.components().len() != 1 || has_subfolders(&from))
         {
             continue;
@@ -449,7 +453,7 @@ async fn prepare_and_sync(
         }
         Some(Side::Near) => {
             fr.notes.push("created locally".into());
-            let subfolder = account.layout == Layout::MaildirPlusPlus && !name.is_inbox();
+            let subfolder = account.layout.is_maildir_plus_plus() && !name.is_inbox();
             MaildirFolder::create(&path, subfolder)?;
         }
         Some(Side::Far) if options.dry_run => {

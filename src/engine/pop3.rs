@@ -77,8 +77,7 @@ async fn pull(
         None
     } else {
         std::fs::create_dir_all(root).map_err(Error::io("cannot create Maildir root", root))?;
-        let subfolder =
-            !account.folder.is_inbox() && account.layout == crate::config::Layout::MaildirPlusPlus;
+        let subfolder = !account.folder.is_inbox() && account.layout.is_maildir_plus_plus();
         Some(MaildirFolder::create(&path, subfolder)?)
     };
 

@@ -47,6 +47,34 @@ pub enum Layout {
     MaildirPlusPlus,
     /// Nested directories: `A/B` is `<root>/A/B`, INBOX is `<root>/INBOX`.
     Verbatim,
+    /// Maildir++ with folder names in modified UTF-7 on disk, as mbsync and offlineimap keep
+    /// them (`.Entw&APw-rfe`): the account key `utf7_names = true`.
+    #[serde(skip)]
+    MaildirPlusPlusUtf7,
+    /// Verbatim with folder names in modified UTF-7 on disk (`utf7_names = true`).
+    #[serde(skip)]
+    VerbatimUtf7,
+}
+
+impl Layout {
+    /// Maildir++ (INBOX at the root, one dot-directory per folder), whatever the name encoding.
+    pub fn is_maildir_plus_plus(self) -> bool {
+        matches!(self, Layout::MaildirPlusPlus | Layout::MaildirPlusPlusUtf7)
+    }
+
+    /// True when folder names are kept in modified UTF-7 on disk.
+    pub fn utf7_names(self) -> bool {
+        matches!(self, Layout::MaildirPlusPlusUtf7 | Layout::VerbatimUtf7)
+    }
+
+    /// The same layout with folder names in modified UTF-7 on disk.
+    pub fn with_utf7_names(self) -> Layout {
+        if self.is_maildir_plus_plus() {
+            Layout::MaildirPlusPlusUtf7
+        } else {
+            Layout::VerbatimUtf7
+        }
+    }
 }
 
 /// How the planner may change each side.

@@ -380,3 +380,32 @@ fn an_offlineimap_maildir_is_adopted_by_its_records() {
     assert_same_but_markers(&mut c, "Entw&APw-rfe", &renamed);
     assert_same_but_markers(&mut c, "Archive", &w.maildir.join("Archive"));
 }
+
+#[test]
+fn with_utf7_names_the_other_tools_folder_names_stay_on_disk() {
+    let w = World::new("", "utf7_names = true");
+    let mut c = w.client();
+    c.create("Entw&APw-rfe");
+    for n in 0..4 {
+        c.append("Entw&APw-rfe", &message(n, "Entwürfe", 400), "\\Seen");
+    }
+    c.append("INBOX", &message(10, "INBOX", 400), "");
+    let home = tempfile::tempdir().unwrap();
+    mbsync(&w, home.path(), StateAt::InFolder);
+    let utf7_dir = w.maildir.join(".Entw&APw-rfe");
+    let out = sync_at_home(&w, home.path());
+    assert!(out.contains("test: +0 ↓ +0 ↑"), "{out}");
+    assert!(!out.contains("renamed"), "{out}");
+    assert!(utf7_dir.join("cur").is_dir());
+    assert!(!w.maildir.join(".Entwürfe").exists());
+    // New mail lands under the UTF-7 name, and a local change there reaches the server.
+    c.append("Entw&APw-rfe", &message(20, "Entwürfe", 400), "");
+    std::fs::remove_file(file_of(&utf7_dir, 1)).unwrap();
+    let out = sync_at_home(&w, home.path());
+    assert!(
+        out.contains("test: +1 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 1 ↑"),
+        "{out}"
+    );
+    assert_same_but_markers(&mut c, "Entw&APw-rfe", &utf7_dir);
+    assert_eq!(c.folders().len(), 2, "{:?}", c.folders());
+}

@@ -2,27 +2,41 @@
 //!
 //! Maildir++ (default): INBOX is the root; `Lists/rust` is `<root>/.Lists.rust`; a `.` or `%`
 //! inside a component is written `%2E` / `%25` so that names never collide. Verbatim: every
-//! folder, INBOX included, is a nested directory. Names are UTF-8 on disk. Paths are built only
-//! from validated [`FolderName`] components, so a path can never leave the root.
+//! folder, INBOX included, is a nested directory. Names are UTF-8 on disk, or modified UTF-7
+//! with `utf7_names = true` (as mbsync and offlineimap write them). Paths are built only from
+//! validated [`FolderName`] components, so a path can never leave the root.
 
 use crate::config::Layout;
-use crate::names::FolderName;
+use crate::names::{FolderName, decode_mutf7, encode_mutf7};
 use std::path::{Path, PathBuf};
 
 /// The directory of `name` under `root`. Verbatim layout refuses components that would collide
 /// with a Maildir's own `cur`, `new` and `tmp`.
 pub fn folder_path(root: &Path, layout: Layout, name: &FolderName) -> Result<PathBuf, String> {
-    match layout {
-        Layout::MaildirPlusPlus => {
+    let on_disk = |c: &str| -> String {
+        if layout.utf7_names() && !(c == "INBOX" && name.is_inbox()) {
+            encode_mutf7(c)
+        } else {
+            c.to_string()
+        }
+    };
+    match layout.is_maildir_plus_plus() {
+        true => {
             if name.is_inbox() {
                 return Ok(root.to_path_buf());
             }
-            let escaped: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
+            let escaped: Vec<String> = name
+                .components()
+                .iter()
+                .map(|c| escape(&on_disk(c)))
+                .collect();
             Ok(root.join(format!(".{}", escaped.join("."))))
         }
-        Layout::Verbatim => {
+        false => {
             let mut p = root.to_path_buf();
             for c in name.components() {
+                let c = on_disk(c);
+                let c = c.as_str();
                 if matches!(c, "cur" | "new" | "tmp") {
                     return Err(format!(
                         "folder {name}: a component named {c:?} cannot be stored in the verbatim layout"
@@ -59,8 +73,8 @@ pub fn list_folders(
 ) -> std::io::Result<(Vec<FolderName>, Vec<String>)> {
     let mut found = Vec::new();
     let mut problems = Vec::new();
-    match layout {
-        Layout::MaildirPlusPlus => {
+    match layout.is_maildir_plus_plus() {
+        true => {
             if is_maildir(root) {
                 found.push(FolderName::parse("INBOX").expect("INBOX is valid"));
             }
@@ -80,6 +94,13 @@ pub fn list_folders(
                     continue;
                 }
                 let parts: Vec<String> = body.split('.').map(unescape).collect();
+                let parts = match from_disk(parts, layout) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", entry.path().display()));
+                        continue;
+                    }
+                };
                 match FolderName::from_components(&parts) {
                     // ".INBOX" alone is not a second INBOX.
                     Ok(n) if n.is_inbox() => {}
@@ -88,15 +109,28 @@ pub fn list_folders(
                 }
             }
         }
-        Layout::Verbatim => walk_verbatim(root, &mut Vec::new(), &mut found, &mut problems)?,
+        false => walk_verbatim(root, layout, &mut Vec::new(), &mut found, &mut problems)?,
     }
     found.sort();
     found.dedup();
     Ok((found, problems))
 }
 
+/// Directory-name components as folder-name components: decoded from modified UTF-7 when the
+/// layout keeps names that way.
+fn from_disk(parts: Vec<String>, layout: Layout) -> Result<Vec<String>, String> {
+    if !layout.utf7_names() {
+        return Ok(parts);
+    }
+    parts
+        .iter()
+        .map(|p| decode_mutf7(p).map_err(|e| format!("not a modified UTF-7 name: {e}")))
+        .collect()
+}
+
 fn walk_verbatim(
     dir: &Path,
+    layout: Layout,
     prefix: &mut Vec<String>,
     found: &mut Vec<FolderName>,
     problems: &mut Vec<String>,
@@ -117,12 +151,14 @@ fn walk_verbatim(
         }
         prefix.push(name);
         if is_maildir(&entry.path()) {
-            match FolderName::from_components(prefix) {
+            match from_disk(prefix.clone(), layout)
+                .and_then(|p| FolderName::from_components(&p).map_err(|e| e.to_string()))
+            {
                 Ok(n) => found.push(n),
                 Err(e) => problems.push(format!("{}: {e}", entry.path().display())),
             }
         }
-        walk_verbatim(&entry.path(), prefix, found, problems)?;
+        walk_verbatim(&entry.path(), layout, prefix, found, problems)?;
         prefix.pop();
     }
     Ok(())
@@ -174,8 +210,30 @@ mod tests {
     }
 
     #[test]
+    fn utf7_names_on_disk() {
+        let root = Path::new("/m");
+        assert_eq!(
+            folder_path(root, Layout::MaildirPlusPlusUtf7, &n("Entwürfe/Alt")).unwrap(),
+            PathBuf::from("/m/.Entw&APw-rfe.Alt")
+        );
+        assert_eq!(
+            folder_path(root, Layout::VerbatimUtf7, &n("INBOX")).unwrap(),
+            PathBuf::from("/m/INBOX")
+        );
+        assert_eq!(
+            folder_path(root, Layout::VerbatimUtf7, &n("Entwürfe")).unwrap(),
+            PathBuf::from("/m/Entw&APw-rfe")
+        );
+    }
+
+    #[test]
     fn listing_round_trips_paths() {
-        for layout in [Layout::MaildirPlusPlus, Layout::Verbatim] {
+        for layout in [
+            Layout::MaildirPlusPlus,
+            Layout::Verbatim,
+            Layout::MaildirPlusPlusUtf7,
+            Layout::VerbatimUtf7,
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let names = ["INBOX", "Archive", "Lists/rust", "Entwürfe", "v1.2/x%y"];
             for s in names {
@@ -185,9 +243,6 @@ mod tests {
             let (found, problems) = list_folders(dir.path(), layout).unwrap();
             assert!(problems.is_empty(), "{problems:?}");
             let mut want: Vec<FolderName> = names.iter().map(|s| n(s)).collect();
-            if layout == Layout::Verbatim {
-                // "v1.2" exists as a parent directory but is not itself a Maildir.
-            }
             want.sort();
             assert_eq!(found, want, "{layout:?}");
         }
