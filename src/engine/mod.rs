@@ -126,7 +126,7 @@ pub async fn sync_account(
     let policy = account.policy();
     let patterns = FolderPatterns::new(&account.folders);
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
-    adopt_utf7_folders(account, &far_names, &mut near, &known, options, report);
+    let dry_run_paths = adopt_utf7_folders(account, &far_names, &mut near, &known, options, report);
     let actions = plan_folders(&far_names, &near, &known, &patterns, policy);
 
     let mut work: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -200,6 +200,7 @@ pub async fn sync_account(
         password: &password,
         far: &far,
         delimiter,
+        dry_run_paths: &dry_run_paths,
         options,
         progress,
         queue: std::cell::RefCell::new(work),
@@ -266,10 +267,11 @@ fn adopt_utf7_folders(
     known: &BTreeSet<FolderName>,
     options: SyncOptions,
     report: &mut AccountReport,
-) {
+) -> BTreeMap<FolderName, PathBuf> {
+    let mut dry_run_paths = BTreeMap::new();
     // With `utf7_names = true` the UTF-7 directory already is the folder (listed decoded).
     if account.layout.utf7_names() {
-        return;
+        return dry_run_paths;
     }
     for (old, new) in crate::sync::folders::utf7_renames(far, near, known) {
         let paths = (
@@ -298,10 +300,9 @@ fn adopt_utf7_folders(
         };
         if options.dry_run {
             fr.planned.push(format!(
-                "rename local folder {from_name} to {to_name} (the server's {new}, kept by another tool under its UTF-7 name; the rest of this plan is for the names as they are now)"
+                "rename local folder {from_name} to {to_name} (the server's {new}, kept by another tool under its UTF-7 name)"
             ));
-            report.folders.push(fr);
-            continue;
+            dry_run_paths.insert(new.clone(), from);
         } else {
             match std::fs::rename(&from, &to) {
                 Ok(()) => fr.notes.push(format!(
@@ -321,6 +322,7 @@ fn adopt_utf7_folders(
         near.insert(new);
         report.folders.push(fr);
     }
+    dry_run_paths
 }
 
 /// How long the first connection works alone before extra connections are opened for the
@@ -333,6 +335,8 @@ struct Shared<'a> {
     password: &'a crate::config::Secret,
     far: &'a BTreeMap<FolderName, String>,
     delimiter: Option<char>,
+    /// A dry run's folders that a real run would first rename: planned at their current path.
+    dry_run_paths: &'a BTreeMap<FolderName, PathBuf>,
     options: SyncOptions,
     progress: &'a indicatif::ProgressBar,
     queue: std::cell::RefCell<std::collections::VecDeque<(FolderName, Option<Side>)>>,
@@ -412,6 +416,7 @@ impl Shared<'_> {
             create,
             self.far.get(name).cloned(),
             self.delimiter,
+            self.dry_run_paths.get(name),
             self.options,
             self.progress,
             &mut fr,
@@ -434,12 +439,16 @@ async fn prepare_and_sync(
     create: Option<Side>,
     wire: Option<String>,
     delimiter: Option<char>,
+    dry_run_path: Option<&PathBuf>,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
-    let path =
-        layout::folder_path(&account.maildir, account.layout, name).map_err(Error::FolderName)?;
+    let path = match dry_run_path {
+        Some(p) => p.clone(),
+        None => layout::folder_path(&account.maildir, account.layout, name)
+            .map_err(Error::FolderName)?,
+    };
     let wire = match wire {
         Some(w) => w,
         None => name

@@ -242,6 +242,32 @@ fn adopt_mbsync(state: Option<StateAt>) {
         + local_files(&w.maildir.join(".Archive")).len();
     assert_eq!(local_before, 25 + 6 + 8);
 
+    // A dry run says what adoption will do, and does nothing.
+    let dry = Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(&w.config)
+        .args(["sync", "--dry-run"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(dry.status.success(), "{plan}");
+    assert!(
+        plan.contains("rename local folder .Entw&APw-rfe to .Entwürfe"),
+        "{plan}"
+    );
+    let evidence = if state.is_some() {
+        "by mbsync's records"
+    } else {
+        "by Message-ID and size"
+    };
+    assert_eq!(plan.matches(evidence).count(), 3, "{plan}");
+    assert!(
+        !plan.contains("download UID") && !plan.contains("upload "),
+        "{plan}"
+    );
+    assert!(utf7_dir.is_dir(), "the dry run renamed");
+
     // arctern with fresh state: everything is linked, nothing copied, the folder renamed.
     let out = sync_at_home(&w, home.path());
     assert!(out.contains("test: +0 ↓ +0 ↑"), "{out}");
