@@ -3,7 +3,7 @@
 # same data, in one run, and write the table to BENCHMARKS.md.
 #   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap] [--profile realistic|small]
 #                    [--append] [--search] [--only SCENARIO,...]
-# --only runs just these scenarios (pull, nochange, changes, push, migrate, pop3, limits); the
+# --only runs just these scenarios (pull, nochange, changes, adopt, push, migrate, pop3, limits); the
 # ones that need a pulled Maildir get one from an unrecorded arctern pull.
 # --search runs the search scenarios instead (contrib/bench/search.sh): arctern pulls the account
 # once, then arctern, notmuch and mu index that Maildir, and arctern and notmuch answer the same
@@ -11,7 +11,8 @@
 # --profile small keeps messages under ~100 KB (100,000 messages in about 1 GB); --append adds the
 # run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
-# after 200 server-side changes (flags, new mail, expunges); push of 2,000 new local messages; a
+# after 200 server-side changes (flags, new mail, expunges); arctern adopting mbsync's Maildir
+# with fresh state (bytes copied and IMAP traffic); push of 2,000 new local messages; a
 # migration (`arctern push` of the whole pulled Maildir to an empty account, against mbsync
 # pushing a copy of the same Maildir with `Sync Push` + `Create Far`); a
 # POP3 pull of a 2,000-message maildrop (arctern against getmail6, both leaving mail on the server). The
@@ -205,6 +206,30 @@ for r in $(seq "$RUNS"); do
   for tool in "${TOOLS[@]}"; do
     res=$(run_tool "$tool" "$B/local-$tool-bench"); record changes "$tool" "$res"; echo "  $tool 200 changes #$r: $res"
   done
+done
+fi
+if want adopt; then
+echo "== adopting mbsync's Maildir with fresh arctern state"
+# A copy of the Maildir mbsync keeps (its state in each folder, SyncState *), current with the
+# server: arctern pairs by mbsync's records, so what moves is only what is new (nothing here).
+# Bytes: message bytes arctern copied (its metrics) and the whole IMAP traffic of the run
+# (Dovecot's logout lines: in = sent by arctern, out = sent by the server).
+: > "$B/results/adopt"
+for r in $(seq "$RUNS"); do
+  dir=$B/local-adopt-$r
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -a "$B/local-mbsync-bench/Mail" "$dir/Mail"
+  config_for arctern bench "$dir"
+  sed -i "1i metrics_file = \"$dir/metrics.prom\"" "$dir/arctern.toml"
+  mark=$(wc -l < "$B/dovecot.log")
+  res=$(run_tool arctern "$dir"); record adopt arctern "$res"; echo "  arctern adopt #$r: $res"
+  traffic=$(tail -n +"$((mark + 1))" "$B/dovecot.log" | grep -o 'in=[0-9]* out=[0-9]*' \
+    | awk -F'[= ]' '{i += $2; o += $4} END {print i + 0, o + 0}')
+  down=$(grep '^arctern_bytes_synced_total' "$dir/metrics.prom" | grep 'down' | awk '{s += $2} END {print s + 0}')
+  up=$(grep '^arctern_bytes_synced_total' "$dir/metrics.prom" | grep 'up' | awk '{s += $2} END {print s + 0}')
+  files=$(find "$dir/Mail" -path '*/cur/*' -type f -o -path '*/new/*' -type f | wc -l)
+  echo "$down $up $traffic $files" >> "$B/results/adopt"
+  echo "    message bytes down $down, up $up; IMAP traffic from arctern $(echo "$traffic" | cut -d' ' -f1), from the server $(echo "$traffic" | cut -d' ' -f2); $files files"
 done
 fi
 if want push; then
@@ -426,7 +451,8 @@ tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail", "notmuch", "
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
          "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages",
          "migrate": f"migration: push of the whole Maildir ({messages}+ messages) to an empty account",
-         "pop3": "POP3 pull of 2,000 messages", "index": f"indexing {messages} messages",
+         "pop3": "POP3 pull of 2,000 messages",
+         "adopt": "adopting mbsync's Maildir (fresh arctern state, mbsync's records)", "index": f"indexing {messages} messages",
          "index200": "index update after 200 changes", "search": "search latency, p50 of the query set"}
 names = {k: v for k, v in names.items() if any(key[0] == k for key in data)}
 print("| scenario | " + " | ".join(tools) + " | " + " | ".join(f"{t} / arctern" for t in tools if t != "arctern") + " |")
@@ -449,6 +475,12 @@ for scen, label in names.items():
 f, s = med(("fetch", "limit")), med(("fsync", "limit"))
 if f and s:
     print(f"\nPhysical limits in the same run: streaming every body over IMAP {f[0]:.2f} s; writing the same files with an fsync each {s[0]:.2f} s.")
+import os
+adopt = os.path.join(os.path.dirname(raw), "adopt")
+if os.path.exists(adopt) and os.path.getsize(adopt) > 0:
+    rows = [list(map(int, l.split())) for l in open(adopt) if l.strip()]
+    d, up, tin, tout, files = rows[-1]
+    print(f"\nAdopting mbsync's Maildir ({files} files) in the same run: message bytes copied {d} down, {up} up; the whole IMAP conversation {tout / 1e6:.1f} MB from the server, {tin / 1e6:.2f} MB from arctern (the pairing needs headers and sizes, never bodies).")
 u = med(("upload", "limit"))
 if u:
     print(f"\nThe server's cost of taking the migrated messages in the same run (a bare client sending them over one connection, 100 per MULTIAPPEND, into an empty account): {u[0]:.2f} s.")
