@@ -172,7 +172,7 @@ pub fn import(
                 };
                 let n = sink.seen.entry(hash.clone()).or_insert(0);
                 let tag = format!("mbox-{hash}-{n}");
-                *n += 1;
+                *n = n.saturating_add(1);
                 let counts = report.folders.entry(folder.to_string()).or_default();
                 if sink.present.contains(&tag) {
                     counts.already += 1;

@@ -435,3 +435,35 @@ fn with_utf7_names_the_other_tools_folder_names_stay_on_disk() {
     assert_same_but_markers(&mut c, "Entw&APw-rfe", &utf7_dir);
     assert_eq!(c.folders().len(), 2, "{:?}", c.folders());
 }
+
+#[test]
+fn a_message_id_on_both_sides_with_different_text_is_kept_twice_and_named() {
+    let w = World::new("", "");
+    let mut c = w.client();
+    c.append("INBOX", &message(1, "INBOX", 300), "\\Seen");
+    c.append("INBOX", &message(50, "INBOX", 300), "");
+    make_maildir(&w.maildir);
+    write_local(
+        &w.maildir,
+        "1600000000.a.host",
+        &message(1, "INBOX", 300),
+        "S",
+    );
+    // Same Message-ID as the server's second message, other text (edited, or another copy).
+    write_local(
+        &w.maildir,
+        "1600000000.b.host",
+        &message(50, "INBOX", 900),
+        "",
+    );
+    let out = w.sync_ok();
+    assert!(out.contains("1 message(s) already present"), "{out}");
+    assert!(
+        out.contains("1 Message-ID(s) on both sides with different text")
+            && out.contains("<50.INBOX@test.arctern> (local 1600000000.b.host; server UID 2)"),
+        "{out}"
+    );
+    assert!(out.contains("test: +1 ↓ +1 ↑"), "{out}");
+    assert_eq!(c.messages("INBOX").len(), 3);
+    assert_same(&mut c, "INBOX", &w.maildir);
+}
