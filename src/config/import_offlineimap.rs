@@ -179,7 +179,7 @@ fn account_of(name: &str, sections: &BTreeMap<String, Section>, metadata: &str) 
     acc.push_str("layout = \"verbatim\"\n");
     if local.get("sep").is_some_and(|s| s != "/") || local.get("sep").is_none() {
         notes.push(format!(
-            "sep {}: offlineimap writes a subfolder as one directory (A{}B); arctern's verbatim layout nests them (A/B), so such folders are downloaded again under the nested name (top-level folders are adopted)",
+            "sep {}: offlineimap writes a subfolder as one directory (A{}B); arctern's verbatim layout nests them (A/B): the first sync renames each such directory and says so",
             local.get("sep").unwrap_or(". (the default)"),
             local.get("sep").unwrap_or(".")
         ));

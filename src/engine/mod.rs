@@ -126,7 +126,8 @@ pub async fn sync_account(
     let policy = account.policy();
     let patterns = FolderPatterns::new(&account.folders);
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
-    let dry_run_paths = adopt_utf7_folders(account, &far_names, &mut near, &known, options, report);
+    let dry_run_paths =
+        adopt_foreign_folders(account, &far_names, &mut near, &known, options, report);
     let actions = plan_folders(&far_names, &near, &known, &patterns, policy);
 
     let mut work: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -255,12 +256,13 @@ fn has_subfolders(dir: &std::path::Path) -> bool {
     })
 }
 
-/// Renames local folders another tool keeps under the server's modified UTF-7 name to the
-/// server folder's own name ([`crate::sync::folders::utf7_renames`]), so they are that folder
-/// and never a second copy; one note each, for the mail reader's mailbox list. Maildir++
-/// folders, and top-level Verbatim folders without subfolders (offlineimap's usual layout); a
-/// dry run says what it would rename.
-fn adopt_utf7_folders(
+/// Renames local folders another tool keeps under another spelling of a server folder's name
+/// (modified UTF-7; offlineimap's flat `Lists.rust` in the verbatim layout) to the server
+/// folder's own name ([`crate::sync::folders::foreign_renames`]), so they are that folder and
+/// never a second copy; one note each, for the mail reader's mailbox list. Maildir++ folders,
+/// and top-level Verbatim folders without subfolders (offlineimap's layout); a dry run says
+/// what it would rename.
+fn adopt_foreign_folders(
     account: &ImapAccount,
     far: &BTreeSet<FolderName>,
     near: &mut BTreeSet<FolderName>,
@@ -273,7 +275,8 @@ fn adopt_utf7_folders(
     if account.layout.utf7_names() {
         return dry_run_paths;
     }
-    for (old, new) in crate::sync::folders::utf7_renames(far, near, known) {
+    let flat_dots = !account.layout.is_maildir_plus_plus();
+    for (old, new) in crate::sync::folders::foreign_renames(far, near, known, flat_dots) {
         let paths = (
             layout::folder_path(&account.maildir, account.layout, &old),
             layout::folder_path(&account.maildir, account.layout, &new),
@@ -289,9 +292,10 @@ fn adopt_utf7_folders(
             continue;
         }
         let shown = |p: &std::path::Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            p.strip_prefix(&account.maildir)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
         };
         let (from_name, to_name) = (shown(&from), shown(&to));
         let mut fr = FolderReport {
@@ -300,13 +304,15 @@ fn adopt_utf7_folders(
         };
         if options.dry_run {
             fr.planned.push(format!(
-                "rename local folder {from_name} to {to_name} (the server's {new}, kept by another tool under its UTF-7 name)"
+                "rename local folder {from_name} to {to_name} (the server's {new}, kept by another tool under another spelling)"
             ));
             dry_run_paths.insert(new.clone(), from);
         } else {
-            match std::fs::rename(&from, &to) {
+            // A nested name's parent directories (verbatim layout) may not exist yet.
+            let parent_ready = to.parent().map_or(Ok(()), std::fs::create_dir_all);
+            match parent_ready.and_then(|()| std::fs::rename(&from, &to)) {
                 Ok(()) => fr.notes.push(format!(
-                    "renamed local folder {from_name} to {to_name}: it is the server's {new} (another tool kept it under its UTF-7 name); point your mail reader at the new name"
+                    "renamed local folder {from_name} to {to_name}: it is the server's {new} (another tool kept it under another spelling); point your mail reader at the new name"
                 )),
                 Err(e) => {
                     fr.error = Some(format!(

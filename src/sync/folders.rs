@@ -23,26 +23,41 @@ pub enum FolderAction {
     NotCreated(FolderName, Side),
 }
 
-/// Local folders that another tool (mbsync, offlineimap) keeps under the server's modified
-/// UTF-7 name (RFC 3501 §5.1.3): `Entw&APw-rfe` is the server's `Entwürfe`. Each pair is
-/// (name on disk, the server folder's name) for a local folder that is not the server folder
-/// of its own name, whose decoded name is a server folder, and neither name known to the state
-/// (an arctern-made folder of that spelling is left alone) nor the decoded one on disk already
-/// (never two copies). The engine renames each on disk before planning, so it is that folder.
-pub fn utf7_renames(
+/// Local folders that another tool (mbsync, offlineimap) keeps under another spelling of a
+/// server folder's name: the server's modified UTF-7 name (RFC 3501 §5.1.3; `Entw&APw-rfe` is
+/// the server's `Entwürfe`), and with `flat_dots` (offlineimap's default local separator `.` in
+/// a layout of nested directories) one directory `Lists.rust` for the server's `Lists/rust`.
+/// Each pair is (name on disk, the server folder's name) for a local folder that is not the
+/// server folder of its own name, whose other spelling is a server folder, and neither name
+/// known to the state (an arctern-made folder of that spelling is left alone) nor the server's
+/// one on disk already (never two copies). The engine renames each on disk before planning, so
+/// it is that folder.
+pub fn foreign_renames(
     far: &BTreeSet<FolderName>,
     near: &BTreeSet<FolderName>,
     known: &BTreeSet<FolderName>,
+    flat_dots: bool,
 ) -> Vec<(FolderName, FolderName)> {
+    let candidates = |n: &FolderName| -> Vec<FolderName> {
+        let mut out = Vec::new();
+        if let Ok(decoded) = FolderName::from_wire(n.as_str(), Some('/')) {
+            out.push(decoded);
+        }
+        if flat_dots && n.components().len() == 1 && n.as_str().contains('.') {
+            // `.` separates levels; each level may be modified UTF-7 as well.
+            if let Ok(nested) = FolderName::from_wire(n.as_str(), Some('.')) {
+                out.push(nested);
+            }
+        }
+        out
+    };
     near.iter()
-        .filter(|n| n.as_str().contains('&') && !far.contains(*n) && !known.contains(*n))
+        .filter(|n| !far.contains(*n) && !known.contains(*n))
         .filter_map(|n| {
-            let decoded = FolderName::from_wire(n.as_str(), Some('/')).ok()?;
-            (decoded != *n
-                && far.contains(&decoded)
-                && !near.contains(&decoded)
-                && !known.contains(&decoded))
-            .then(|| (n.clone(), decoded))
+            candidates(n)
+                .into_iter()
+                .find(|c| c != n && far.contains(c) && !near.contains(c) && !known.contains(c))
+                .map(|c| (n.clone(), c))
         })
         .collect()
 }
@@ -108,7 +123,7 @@ mod tests {
     fn a_local_folder_under_the_servers_utf7_name_is_that_folder() {
         let far = set(&["INBOX", "Entwürfe", "Archiv/Zürich"]);
         let near = set(&["INBOX", "Entw&APw-rfe", "Archiv/Z&APw-rich", "A&B"]);
-        let renames = utf7_renames(&far, &near, &set(&[]));
+        let renames = foreign_renames(&far, &near, &set(&[]), false);
         assert_eq!(
             renames,
             vec![
@@ -125,11 +140,40 @@ mod tests {
         // Both spellings on disk, or either known to the state: left alone (never two copies,
         // never a folder arctern made itself).
         let both = set(&["Entw&APw-rfe", "Entwürfe"]);
-        assert!(utf7_renames(&far, &both, &set(&[])).is_empty());
-        assert!(utf7_renames(&far, &near, &set(&["Entw&APw-rfe", "Archiv/Z&APw-rich"])).is_empty());
+        assert!(foreign_renames(&far, &both, &set(&[]), false).is_empty());
+        assert!(
+            foreign_renames(
+                &far,
+                &near,
+                &set(&["Entw&APw-rfe", "Archiv/Z&APw-rich"]),
+                false
+            )
+            .is_empty()
+        );
         // A server folder whose own name has an '&' is not renamed.
         let far2 = set(&["A&B"]);
-        assert!(utf7_renames(&far2, &set(&["A&B"]), &set(&[])).is_empty());
+        assert!(foreign_renames(&far2, &set(&["A&B"]), &set(&[]), false).is_empty());
+    }
+
+    #[test]
+    fn offlineimaps_flat_dotted_folders_are_the_servers_nested_ones() {
+        let far = set(&["INBOX", "Lists/rust", "Archiv/Zürich", "v1.2"]);
+        let near = set(&["INBOX", "Lists.rust", "Archiv.Z&APw-rich", "v1.2"]);
+        assert_eq!(
+            foreign_renames(&far, &near, &set(&[]), true),
+            vec![
+                (
+                    FolderName::parse("Archiv.Z&APw-rich").unwrap(),
+                    FolderName::parse("Archiv/Zürich").unwrap()
+                ),
+                (
+                    FolderName::parse("Lists.rust").unwrap(),
+                    FolderName::parse("Lists/rust").unwrap()
+                ),
+            ]
+        );
+        // Not in Maildir++ (there `.` is the separator already and a dot in a name is escaped).
+        assert!(foreign_renames(&far, &set(&["Lists.rust"]), &set(&[]), false).is_empty());
     }
 
     #[test]

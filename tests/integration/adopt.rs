@@ -340,6 +340,11 @@ fn an_offlineimap_maildir_is_adopted_by_its_records() {
     let mut c = w.client();
     c.create("Entw&APw-rfe");
     c.create("Archive");
+    // A subfolder: offlineimap keeps it as one directory `Lists.rust` (its default sep).
+    c.create("Lists.rust");
+    for n in 500..503 {
+        c.append("Lists.rust", &message(n, "Lists/rust", 600), "\\Seen");
+    }
     let mix = ["", "\\Seen", "\\Seen \\Flagged", "\\Answered \\Seen"];
     for n in 0..16 {
         c.append(
@@ -375,8 +380,13 @@ fn an_offlineimap_maildir_is_adopted_by_its_records() {
     // on the server (UID 2).
     set_letters(&file_of(&inbox, 0), "F");
     c.store("INBOX", "2", "-FLAGS (\\Seen)");
-    let wires = ["INBOX", "Entw&APw-rfe", "Archive"];
+    assert!(
+        w.maildir.join("Lists.rust").join("cur").is_dir(),
+        "offlineimap's flat subfolder"
+    );
+    let wires = ["INBOX", "Entw&APw-rfe", "Archive", "Lists.rust"];
     let before = server_state(&w, &wires);
+    let folders_before = c.folders();
     assert_eq!(before[0].1.len(), 17);
 
     let out = sync_at_home(&w, home.path());
@@ -387,7 +397,17 @@ fn an_offlineimap_maildir_is_adopted_by_its_records() {
         "{out}"
     );
     assert_eq!(server_flags_of(&mut c, "INBOX", 0), vec!["\\Flagged"]);
-    assert_eq!(c.folders().len(), 3, "{:?}", c.folders());
+    assert!(
+        out.contains("renamed local folder Lists.rust to Lists/rust"),
+        "{out}"
+    );
+    assert_eq!(c.folders(), folders_before, "a folder appeared on the server");
+    assert_eq!(
+        server_state(&w, &wires)[3],
+        before[3],
+        "the subfolder changed"
+    );
+    assert_same_but_markers(&mut c, "Lists.rust", &w.maildir.join("Lists").join("rust"));
     let renamed = w.maildir.join("Entwürfe");
     assert!(!utf7_dir.exists());
     assert_same_but_markers(&mut c, "INBOX", &inbox);
