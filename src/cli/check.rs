@@ -108,6 +108,13 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
                     account.name, cfg.host, cfg.port, cfg.user
                 );
                 println!("{}: capabilities: {}", account.name, caps.join(" "));
+                if let Some(cert) = conn.peer_certificate() {
+                    // Both forms `tls_pin` takes, ready to copy.
+                    println!("{}: certificate {}", account.name, cert.sha256_pin());
+                    if let Some(spki) = cert.spki_pin() {
+                        println!("{}: public key {spki}", account.name);
+                    }
+                }
                 conn.logout().await;
             }
             Err(e) => {

@@ -97,6 +97,7 @@ struct RawSmtp {
     password_command: Option<String>,
     password_env: Option<String>,
     ca_file: Option<PathBuf>,
+    tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
     envelope_from: String,
     envelope_to: Vec<String>,
@@ -222,6 +223,7 @@ struct RawPop3 {
     password_command: Option<String>,
     password_env: Option<String>,
     ca_file: Option<PathBuf>,
+    tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
     keep_on_server: Option<bool>,
     delete_after_days: Option<u32>,
@@ -240,6 +242,7 @@ struct RawImap {
     password_command: Option<String>,
     password_env: Option<String>,
     ca_file: Option<PathBuf>,
+    tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
     compress: Option<bool>,
 }
@@ -301,6 +304,8 @@ pub struct SmtpConfig {
     pub password: Option<PasswordSource>,
     /// An extra trust root (PEM).
     pub ca_file: Option<PathBuf>,
+    /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
+    pub tls_pin: Vec<TlsPin>,
     /// Per-command network timeout.
     pub timeout: std::time::Duration,
     /// MAIL FROM.
@@ -447,6 +452,8 @@ pub struct Pop3Config {
     pub password: PasswordSource,
     /// An extra trust root (PEM) for self-signed servers.
     pub ca_file: Option<PathBuf>,
+    /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
+    pub tls_pin: Vec<TlsPin>,
     /// Per-command network timeout.
     pub timeout: std::time::Duration,
     /// Leave messages on the server after download (default true).
@@ -531,6 +538,8 @@ pub struct ImapConfig {
     pub password: PasswordSource,
     /// An extra trust root (PEM) for self-signed servers.
     pub ca_file: Option<PathBuf>,
+    /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
+    pub tls_pin: Vec<TlsPin>,
     /// Per-command network timeout.
     pub timeout: std::time::Duration,
     /// Use COMPRESS=DEFLATE (RFC 4978) when the server offers it.
@@ -713,6 +722,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                         user: p.user,
                         password,
                         ca_file: p.ca_file.map(|c| resolve_path(base_dir, &c)),
+                        tls_pin: parse_pins(&owner, "pop3", p.tls_pin.as_deref())
+                            .map_err(invalid)?,
                         timeout: std::time::Duration::from_secs(p.timeout_seconds.unwrap_or(120)),
                         keep_on_server: p.keep_on_server.unwrap_or(true),
                         delete_after_days: p.delete_after_days,
@@ -892,6 +903,7 @@ fn imap_config(owner: &str, imap: RawImap, base_dir: &Path) -> Result<ImapConfig
         user: imap.user,
         password,
         ca_file: imap.ca_file.map(|p| resolve_path(base_dir, &p)),
+        tls_pin: parse_pins(owner, "imap", imap.tls_pin.as_deref())?,
         timeout: std::time::Duration::from_secs(imap.timeout_seconds.unwrap_or(120)),
         compress: imap.compress.unwrap_or(false),
     })
@@ -953,6 +965,7 @@ fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig,
         user: smtp.user,
         password,
         ca_file: smtp.ca_file.map(|p| resolve_path(base_dir, &p)),
+        tls_pin: parse_pins(&owner, "smtp", smtp.tls_pin.as_deref())?,
         timeout: std::time::Duration::from_secs(smtp.timeout_seconds.unwrap_or(120)),
         envelope_from: smtp.envelope_from,
         envelope_to: smtp.envelope_to,
@@ -1001,6 +1014,61 @@ fn password_source(
             "{owner}: {section} needs exactly one of password, password_command, password_env (found {n})"
         )),
     }
+}
+
+/// A certificate pin (`tls_pin`): a server whose certificate matches one is accepted whatever
+/// signed it and whatever its dates say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsPin {
+    /// `sha256:AB:CD:…`: the SHA-256 of the whole certificate (DER), as
+    /// `openssl x509 -noout -fingerprint -sha256` prints it.
+    Certificate([u8; 32]),
+    /// `spki-sha256:BASE64`: the SHA-256 of the SubjectPublicKeyInfo (DER), as curl's
+    /// `--pinnedpubkey` takes it; survives a renewal with the same key.
+    PublicKey([u8; 32]),
+}
+
+impl TlsPin {
+    /// Parses one pin; the error says which forms there are.
+    pub fn parse(text: &str) -> Result<TlsPin, String> {
+        let t = text.trim();
+        let bad = || {
+            format!(
+                "{t:?} is not a pin: use \"sha256:<64 hex digits, colons allowed>\" or \"spki-sha256:<base64 of 32 bytes>\""
+            )
+        };
+        if let Some(hex) = t
+            .strip_prefix("sha256:")
+            .or_else(|| t.strip_prefix("SHA256:"))
+        {
+            let digits: String = hex.chars().filter(|c| *c != ':').collect();
+            if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad());
+            }
+            let mut out = [0u8; 32];
+            for (i, byte) in out.iter_mut().enumerate() {
+                let pair = digits.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+                *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+            }
+            return Ok(TlsPin::Certificate(out));
+        }
+        if let Some(b64) = t.strip_prefix("spki-sha256:") {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| bad())?;
+            let out: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+            return Ok(TlsPin::PublicKey(out));
+        }
+        Err(bad())
+    }
+}
+
+fn parse_pins(owner: &str, section: &str, pins: Option<&[String]>) -> Result<Vec<TlsPin>, String> {
+    pins.unwrap_or_default()
+        .iter()
+        .map(|p| TlsPin::parse(p).map_err(|e| format!("{owner}: {section}.tls_pin: {e}")))
+        .collect()
 }
 
 /// Expands a leading `~/` and anchors relative paths at the config file's directory.

@@ -137,7 +137,8 @@ pub async fn connect(cfg: &SmtpConfig, password: Option<&Secret>) -> Result<Smtp
         port: cfg.port,
         message,
     };
-    let tls = crate::store::tls::client_config(cfg.ca_file.as_deref()).map_err(connect_err)?;
+    let (tls, _seen) = crate::store::tls::client_config(cfg.ca_file.as_deref(), &cfg.tls_pin)
+        .map_err(connect_err)?;
     let mut builder = SmtpClientBuilder::new_with_tls_connector(
         cfg.host.clone(),
         cfg.port,

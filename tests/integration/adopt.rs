@@ -401,7 +401,11 @@ fn an_offlineimap_maildir_is_adopted_by_its_records() {
         out.contains("renamed local folder Lists.rust to Lists/rust"),
         "{out}"
     );
-    assert_eq!(c.folders(), folders_before, "a folder appeared on the server");
+    assert_eq!(
+        c.folders(),
+        folders_before,
+        "a folder appeared on the server"
+    );
     assert_eq!(
         server_state(&w, &wires)[3],
         before[3],

@@ -81,3 +81,268 @@ fn config_errors_name_file_and_line_and_exit_2() {
     );
     assert!(err.contains("timeout_secs"), "{err}");
 }
+
+/// Runs openssl in `dir`, asserting success; stdout.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A certificate for localhost/127.0.0.1 the way self-hosted servers have one: `openssl req
+/// -x509` (which marks it CA:TRUE), or with `expired` made by `openssl ca -selfsign` for two
+/// days in 2020. Returns (cert, key, openssl's SHA-256 fingerprint, the SPKI pin in base64).
+fn self_signed(dir: &std::path::Path, expired: bool) -> (String, String, String, String) {
+    let san = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    if expired {
+        std::fs::write(
+            dir.join("ca.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\ncopy_extensions = copy\nunique_subject = no\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "01\n").unwrap();
+        let mut args = vec!["req", "-new"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.csr",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            san,
+        ]);
+        openssl(dir, &args);
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-selfsign",
+                "-keyfile",
+                "self.key",
+                "-in",
+                "self.csr",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-config",
+                "ca.cnf",
+                "-batch",
+                "-notext",
+                "-out",
+                "self.crt",
+            ],
+        );
+    } else {
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.crt",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            san,
+        ]);
+        openssl(dir, &args);
+        let ext = openssl(
+            dir,
+            &[
+                "x509",
+                "-in",
+                "self.crt",
+                "-noout",
+                "-ext",
+                "basicConstraints",
+            ],
+        );
+        assert!(ext.contains("CA:TRUE"), "openssl req -x509 made {ext}");
+    }
+    let fp = openssl(
+        dir,
+        &[
+            "x509",
+            "-in",
+            "self.crt",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    );
+    let fp = fp.trim().rsplit('=').next().unwrap().to_string();
+    let pubkey = openssl(dir, &["x509", "-in", "self.crt", "-pubkey", "-noout"]);
+    std::fs::write(dir.join("pub.pem"), pubkey).unwrap();
+    openssl(
+        dir,
+        &[
+            "pkey", "-pubin", "-in", "pub.pem", "-outform", "der", "-out", "pub.der",
+        ],
+    );
+    openssl(
+        dir,
+        &["dgst", "-sha256", "-binary", "-out", "pub.sha", "pub.der"],
+    );
+    let digest = std::fs::read(dir.join("pub.sha")).unwrap();
+    let b64 = openssl_base64(dir, &digest);
+    (
+        dir.join("self.crt").display().to_string(),
+        dir.join("self.key").display().to_string(),
+        fp,
+        b64,
+    )
+}
+
+fn openssl_base64(dir: &std::path::Path, bytes: &[u8]) -> String {
+    std::fs::write(dir.join("b64.in"), bytes).unwrap();
+    openssl(dir, &["base64", "-A", "-in", "b64.in"])
+        .trim()
+        .to_string()
+}
+
+/// Makes the test Dovecot serve `cert`/`key` (restarting it).
+fn serve(w: &mut World, cert: &str, key: &str) {
+    std::fs::copy(cert, w.dovecot.dir.join("server.crt")).unwrap();
+    std::fs::copy(key, w.dovecot.dir.join("server.key")).unwrap();
+    w.dovecot.restart(std::time::Duration::ZERO);
+}
+
+#[test]
+fn a_self_signed_certificate_given_as_ca_file_is_trusted_and_check_prints_its_pins() {
+    let mut w = World::new("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fingerprint, spki) = self_signed(dir.path(), false);
+    serve(&mut w, &cert, &key);
+    let port = w.dovecot.imaps_port;
+    w.write_config(
+        &format!("tls = \"implicit\"\nport = {port}\nca_file = \"{cert}\""),
+        "",
+    );
+    let out = w.arctern(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("certificate sha256:{fingerprint}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("public key spki-sha256:{spki}")),
+        "{stdout}"
+    );
+    let mut c = w.client();
+    c.append("INBOX", &message(1, "INBOX", 100), "");
+    w.sync_ok();
+    assert_same(&mut c, "INBOX", &w.maildir);
+    // Not trusted without it: refused, and the error gives what to trust or pin.
+    w.write_config(&format!("tls = \"implicit\"\nport = {port}"), "");
+    let out = w.arctern(&["sync"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("sha256:{fingerprint}")) && err.contains("tls_pin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pinned_certificate_is_accepted_even_expired_and_a_wrong_pin_is_refused() {
+    let mut w = World::new("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, fingerprint, spki) = self_signed(dir.path(), true);
+    serve(&mut w, &cert, &key);
+    let port = w.dovecot.imaps_port;
+    let mut c = w.client();
+    c.append("INBOX", &message(1, "INBOX", 100), "");
+    // Either form, openssl's spelling or without colons in lower case.
+    let bare = fingerprint.replace(':', "").to_lowercase();
+    for pin in [
+        format!("sha256:{fingerprint}"),
+        format!("sha256:{bare}"),
+        format!("spki-sha256:{spki}"),
+    ] {
+        w.write_config(
+            &format!("tls = \"implicit\"\nport = {port}\ntls_pin = [\"{pin}\"]"),
+            "",
+        );
+        let out = w.arctern(&["check"]);
+        assert!(
+            out.status.success(),
+            "{pin}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    w.sync_ok();
+    assert_same(&mut c, "INBOX", &w.maildir);
+    // A wrong pin (a rotated key, say) is refused with the digest seen; a second pin that
+    // matches lets it through (rotation).
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    w.write_config(
+        &format!("tls = \"implicit\"\nport = {port}\ntls_pin = [\"{wrong}\"]"),
+        "",
+    );
+    let out = w.arctern(&["sync"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("matches no tls_pin") && err.contains(&fingerprint),
+        "{err}"
+    );
+    w.write_config(
+        &format!(
+            "tls = \"implicit\"\nport = {port}\ntls_pin = [\"{wrong}\", \"spki-sha256:{spki}\"]"
+        ),
+        "",
+    );
+    assert!(w.arctern(&["check"]).status.success());
+    // A pin that is not one: a config error naming the key.
+    w.write_config(
+        &format!("tls = \"implicit\"\nport = {port}\ntls_pin = [\"md5:00\"]"),
+        "",
+    );
+    let out = w.arctern(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imap.tls_pin"));
+}
+
+#[test]
+fn implicit_tls_against_a_plain_text_port_says_what_to_change() {
+    let w = World::new("", "");
+    w.write_config(
+        &format!("tls = \"implicit\"\nport = {}", w.dovecot.imap_port),
+        "",
+    );
+    let out = w.arctern(&["check"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("answered in plain text")
+            && err.contains("tls = \"starttls\"")
+            && err.contains("993"),
+        "{err}"
+    );
+}

@@ -276,6 +276,8 @@ pub struct ImapConn {
     capabilities: BTreeSet<String>,
     poisoned: bool,
     qresync: bool,
+    /// The certificate the server showed (TLS connections).
+    peer_certificate: Option<crate::store::tls::PeerCertificate>,
 }
 
 /// Quotes a string for IMAP (RFC 3501 quoted). Names reaching here are validated: no CR, LF, NUL.
@@ -379,7 +381,13 @@ impl ImapConn {
             capabilities: BTreeSet::new(),
             poisoned: false,
             qresync: false,
+            peer_certificate: None,
         }
+    }
+
+    /// The certificate the server showed, on a TLS connection.
+    pub fn peer_certificate(&self) -> Option<&crate::store::tls::PeerCertificate> {
+        self.peer_certificate.as_ref()
     }
 
     /// The server's capabilities after login, upper-cased.

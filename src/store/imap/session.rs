@@ -52,14 +52,21 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     let _ = tcp.set_nodelay(true);
     crate::store::keepalive(&tcp);
 
+    let mut peer = None;
     let (stream, needs_greeting): (Box<dyn Transport>, bool) = match cfg.tls {
         TlsMode::None => (Box::new(tcp), true),
-        TlsMode::Implicit => (Box::new(tls_handshake(cfg, tcp).await?), true),
+        TlsMode::Implicit => {
+            let (tls, cert) = tls_handshake(cfg, tcp).await?;
+            peer = cert;
+            (Box::new(tls), true)
+        }
         TlsMode::Starttls => {
             let tcp = tokio::time::timeout(timeout, starttls(cfg, tcp))
                 .await
                 .map_err(|_| timed_out())??;
-            (Box::new(tls_handshake(cfg, tcp).await?), false)
+            let (tls, cert) = tls_handshake(cfg, tcp).await?;
+            peer = cert;
+            (Box::new(tls), false)
         }
     };
 
@@ -136,6 +143,7 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
         }
     };
     let mut conn = ImapConn::new(session, timeout);
+    conn.peer_certificate = peer;
     conn.refresh_capabilities().await?;
     if cfg.compress && conn.has("COMPRESS=DEFLATE") {
         conn = conn.compress().await?;
@@ -148,11 +156,20 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
 async fn tls_handshake(
     cfg: &ImapConfig,
     tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    let config = tls::client_config(cfg.ca_file.as_deref()).map_err(|message| ImapError::Tls {
-        host: cfg.host.clone(),
-        message,
-    })?;
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<TcpStream>,
+        Option<tls::PeerCertificate>,
+    ),
+    ImapError,
+> {
+    let (config, seen) =
+        tls::client_config(cfg.ca_file.as_deref(), &cfg.tls_pin).map_err(|message| {
+            ImapError::Tls {
+                host: cfg.host.clone(),
+                message,
+            }
+        })?;
     let name = ServerName::try_from(cfg.host.clone()).map_err(|e| ImapError::Tls {
         host: cfg.host.clone(),
         message: format!("invalid server name: {e}"),
@@ -165,9 +182,9 @@ async fn tls_handshake(
         }),
         Ok(Err(e)) => Err(ImapError::Tls {
             host: cfg.host.clone(),
-            message: e.to_string(),
+            message: tls::explain(&e, &seen, 993),
         }),
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => Ok((s, tls::seen(&seen))),
     }
 }
 
@@ -240,6 +257,7 @@ impl ImapConn {
             capabilities,
             poisoned,
             qresync,
+            peer_certificate,
         } = self;
         let compressed = tokio::time::timeout(
             timeout,
@@ -261,6 +279,7 @@ impl ImapConn {
             capabilities,
             poisoned,
             qresync,
+            peer_certificate,
         })
     }
 

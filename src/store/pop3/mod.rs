@@ -173,7 +173,8 @@ where
         host: cfg.host.clone(),
         message,
     };
-    let config = tls::client_config(cfg.ca_file.as_deref()).map_err(tls_err)?;
+    let (config, seen) =
+        tls::client_config(cfg.ca_file.as_deref(), &cfg.tls_pin).map_err(tls_err)?;
     let name = ServerName::try_from(cfg.host.clone())
         .map_err(|e| tls_err(format!("invalid server name: {e}")))?;
     let connector = tokio_rustls::TlsConnector::from(config);
@@ -182,7 +183,7 @@ where
             command: "TLS handshake".into(),
             secs: cfg.timeout.as_secs(),
         }),
-        Ok(Err(e)) => Err(tls_err(e.to_string())),
+        Ok(Err(e)) => Err(tls_err(tls::explain(&e, &seen, 995))),
         Ok(Ok(s)) => Ok(s),
     }
 }
