@@ -164,6 +164,15 @@ pub async fn run_push(
             );
             code = exit::PARTIAL;
         }
+        if r.gone > 0 {
+            println!(
+                "{}: {} → {}: {} message(s) recorded as pushed were no longer on the target; checked again, and uploaded where missing",
+                a.name(),
+                r.folder,
+                r.target_folder,
+                r.gone
+            );
+        }
         up += r.uploaded;
         present += r.present;
         earlier += r.earlier;

@@ -87,6 +87,9 @@ pub struct ReuploadFolderReport {
     pub present: usize,
     /// Recorded as uploaded by an earlier run.
     pub earlier: usize,
+    /// Recorded as uploaded or present, but no longer on the target (deleted there since):
+    /// checked again, and uploaded again where missing (what `verify` would report).
+    pub gone: usize,
     /// Bytes uploaded.
     pub bytes: u64,
     /// Messages the target refused, with its answer.
@@ -428,6 +431,10 @@ async fn reupload_folder(
         settle_intents(db, conn, &place, &mut rows, true).await?;
     }
 
+    if !dry_run && !rows.is_empty() {
+        fr.gone = forget_gone(db, conn, &place, &sel, &mut rows).await?;
+    }
+
     let pending: Vec<&NearMessage> = near
         .values()
         .filter(|m| !rows.contains_key(&m.key.0))
@@ -726,6 +733,48 @@ pub struct VerifyReport {
     pub comparison: Option<Comparison>,
     /// Local message count.
     pub local: usize,
+}
+
+/// Forgets the records of messages no longer on the target (deleted there since they were
+/// pushed), so this run checks them again and uploads the missing ones: a message recorded by
+/// UID is gone when the target's listing lacks that UID; when any is gone, or the folder holds
+/// fewer messages than were recorded, the records without a UID (found present, or uploaded
+/// without APPENDUID) are checked again by identity too. Returns how many records were dropped.
+async fn forget_gone(
+    db: &StateDb,
+    conn: &mut ImapConn,
+    place: &IntentPlace<'_>,
+    sel: &imap::SelectInfo,
+    rows: &mut HashMap<String, ReuploadRow>,
+) -> Result<usize, Error> {
+    let listing = conn.fetch_all_flags(sel.exists).await?;
+    let mut gone: Vec<String> = rows
+        .values()
+        .filter(|r| {
+            matches!(r.state, ReuploadState::Done { uid: Some(uid), .. } if !listing.contains_key(&Uid(uid)))
+        })
+        .map(|r| r.near_key.clone())
+        .collect();
+    if !gone.is_empty() || (listing.len() as u64) < rows.len() as u64 {
+        gone.extend(
+            rows.values()
+                .filter(|r| {
+                    matches!(
+                        r.state,
+                        ReuploadState::Present | ReuploadState::Done { uid: None, .. }
+                    )
+                })
+                .map(|r| r.near_key.clone()),
+        );
+    }
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    db.forget_reupload_rows(place.target, place.folder, &gone)?;
+    for k in &gone {
+        rows.remove(k);
+    }
+    Ok(gone.len())
 }
 
 /// Compares every selected local folder with its target folder.

@@ -202,7 +202,22 @@ fn push_2000_messages_across_six_folders_then_rerun_uploads_nothing() {
         "{text}"
     );
     assert!(text.contains("Sent → Sent Items: 333 matched"), "{text}");
+    // push repairs what verify found missing: the record of the deleted copy is not trusted.
+    let out = push_ok(&w);
+    assert!(
+        out.contains("+1 ↑") && out.contains("recorded as pushed were no longer on the target"),
+        "{out}"
+    );
+    let out = w.arctern(&["verify", "test", "--to", "newhost"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("INBOX → INBOX: 334 matched, 0 missing"),
+        "{text}"
+    );
+    assert!(push_ok(&w).contains("+0 ↑"));
     // Messages already on the target are recognised: a fresh state uploads only the one missing.
+    let inbox = bob.messages("INBOX");
+    bob.expunge("INBOX", &inbox[0].uid.to_string());
     for f in ["test.sqlite3", "test.sqlite3-wal", "test.sqlite3-shm"] {
         let _ = std::fs::remove_file(w.state_dir.join(f));
     }
