@@ -69,9 +69,41 @@ impl ImapConn {
     }
 
     /// Creates a mailbox.
+    ///
+    /// A refused CREATE of a mailbox that exists afterwards is not an error: Cyrus creates
+    /// missing parents itself (a CREATE of `Archive/2023` makes `Archive`) and then answers a
+    /// CREATE of the parent `NO Mailbox already exists`, without RFC 5530's `[ALREADYEXISTS]`;
+    /// another client may have created it meanwhile. Asked with `LIST "" name`, never assumed
+    /// from the answer's text.
     pub async fn create(&mut self, wire_name: &str) -> Result<(), ImapError> {
-        self.run(&format!("CREATE {}", quote(wire_name))).await?;
-        Ok(())
+        let refused = match self.run(&format!("CREATE {}", quote(wire_name))).await {
+            Ok(_) => return Ok(()),
+            Err(e @ ImapError::Refused { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        let mut exists = false;
+        self.run_with(&format!("LIST \"\" {}", quote(wire_name)), |r| {
+            if let Response::MailboxData(MailboxDatum::List(l)) = r
+                && l.name == wire_name
+                && !l
+                    .name_attributes
+                    .iter()
+                    .any(|a| matches!(a, imap_proto::NameAttribute::NoSelect))
+            {
+                exists = true;
+            }
+            Ok(())
+        })
+        .await?;
+        if exists {
+            tracing::debug!(
+                mailbox = wire_name,
+                "CREATE refused but the mailbox exists: {refused}"
+            );
+            Ok(())
+        } else {
+            Err(refused)
+        }
     }
 
     /// Selects a mailbox read-write; UIDVALIDITY is required.

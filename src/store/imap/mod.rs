@@ -280,6 +280,44 @@ pub struct ImapConn {
     peer_certificate: Option<crate::store::tls::PeerCertificate>,
 }
 
+/// How errors name a command: its verb and first argument, a quoted mailbox name whole
+/// (`CREATE "Old: 2019"`, never cut at its first space), at most 200 characters. The rest
+/// (flags, literals, UID sets) is left out.
+fn command_label(command: &str) -> String {
+    let command = command.trim_end();
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let mut verb = verb.to_string();
+    let mut rest = rest;
+    // `UID FETCH …`: the verb is two words.
+    if verb.eq_ignore_ascii_case("UID")
+        && let Some((second, after)) = rest.split_once(' ').or(Some((rest, "")))
+    {
+        verb = format!("{verb} {second}");
+        rest = after;
+    }
+    let arg: String = if rest.starts_with('"') {
+        let mut out = String::from("\"");
+        let mut escaped = false;
+        for c in rest.chars().skip(1) {
+            out.push(c);
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+        out
+    } else {
+        rest.split(' ').next().unwrap_or("").to_string()
+    };
+    let label = if arg.is_empty() {
+        verb
+    } else {
+        format!("{verb} {arg}")
+    };
+    truncate(&label, 200)
+}
+
 /// Quotes a string for IMAP (RFC 3501 quoted). Names reaching here are validated: no CR, LF, NUL.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len().saturating_add(2));
@@ -428,7 +466,7 @@ impl ImapConn {
         command: &str,
         mut each: impl FnMut(&Response<'_>) -> Result<(), ImapError>,
     ) -> Result<DoneCode, ImapError> {
-        let label: String = command.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        let label = command_label(command);
         self.ensure_usable(&label)?;
         tracing::debug!(command = %command.chars().take(200).collect::<String>(), "imap send");
         let sent = send_outcome(
@@ -610,6 +648,31 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_labels_keep_quoted_names_whole() {
+        assert_eq!(
+            command_label("CREATE \"Old: 2019 mail\""),
+            "CREATE \"Old: 2019 mail\""
+        );
+        assert_eq!(
+            command_label("APPEND \"Sent Items\" (\\Seen) {120+}"),
+            "APPEND \"Sent Items\""
+        );
+        assert_eq!(command_label("SELECT \"a\\\"b c\""), "SELECT \"a\\\"b c\"");
+        assert_eq!(command_label("UID FETCH 1:* (FLAGS)"), "UID FETCH 1:*");
+        assert_eq!(command_label("NOOP"), "NOOP");
+        assert_eq!(
+            command_label("CREATE \"unterminated"),
+            "CREATE \"unterminated"
+        );
+        assert!(
+            command_label(&format!("CREATE \"{}\"", "x".repeat(500)))
+                .chars()
+                .count()
+                <= 201
+        );
+    }
 
     #[test]
     fn uid_sets_compress_ranges_and_split() {

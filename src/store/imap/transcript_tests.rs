@@ -296,3 +296,35 @@ async fn an_untagged_bye_mid_command_fails_the_command() {
     // A poisoned connection refuses further commands instead of answering empty.
     assert!(c.status("INBOX").await.is_err());
 }
+
+#[tokio::test]
+async fn a_refused_create_of_a_mailbox_that_exists_is_not_an_error() {
+    // Cyrus: the parent was made by the CREATE of a child; its own CREATE is refused.
+    let mut c = conn(
+        CAPS,
+        vec![
+            step("CREATE \"Old: 2019\"", &["$T NO Mailbox already exists"]),
+            step(
+                "LIST \"\" \"Old: 2019\"",
+                &["* LIST (\\HasChildren) \"/\" \"Old: 2019\"", "$T OK done"],
+            ),
+        ],
+    )
+    .await;
+    c.create("Old: 2019").await.unwrap();
+    assert!(!c.is_poisoned());
+    // Refused and not there: the error names the whole mailbox name.
+    let mut c = conn(
+        CAPS,
+        vec![
+            step("CREATE", &["$T NO Invalid mailbox name"]),
+            step("LIST", &["$T OK done"]),
+        ],
+    )
+    .await;
+    let e = c.create("Old: 2019 mail").await.unwrap_err().to_string();
+    assert!(
+        e.contains("CREATE \"Old: 2019 mail\"") && e.contains("Invalid mailbox name"),
+        "{e}"
+    );
+}
