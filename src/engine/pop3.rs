@@ -101,7 +101,7 @@ async fn pull(
     progress.set_message(format!("{name}: connecting"));
     let mut conn = pop3::connect(&account.pop3, &password).await?;
     remember_server_facts(db, &conn, now, options)?;
-    note_server_facts(&conn, account, fr);
+    note_server_facts(&conn, account, delay, fr);
 
     let result = transact(
         db,
@@ -210,11 +210,18 @@ fn remember_server_facts(
     Ok(())
 }
 
-/// Reports LOGIN-DELAY and EXPIRE, and where EXPIRE contradicts the configuration.
-fn note_server_facts(conn: &Pop3Conn, account: &Pop3Account, fr: &mut FolderReport) {
+/// Reports LOGIN-DELAY (once: when it is new or changed since `recorded`, so cron does not
+/// mail it every run) and EXPIRE where it contradicts the configuration.
+fn note_server_facts(
+    conn: &Pop3Conn,
+    account: &Pop3Account,
+    recorded: Option<i64>,
+    fr: &mut FolderReport,
+) {
     let caps = conn.capabilities();
     if let Some(delay) = caps.login_delay
         && delay > 0
+        && recorded != Some(delay as i64)
     {
         fr.notes.push(format!(
             "server allows one login every {delay} s (LOGIN-DELAY); runs sooner than that are skipped"
