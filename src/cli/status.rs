@@ -41,12 +41,25 @@ pub struct FolderStatus {
     pub local_error: Option<String>,
     /// Messages left alone at the last sync for being larger than `max_size`.
     pub too_large: Vec<crate::model::TooLarge>,
+    /// Local messages the server refused to store: not offered again while unchanged.
+    pub refused: Vec<RefusedUpload>,
     /// The account's last run without errors (Unix time).
     pub last_success: Option<i64>,
     /// The account's last run with an error (Unix time).
     pub last_failure: Option<i64>,
     /// What went wrong in that run.
     pub last_error: Option<String>,
+}
+
+/// A local message the server refused to store.
+#[derive(Debug, serde::Serialize)]
+pub struct RefusedUpload {
+    /// The Maildir file's unique part.
+    pub item: String,
+    /// Its size when refused.
+    pub size: u64,
+    /// The server's answer.
+    pub reason: String,
 }
 
 impl FolderStatus {
@@ -71,6 +84,7 @@ impl FolderStatus {
             pending_local_flags: 0,
             local_error: None,
             too_large: Vec::new(),
+            refused: Vec::new(),
             last_success: history.last_success,
             last_failure: history.last_failure,
             last_error: history.last_error.clone(),
@@ -181,6 +195,14 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
                 (_, Err(e)) => st.local_error = Some(e.to_string()),
             }
             st.too_large = db.too_large(f.id).unwrap_or_default();
+            st.refused = db
+                .refused_uploads(f.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(item, (size, reason))| RefusedUpload { item, size, reason })
+                .collect();
+            // Not waiting to go up: they stay until the file changes.
+            st.pending_local_new = st.pending_local_new.saturating_sub(st.refused.len());
             all.push(st);
         }
         if !json {
@@ -221,6 +243,9 @@ pub fn run(config: &Config, accounts: &[String], json: bool) -> u8 {
             }
             if !s.too_large.is_empty() {
                 pending.push(format!("{} over max_size", s.too_large.len()));
+            }
+            if !s.refused.is_empty() {
+                pending.push(format!("{} refused by the server", s.refused.len()));
             }
             if let Some(e) = &s.local_error {
                 pending.push(format!("local error: {e}"));

@@ -150,6 +150,17 @@ const STEPS: &[&str] = &[
         size INTEGER NOT NULL,
         PRIMARY KEY (folder_id, side, item)
     );",
+    // 10: local messages the server refused to store (a NUL byte on Cyrus, over a size
+    // limit...): not offered again while the file keeps its size, so a refusal is reported
+    // once instead of failing every later sync.
+    "CREATE TABLE refused_uploads (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        near_key TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        refused_at INTEGER NOT NULL,
+        PRIMARY KEY (folder_id, near_key)
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

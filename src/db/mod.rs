@@ -18,6 +18,7 @@ pub mod smtp;
 pub use crate::model::{Fingerprint, Intent, IntentKind, RowId, StateRow};
 use crate::model::{Flags, NearKey, Side, Uid, UidValidity};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A state database operation failed. Not retryable without intervention.
@@ -576,6 +577,56 @@ impl StateDb {
             .map_err(self.err("read too_large"))?;
         rows.collect::<Result<_, _>>()
             .map_err(self.err("read too_large"))
+    }
+
+    /// The folder's local messages the server refused to store: key → (file size when
+    /// refused, the server's answer).
+    pub fn refused_uploads(&self, folder: i64) -> Result<BTreeMap<String, (u64, String)>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT near_key, size, reason FROM refused_uploads WHERE folder_id = ?1",
+            )
+            .map_err(self.err("read refused_uploads"))?;
+        let rows = stmt
+            .query_map(params![folder], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (r.get::<_, i64>(1)?.max(0) as u64, r.get::<_, String>(2)?),
+                ))
+            })
+            .map_err(self.err("read refused_uploads"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("read refused_uploads"))
+    }
+
+    /// Records refusals (`(key, file size, answer)`) and forgets `cleared` keys (the file
+    /// changed, was deleted, or was accepted after all).
+    pub fn update_refused_uploads(
+        &self,
+        folder: i64,
+        refused: &[(String, u64, String)],
+        cleared: &[String],
+        now: i64,
+    ) -> Result<(), DbError> {
+        if refused.is_empty() && cleared.is_empty() {
+            return Ok(());
+        }
+        self.in_transaction("record refused_uploads", |tx| {
+            let mut del = tx.prepare_cached(
+                "DELETE FROM refused_uploads WHERE folder_id = ?1 AND near_key = ?2",
+            )?;
+            for k in cleared {
+                del.execute(params![folder, k])?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO refused_uploads (folder_id, near_key, size, reason, refused_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (k, size, reason) in refused {
+                ins.execute(params![folder, k, i64::try_from(*size).unwrap_or(i64::MAX), reason, now])?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -915,6 +915,35 @@ impl Executor<'_> {
                 item: key.to_string(),
                 size,
             }));
+        // Messages the server refused before are not offered again while their file keeps its
+        // size (the refusal was reported then; `status` lists them).
+        let refused_before = if self.fid < 0 {
+            BTreeMap::new()
+        } else {
+            self.db.refused_uploads(self.fid)?
+        };
+        let mut cleared: Vec<String> = refused_before
+            .keys()
+            .filter(|k| !self.near.contains_key(&NearKey((*k).clone())))
+            .cloned()
+            .collect();
+        let size_of = |key: &NearKey| {
+            let msg = self.near.get(key)?;
+            std::fs::metadata(self.md.message_path(msg))
+                .ok()
+                .map(|m| m.len())
+        };
+        let mut uploads_now = Vec::with_capacity(uploads.len());
+        for (key, flags) in uploads {
+            match (refused_before.get(&key.0), size_of(&key)) {
+                (Some((size, _)), Some(now)) if *size == now => continue,
+                (Some(_), _) => cleared.push(key.0.clone()),
+                (None, _) => {}
+            }
+            uploads_now.push((key, flags));
+        }
+        let uploads = uploads_now;
+        let mut refused_now: Vec<(String, u64, String)> = Vec::new();
         let total = uploads.len();
         let mut sent = 0;
         for batch in upload_batches(self.md, self.near, &uploads) {
@@ -998,8 +1027,18 @@ impl Executor<'_> {
                     }
                     Ok(_) => unresolved.push(p.intent),
                     Err(e) => {
-                        // Refused by the server: nothing was stored there; tried again next run.
-                        fr.error = Some(format!("upload of {} refused: {e}", p.intent.near_key));
+                        // Refused by the server: nothing was stored there. Said once; not
+                        // offered again until the file changes.
+                        fr.error = Some(format!(
+                            "upload of {} refused: {e}; kept locally and not offered again while the file is unchanged (arctern status lists it)",
+                            p.intent.near_key
+                        ));
+                        let size = self
+                            .near
+                            .get(&p.intent.near_key)
+                            .and_then(|m| std::fs::metadata(self.md.message_path(m)).ok())
+                            .map_or(0, |m| m.len());
+                        refused_now.push((p.intent.near_key.0.clone(), size, e.to_string()));
                         changes.push(Change::RemoveIntent(p.intent.id));
                     }
                 }
@@ -1011,6 +1050,14 @@ impl Executor<'_> {
                     recover::resolve_uploads(self.conn, self.db, self.fid, &unresolved).await?;
                 fr.uploaded += found;
             }
+        }
+        if self.fid >= 0 {
+            self.db.update_refused_uploads(
+                self.fid,
+                &refused_now,
+                &cleared,
+                crate::clock::unix_now(),
+            )?;
         }
         Ok(())
     }

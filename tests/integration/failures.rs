@@ -90,3 +90,61 @@ fn messages_over_max_size_are_left_alone_named_and_never_block_the_rest() {
     let status = String::from_utf8_lossy(&w.arctern(&["status"]).stdout).to_string();
     assert!(!status.contains("over max_size"), "{status}");
 }
+
+#[test]
+fn a_message_the_server_refuses_is_reported_once_not_on_every_sync() {
+    // The server refuses messages over 100 KB (Dovecot's quota plugin), as Cyrus refuses one
+    // with a NUL byte: a permanent answer, not worth an error on every later run.
+    let w = World::new(
+        "mail_plugins = $mail_plugins quota\nplugin {\n  quota = maildir:User quota\n  quota_max_mail_size = 100k\n}\n",
+        "",
+    );
+    make_maildir(&w.maildir);
+    write_local(
+        &w.maildir,
+        "1700000000.small.host",
+        &message(1, "INBOX", 800),
+        "S",
+    );
+    write_local(
+        &w.maildir,
+        "1700000000.huge.host",
+        &message(2, "INBOX", 300_000),
+        "S",
+    );
+    let out = w.arctern(&["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("upload of 1700000000.huge.host refused")
+            && stderr.contains("not offered again"),
+        "{stderr}"
+    );
+    let mut c = w.client();
+    assert_eq!(c.messages("INBOX").len(), 1);
+    // Later runs: quiet and successful, and status says why it stays local.
+    let out = w.sync_ok();
+    assert!(out.contains("+0 ↓ +0 ↑"), "{out}");
+    let status = String::from_utf8_lossy(&w.arctern(&["status"]).stdout).to_string();
+    assert!(
+        status.contains("1 refused by the server") && !status.contains("new ↑"),
+        "{status}"
+    );
+    let json = String::from_utf8_lossy(&w.arctern(&["status", "--json"]).stdout).to_string();
+    assert!(
+        json.contains("\"refused\"") && json.contains("1700000000.huge.host"),
+        "{json}"
+    );
+    // A changed file is offered again (and refused again, said again).
+    let huge = w.maildir.join("cur").join("1700000000.huge.host:2,S");
+    std::fs::write(&huge, to_lf(&message(2, "INBOX", 310_000))).unwrap();
+    let out = w.arctern(&["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Made small enough, it goes up and the record goes.
+    std::fs::write(&huge, to_lf(&message(2, "INBOX", 900))).unwrap();
+    let out = w.sync_ok();
+    assert!(out.contains("+0 ↓ +1 ↑"), "{out}");
+    let status = String::from_utf8_lossy(&w.arctern(&["status"]).stdout).to_string();
+    assert!(!status.contains("refused by the server"), "{status}");
+    assert_same(&mut c, "INBOX", &w.maildir);
+}
