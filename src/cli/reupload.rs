@@ -260,16 +260,26 @@ pub async fn run_verify(
                     "{} → {}: MISSING FOLDER on the target ({} local message(s))",
                     r.folder, r.target_folder, r.local
                 ),
-                Some(c) => println!(
-                    "{} → {}: {} matched, {} missing, {} extra, {} duplicated{}",
-                    r.folder,
-                    r.target_folder,
-                    c.matched,
-                    c.missing,
-                    c.extra,
-                    c.duplicated,
-                    if c.is_match() { "" } else { "  ← differs" }
-                ),
+                Some(c) => {
+                    println!(
+                        "{} → {}: {} matched, {} missing, {} extra, {} duplicated{}{}",
+                        r.folder,
+                        r.target_folder,
+                        c.matched,
+                        c.missing,
+                        c.extra,
+                        c.duplicated,
+                        if c.altered.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} stored changed by the server", c.altered.len())
+                        },
+                        if c.is_match() { "" } else { "  ← differs" }
+                    );
+                    for a in c.altered.iter().take(20) {
+                        println!("  {}: {}", r.folder, a.describe());
+                    }
+                }
             }
         }
         println!(

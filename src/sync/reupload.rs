@@ -100,10 +100,39 @@ pub struct Comparison {
     pub duplicated: usize,
     /// Messages on both sides.
     pub matched: usize,
+    /// Messages the target holds in another form: same Message-ID, another size (Courier adds
+    /// a final newline and drops bare CRs; Cyrus rewrites 8-bit header bytes). Counted neither
+    /// missing nor extra.
+    pub altered: Vec<Altered>,
+}
+
+/// A message the target stored changed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Altered {
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Size of the local copy (CRLF).
+    pub local_size: u32,
+    /// Size of the target's copy.
+    pub target_size: u32,
+}
+
+impl Altered {
+    /// How the copy differs, for people: `<id> stored 2 bytes longer`.
+    pub fn describe(&self) -> String {
+        let d = i64::from(self.target_size) - i64::from(self.local_size);
+        let how = if d > 0 { "longer" } else { "shorter" };
+        format!(
+            "<{}> stored {} byte(s) {how}",
+            self.message_id,
+            d.unsigned_abs()
+        )
+    }
 }
 
 impl Comparison {
-    /// True when the target holds exactly the local messages.
+    /// True when the target holds exactly the local messages (altered copies count as held:
+    /// the server changed them as it stores everything, see [`Comparison::altered`]).
     pub fn is_match(&self) -> bool {
         self.missing == 0 && self.extra == 0 && self.duplicated == 0
     }
@@ -131,12 +160,76 @@ pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
             c.extra += tn;
         }
     }
+    // What is left on both sides under the same Message-ID is one message stored changed.
+    let mut left_local: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (id, &ln) in &l {
+        if let Identity::IdSize(mid, size) = id {
+            let extra = ln.saturating_sub(t.get(id).copied().unwrap_or(0));
+            left_local
+                .entry(mid)
+                .or_default()
+                .extend(std::iter::repeat_n(*size, extra));
+        }
+    }
+    let mut left_target: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (id, &tn) in &t {
+        if let Identity::IdSize(mid, size) = id
+            && !l.contains_key(id)
+        {
+            left_target
+                .entry(mid)
+                .or_default()
+                .extend(std::iter::repeat_n(*size, tn));
+        }
+    }
+    for (mid, mut locals) in left_local {
+        let Some(mut targets) = left_target.remove(mid) else {
+            continue;
+        };
+        locals.sort_unstable();
+        targets.sort_unstable();
+        for (ls, ts) in locals.into_iter().zip(targets) {
+            c.altered.push(Altered {
+                message_id: mid.to_string(),
+                local_size: ls,
+                target_size: ts,
+            });
+            c.missing = c.missing.saturating_sub(1);
+            c.extra = c.extra.saturating_sub(1);
+        }
+    }
     c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_the_server_changed_is_altered_not_missing_and_extra() {
+        let id = |m: &str, n: u32| Identity::IdSize(m.into(), n);
+        let local = vec![
+            id("a", 100),
+            id("b", 200),
+            id("c", 300),
+            Identity::Hash(vec![1]),
+        ];
+        let target = vec![id("a", 100), id("b", 202), id("d", 50)];
+        let c = compare(&local, &target);
+        assert_eq!((c.matched, c.missing, c.extra, c.duplicated), (1, 2, 1, 0));
+        assert_eq!(
+            c.altered,
+            vec![Altered {
+                message_id: "b".into(),
+                local_size: 200,
+                target_size: 202
+            }]
+        );
+        assert_eq!(c.altered[0].describe(), "<b> stored 2 byte(s) longer");
+        assert!(!c.is_match());
+        let c = compare(&[id("b", 200)], &[id("b", 199)]);
+        assert!(c.is_match() && c.altered.len() == 1);
+    }
 
     #[test]
     fn upload_units_group_by_target_folder_biggest_first() {

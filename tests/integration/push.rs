@@ -382,3 +382,43 @@ fn push_over_several_connections_keeps_merged_folders_on_one() {
     assert_eq!(messages_in(&mut c, "Lists").len(), 200);
     assert_eq!(messages_in(&mut c, "INBOX").len(), 100);
 }
+
+#[test]
+fn verify_says_how_a_copy_the_server_stored_changed_differs() {
+    let w = World::new("", "");
+    w.dovecot.add_user("erin");
+    add_target(&w, "erin");
+    make_maildir(&w.maildir);
+    for i in 0..3 {
+        write_local(
+            &w.maildir,
+            &format!("1700000000.v{i}.host"),
+            &message(i, "INBOX", 500),
+            "S",
+        );
+    }
+    push_ok(&w);
+    // The target's copy of message 1 is stored changed, as Courier adds a final newline to
+    // what it stores: the same message, two bytes longer (CRLF).
+    let mut erin = Client::connect(w.dovecot.imap_port, "erin");
+    let copy = erin
+        .messages("INBOX")
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(&m.body).contains("Message-ID: <1.INBOX@"))
+        .unwrap();
+    erin.expunge("INBOX", &copy.uid.to_string());
+    let mut changed = message(1, "INBOX", 500);
+    changed.extend_from_slice(b"\r\n");
+    erin.append("INBOX", &changed, "\\Seen");
+    let out = w.arctern(&["verify", "test", "--to", "newhost"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("INBOX → INBOX: 2 matched, 0 missing, 0 extra, 0 duplicated, 1 stored changed by the server"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<1.INBOX@test.arctern> stored 2 byte(s) longer"),
+        "{text}"
+    );
+}
