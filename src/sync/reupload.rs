@@ -296,7 +296,8 @@ mod tests {
                 missing: 1,
                 extra: 1,
                 duplicated: 1,
-                matched: 2
+                matched: 2,
+                altered: vec![],
             }
         );
         assert!(!c.is_match());
