@@ -28,6 +28,10 @@ if [ "${1:-}" = "--search" ]; then
   command -v notmuch >/dev/null 2>&1 || need+=(notmuch)
   command -v mu >/dev/null 2>&1 || need+=(maildir-utils)
 fi
+# Cyrus (and later Courier) run privately from unpacked packages: they conflict with Dovecot.
+if [ "${1:-}" = "" ]; then
+  "$(dirname "$0")/install-test-servers.sh"
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -5,6 +5,7 @@
 mod support;
 
 mod adopt;
+mod cyrus;
 mod daemon;
 mod failures;
 mod fastpath;

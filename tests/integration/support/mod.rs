@@ -2,12 +2,14 @@
 //! binary, and comparing a Maildir with the server.
 
 pub mod client;
+pub mod cyrus;
 pub mod dovecot;
 pub mod fakepop;
 pub mod fakesmtp;
 pub mod postfix;
 
 pub use client::Client;
+pub use cyrus::Cyrus;
 pub use dovecot::Dovecot;
 
 use std::collections::{BTreeSet, HashSet};

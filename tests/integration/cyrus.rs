@@ -1,0 +1,223 @@
+//! Against Cyrus IMAP 3.6 (a private instance, tests/integration/support/cyrus.rs): a pull,
+//! changes on both sides, a sync that changes nothing, and a push (children created before
+//! their parents, which Cyrus creates itself and then refuses to create again) with verify.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A Cyrus with user alice, an empty local side and a config (plain IMAP on loopback).
+struct CyrusWorld {
+    cyrus: Cyrus,
+    maildir: PathBuf,
+    config: PathBuf,
+    _local: tempfile::TempDir,
+}
+
+impl CyrusWorld {
+    fn new(target: Option<&str>) -> CyrusWorld {
+        let cyrus = Cyrus::start();
+        cyrus.add_user("alice");
+        let local = tempfile::tempdir().unwrap();
+        let maildir = local.path().join("Mail");
+        let config = local.path().join("config.toml");
+        let mut text = format!(
+            "state_dir = \"{}/state\"\n\n[accounts.c]\nmaildir = \"{}\"\n\n[accounts.c.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
+            local.path().display(),
+            maildir.display(),
+            cyrus.imap_port
+        );
+        if let Some(user) = target {
+            cyrus.add_user(user);
+            text.push_str(&format!(
+                "\n[targets.cyrus]\n[targets.cyrus.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{user}\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
+                cyrus.imap_port
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        CyrusWorld {
+            cyrus,
+            maildir,
+            config,
+            _local: local,
+        }
+    }
+
+    fn arctern(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_arctern"))
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.arctern(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({:?}):\n{stdout}\n{}\nCyrus:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.cyrus.log()
+        );
+        stdout
+    }
+
+    fn client(&self, user: &str) -> Client {
+        Client::connect(self.cyrus.imap_port, user)
+    }
+
+    fn dir(&self, folder: &str) -> PathBuf {
+        if folder == "INBOX" {
+            self.maildir.clone()
+        } else {
+            self.maildir.join(format!(".{}", folder.replace('/', ".")))
+        }
+    }
+}
+
+const QUIET: &str = "+0 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 0 ↑";
+
+#[test]
+fn cyrus_pull_changes_on_both_sides_and_a_sync_that_changes_nothing() {
+    let w = CyrusWorld::new(None);
+    let mut c = w.client("alice");
+    for n in 0..6 {
+        c.append(
+            "INBOX",
+            &message(n, "INBOX", 400 + n * 50),
+            if n % 2 == 0 { "\\Seen" } else { "" },
+        );
+    }
+    // Cyrus makes the parent Archive itself.
+    c.create("Archive/2023");
+    for n in 10..14 {
+        c.append("Archive/2023", &message(n, "Archive/2023", 800), "\\Seen");
+    }
+    let out = w.ok(&["sync"]);
+    assert!(out.contains("+10 ↓"), "{out}");
+    assert_same(&mut c, "INBOX", &w.dir("INBOX"));
+    assert_same(&mut c, "Archive/2023", &w.dir("Archive/2023"));
+    let out = w.ok(&["sync"]);
+    assert!(out.contains(QUIET), "{out}");
+
+    // Both sides change: a local flag, a local new message, a local deletion; a server flag,
+    // new server mail, a server expunge.
+    let files = local_files(&w.dir("INBOX"));
+    let first = files[0].clone();
+    let name = first.file_name().unwrap().to_string_lossy().to_string();
+    let base = name.split(":2,").next().unwrap();
+    std::fs::rename(
+        &first,
+        w.dir("INBOX").join("cur").join(format!("{base}:2,FS")),
+    )
+    .unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    write_local(
+        &w.dir("Archive/2023"),
+        "1700000000.local.host",
+        &message(50, "Archive/2023", 600),
+        "S",
+    );
+    c.store("Archive/2023", "1", "+FLAGS (\\Flagged)");
+    c.append("INBOX", &message(60, "INBOX", 500), "");
+    c.expunge("Archive/2023", "2");
+    let out = w.ok(&["sync"]);
+    assert!(out.contains("+1 ↓ +1 ↑"), "{out}");
+    assert_same(&mut c, "INBOX", &w.dir("INBOX"));
+    assert_same(&mut c, "Archive/2023", &w.dir("Archive/2023"));
+    let out = w.ok(&["sync"]);
+    assert!(out.contains(QUIET), "{out}");
+}
+
+fn local_folder(root: &Path, folder: &str, messages: std::ops::Range<usize>, size: usize) {
+    let dir = if folder == "INBOX" {
+        root.to_path_buf()
+    } else {
+        root.join(format!(".{}", folder.replace('/', ".")))
+    };
+    make_maildir(&dir);
+    for n in messages {
+        write_local(
+            &dir,
+            &format!("1700000000.p{n}.host"),
+            &message(n, folder, size),
+            "S",
+        );
+    }
+}
+
+#[test]
+fn push_to_cyrus_creates_children_before_parents_and_verifies() {
+    let w = CyrusWorld::new(Some("bob"));
+    // Archive/2023 is the biggest folder, so it goes first: Cyrus creates Archive with it and
+    // answers the later CREATE "Archive" with NO Mailbox already exists.
+    local_folder(&w.maildir, "INBOX", 0..3, 500);
+    local_folder(&w.maildir, "Archive/2023", 10..20, 3_000);
+    local_folder(&w.maildir, "Archive", 30..32, 500);
+    let out = w.ok(&["push", "c", "--to", "cyrus"]);
+    assert!(out.contains("+15 ↑"), "{out}");
+    let mut bob = w.client("bob");
+    assert_eq!(bob.messages("Archive").len(), 2);
+    assert_eq!(bob.messages("Archive/2023").len(), 10);
+    let out = w.ok(&["verify", "c", "--to", "cyrus"]);
+    assert!(
+        out.contains("the target holds exactly the local messages"),
+        "{out}"
+    );
+    let out = w.ok(&["push", "c", "--to", "cyrus"]);
+    assert!(
+        out.contains("+0 ↑") && out.contains("15 pushed before"),
+        "{out}"
+    );
+}
+
+#[test]
+fn pop3_from_cyrus_pulls_once_and_keeps_mail_on_the_server() {
+    let w = CyrusWorld::new(None);
+    let mut c = w.client("alice");
+    for n in 0..4 {
+        c.append("INBOX", &message(n, "INBOX", 700), "");
+    }
+    let pop = w.config.with_file_name("pop.toml");
+    std::fs::write(
+        &pop,
+        format!(
+            "state_dir = \"{}\"\n[accounts.p]\nmaildir = \"{}\"\n[accounts.p.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
+            w.maildir.with_file_name("pop-state").display(),
+            w.maildir.with_file_name("PopMail").display(),
+            w.cyrus.pop3_port
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
+            .arg("-c")
+            .arg(&pop)
+            .arg("sync")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            w.cyrus.log()
+        );
+        text
+    };
+    let out = run();
+    assert!(out.contains("+4 ↓"), "{out}");
+    let local = w.maildir.with_file_name("PopMail");
+    let mut got: Vec<Vec<u8>> = local_messages(&local).into_iter().map(|m| m.body).collect();
+    let mut want: Vec<Vec<u8>> = (0..4).map(|n| to_lf(&message(n, "INBOX", 700))).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    c.append("INBOX", &message(9, "INBOX", 700), "");
+    let out = run();
+    assert!(out.contains("+1 ↓"), "{out}");
+    assert_eq!(c.messages("INBOX").len(), 5, "kept on the server");
+}
