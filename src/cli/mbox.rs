@@ -3,7 +3,7 @@
 //! the progress bar and the summary; the work is `engine::mbox`'s.
 
 use super::{ExportTo, ImportFrom, MboxFormat, exit};
-use crate::config::{AnyAccount, Config};
+use crate::config::Config;
 use crate::engine::lock;
 use crate::engine::mbox::{self, ImportOptions, LocalMail};
 use crate::names::FolderName;
@@ -16,15 +16,9 @@ fn local_mail(config: &Config, account: &str) -> Result<LocalMail, String> {
         .select_accounts(&[account.to_string()])?
         .pop()
         .ok_or_else(|| format!("no account {account:?}"))?;
-    Ok(match a {
-        AnyAccount::Imap(a) => LocalMail {
-            root: a.maildir.clone(),
-            layout: a.layout,
-        },
-        AnyAccount::Pop3(a) => LocalMail {
-            root: a.maildir.clone(),
-            layout: a.layout,
-        },
+    Ok(LocalMail {
+        root: a.maildir().to_path_buf(),
+        layout: a.layout(),
     })
 }
 

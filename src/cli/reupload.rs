@@ -33,17 +33,10 @@ fn resolve<'a>(
 }
 
 fn local_side(a: AnyAccount<'_>) -> LocalSide<'_> {
-    match a {
-        AnyAccount::Imap(a) => LocalSide {
-            account: &a.name,
-            root: &a.maildir,
-            layout: a.layout,
-        },
-        AnyAccount::Pop3(a) => LocalSide {
-            account: &a.name,
-            root: &a.maildir,
-            layout: a.layout,
-        },
+    LocalSide {
+        account: a.name(),
+        root: a.maildir(),
+        layout: a.layout(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! `MaildirStore`, `Channel` or `Group` and a name; each line is `Keyword value`, `#` starts a
 //! comment, values may be quoted. Channel keywords before the first section are defaults.
 
+use super::import_text::{Setting, last_value, toml_key, toml_str, untranslated};
 use std::collections::BTreeMap;
 
 /// One section (or the global defaults, kind "").
@@ -14,17 +15,13 @@ use std::collections::BTreeMap;
 struct Section {
     kind: String,
     name: String,
-    /// (keyword lower-cased, value, line number), in order.
-    keys: Vec<(String, String, usize)>,
+    /// The settings, in order.
+    keys: Vec<Setting>,
 }
 
 impl Section {
     fn get(&self, key: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .rev()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, v, _)| v.as_str())
+        last_value(&self.keys, key)
     }
 }
 
@@ -63,21 +60,6 @@ fn parse(text: &str) -> Vec<Section> {
             section.keys.push((key, unquote(value), n + 1));
         }
     }
-    out
-}
-
-/// A TOML basic string.
-pub(super) fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -339,26 +321,9 @@ fn account_of(
 }
 
 /// A note for each key of a section that is not among those translated.
-fn unmapped<'a>(
-    keys: &'a [(String, String, usize)],
-    translated: &'a [&str],
-) -> impl Iterator<Item = String> + 'a {
-    keys.iter()
-        .filter(move |(k, _, _)| !translated.contains(&k.as_str()))
+fn unmapped<'a>(keys: &'a [Setting], translated: &'a [&str]) -> impl Iterator<Item = String> + 'a {
+    untranslated(keys, translated)
         .map(|(k, v, line)| format!("line {line}: {k} {v}: no equivalent"))
-}
-
-/// A TOML table key: bare when it can be, quoted otherwise.
-pub(super) fn toml_key(name: &str) -> String {
-    if !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        name.to_string()
-    } else {
-        toml_str(name)
-    }
 }
 
 #[cfg(test)]

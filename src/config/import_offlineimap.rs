@@ -9,22 +9,18 @@
 //! most `folderfilter`s) cannot be run here: the simple `folderfilter` forms (`lambda f: f in
 //! [...]`, `not in`) are translated, the rest is named in a comment.
 
-use super::import_mbsync::{toml_key, toml_str};
+use super::import_text::{Setting, last_value, toml_key, toml_str, untranslated};
 use std::collections::BTreeMap;
 
 /// One section: its keys lower-cased, with value and line number.
 #[derive(Debug, Default)]
 struct Section {
-    keys: Vec<(String, String, usize)>,
+    keys: Vec<Setting>,
 }
 
 impl Section {
     fn get(&self, key: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .rev()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, v, _)| v.as_str())
+        last_value(&self.keys, key)
     }
 
     fn flag(&self, key: &str) -> Option<bool> {
@@ -334,16 +330,14 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn unmapped<'a>(
-    keys: &'a [(String, String, usize)],
+    keys: &'a [Setting],
     translated: &'a [&str],
     section: &'a str,
 ) -> impl Iterator<Item = String> + 'a {
-    keys.iter()
-        .filter(move |(k, _, _)| !translated.contains(&k.as_str()))
-        .map(move |(k, v, line)| {
-            let v = v.replace('\n', " ");
-            format!("line {line} ({section}): {k} = {v}: no equivalent")
-        })
+    untranslated(keys, translated).map(move |(k, v, line)| {
+        let v = v.replace('\n', " ");
+        format!("line {line} ({section}): {k} = {v}: no equivalent")
+    })
 }
 
 #[cfg(test)]

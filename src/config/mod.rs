@@ -7,6 +7,7 @@
 
 pub mod import_mbsync;
 pub mod import_offlineimap;
+mod import_text;
 mod secret;
 
 pub use secret::Secret;
@@ -334,12 +335,28 @@ pub enum AnyAccount<'a> {
     Pop3(&'a Pop3Account),
 }
 
-impl AnyAccount<'_> {
+impl<'a> AnyAccount<'a> {
     /// The account's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'a str {
         match self {
             AnyAccount::Imap(a) => &a.name,
             AnyAccount::Pop3(a) => &a.name,
+        }
+    }
+
+    /// The account's Maildir root.
+    pub fn maildir(&self) -> &'a Path {
+        match self {
+            AnyAccount::Imap(a) => &a.maildir,
+            AnyAccount::Pop3(a) => &a.maildir,
+        }
+    }
+
+    /// The account's on-disk layout.
+    pub fn layout(&self) -> Layout {
+        match self {
+            AnyAccount::Imap(a) => a.layout,
+            AnyAccount::Pop3(a) => a.layout,
         }
     }
 }

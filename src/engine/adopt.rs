@@ -166,12 +166,7 @@ fn offlineimap(
     let forms = name_forms(place);
     let md5s: BTreeSet<String> = forms
         .iter()
-        .map(|f| {
-            md5::Md5::digest(f.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
+        .map(|f| crate::model::hex(&md5::Md5::digest(f.as_bytes())))
         .collect();
     for form in &forms {
         let sqlite = account_dir.join("LocalStatus-sqlite").join(form);

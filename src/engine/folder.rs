@@ -373,23 +373,9 @@ async fn pair_existing(
         None => Vec::new(),
     };
     let far_ev = conn.fetch_evidence("1:*").await?;
-    let far_by_uid: BTreeMap<Uid, &crate::model::Evidence> =
-        far_ev.iter().map(|e| (e.uid, e)).collect();
-    let linked_far: std::collections::BTreeSet<Uid> = by_record.iter().map(|l| l.far).collect();
-    let linked_near: std::collections::BTreeSet<&NearKey> =
-        by_record.iter().map(|l| &l.near).collect();
-    let far_rest: BTreeMap<Uid, Flags> = far
-        .iter()
-        .filter(|(u, _)| !linked_far.contains(u))
-        .map(|(u, f)| (*u, f.clone()))
-        .collect();
-    let near_rest: BTreeMap<NearKey, Flags> = near_flags
-        .iter()
-        .filter(|(k, _)| !linked_near.contains(k))
-        .map(|(k, f)| (k.clone(), f.clone()))
-        .collect();
+    // Only the local files the records did not pair are read.
     let mut near_ev = Vec::new();
-    for key in near_rest.keys() {
+    for key in adopt::unrecorded(&near_flags, &by_record).keys() {
         let Some(msg) = near.get(key) else { continue };
         let raw = md.read(msg)?;
         // As the other side has it: another tool's copy carries its sync-marker lines.
@@ -401,24 +387,10 @@ async fn pair_existing(
             u32::try_from(wire_size).unwrap_or(u32::MAX),
         ));
     }
-    let by_content = repair::initial_links(&far_rest, &near_rest, &far_ev, &near_ev);
-    // Same Message-ID, different text: both kept (each copied as new), and named.
-    let content_far: std::collections::BTreeSet<Uid> = by_content.iter().map(|l| l.far).collect();
-    let content_near: std::collections::BTreeSet<&NearKey> =
-        by_content.iter().map(|l| &l.near).collect();
-    let unpaired_far: Vec<(Uid, Option<String>)> = far_rest
-        .keys()
-        .filter(|u| !content_far.contains(u))
-        .map(|u| (*u, far_by_uid.get(u).and_then(|e| e.message_id.clone())))
-        .collect();
-    let unpaired_near: Vec<(NearKey, Option<String>)> = near_ev
-        .iter()
-        .filter(|(k, _, _)| !content_near.contains(k))
-        .map(|(k, id, _)| (k.clone(), id.clone()))
-        .collect();
-    let ambiguous = adopt::ambiguous(&unpaired_far, &unpaired_near);
-    if !ambiguous.is_empty() {
-        let shown: Vec<String> = ambiguous
+    let done = adopt::first_sync(by_record, far, &near_flags, &far_ev, &near_ev);
+    if !done.ambiguous.is_empty() {
+        let shown: Vec<String> = done
+            .ambiguous
             .iter()
             .take(20)
             .map(|a| {
@@ -434,15 +406,15 @@ async fn pair_existing(
             .collect();
         fr.notes.push(format!(
             "{} Message-ID(s) on both sides with different text: both versions kept on both sides: {}{}",
-            ambiguous.len(),
+            done.ambiguous.len(),
             shown.join("; "),
-            if ambiguous.len() > 20 { "; …" } else { "" }
+            if done.ambiguous.len() > 20 { "; …" } else { "" }
         ));
     }
-    if by_record.is_empty() && by_content.is_empty() {
+    if done.links.is_empty() {
         return Ok(Vec::new());
     }
-    let how = match (&records, by_record.len(), by_content.len()) {
+    let how = match (&records, done.by_record, done.by_content) {
         (Some(r), n, 0) => format!("{n} by {}'s records ({})", r.tool, r.source),
         (Some(r), n, m) => format!(
             "{n} by {}'s records ({}), {m} by Message-ID and size",
@@ -452,24 +424,11 @@ async fn pair_existing(
     };
     fr.notes.push(format!(
         "first sync with mail on both sides: {} message(s) already present on both sides were linked, not copied ({how})",
-        by_record.len() + by_content.len()
+        done.links.len()
     ));
     let mut changes = Vec::new();
     let mut rows = Vec::new();
-    let record_links = by_record.into_iter().filter_map(|l| {
-        let far_flags = far.get(&l.far)?.clone();
-        let ev = far_by_uid.get(&l.far);
-        Some(repair::InitialLink {
-            far: l.far,
-            near: l.near,
-            base: l.base,
-            far_flags,
-            message_id: ev.and_then(|e| e.message_id.clone()),
-            // 0 when the evidence FETCH did not list it: no size evidence for re-pairing.
-            size: ev.map(|e| e.size).unwrap_or(0),
-        })
-    });
-    for (i, link) in record_links.chain(by_content).enumerate() {
+    for (i, link) in done.links.into_iter().enumerate() {
         rows.push(StateRow {
             id: -1 - i as i64,
             far: Some(link.far),
@@ -922,27 +881,19 @@ impl Executor<'_> {
         } else {
             self.db.refused_uploads(self.fid)?
         };
-        let mut cleared: Vec<String> = refused_before
-            .keys()
-            .filter(|k| !self.near.contains_key(&NearKey((*k).clone())))
-            .cloned()
-            .collect();
         let size_of = |key: &NearKey| {
             let msg = self.near.get(key)?;
             std::fs::metadata(self.md.message_path(msg))
                 .ok()
                 .map(|m| m.len())
         };
-        let mut uploads_now = Vec::with_capacity(uploads.len());
-        for (key, flags) in uploads {
-            match (refused_before.get(&key.0), size_of(&key)) {
-                (Some((size, _)), Some(now)) if *size == now => continue,
-                (Some(_), _) => cleared.push(key.0.clone()),
-                (None, _) => {}
-            }
-            uploads_now.push((key, flags));
-        }
-        let uploads = uploads_now;
+        let (uploads, mut cleared) = planner::split_refused(uploads, &refused_before, size_of);
+        cleared.extend(
+            refused_before
+                .keys()
+                .filter(|k| !self.near.contains_key(&NearKey((*k).clone())))
+                .cloned(),
+        );
         let mut refused_now: Vec<(String, u64, String)> = Vec::new();
         let total = uploads.len();
         let mut sent = 0;

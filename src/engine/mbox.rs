@@ -147,11 +147,8 @@ pub fn import(
                 }
                 (None, None) => vec![file_folder.clone()],
             };
-            let hash: String = sha2::Sha256::digest(&msg.bytes)
-                .iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = sha2::Sha256::digest(&msg.bytes);
+            let hash = crate::model::hex(digest.get(..12).unwrap_or(&digest));
             let mtime = from_line_time(&msg.from_line);
             for name in names {
                 let folder = match FolderName::parse(&name) {
@@ -286,10 +283,6 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Writes the folders of `local` that `patterns` select (all when empty) to `out` as mboxrd,
 /// folders in name order and messages in file-name order; `manifest` gets one line per
 /// message (SHA-256 of the message as stored, folder, flags, file) and the SHA-256 of the
@@ -354,7 +347,7 @@ pub fn export(
                 writeln!(
                     m,
                     "{}\t{}\t{}\t{}",
-                    hex(&sha2::Sha256::digest(&bytes)),
+                    crate::model::hex(&sha2::Sha256::digest(&bytes)),
                     folder,
                     msg.flags.to_imap_list(),
                     msg.file_name
@@ -364,7 +357,7 @@ pub fn export(
         }
     }
     w.flush().map_err(io)?;
-    report.sha256 = hex(&w.hash.clone().finalize());
+    report.sha256 = crate::model::hex(&w.hash.clone().finalize());
     if let Some(m) = manifest.as_mut() {
         writeln!(m, "# SHA-256 of the mbox (sha256sum format):").map_err(io)?;
         writeln!(m, "{}  {mbox_name}", report.sha256).map_err(io)?;

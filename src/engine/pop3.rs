@@ -374,8 +374,7 @@ fn header_identity(header: &[u8], size: u64) -> String {
     let mut h = Sha256::new();
     h.update(header);
     h.update(size.to_be_bytes());
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("h:{hex}")
+    format!("h:{}", crate::model::hex(&h.finalize()))
 }
 
 /// One batch: intents, pipelined RETR into `tmp/`, barrier, publish, directory fsync, stored.

@@ -736,10 +736,8 @@ pub struct VerifyReport {
 }
 
 /// Forgets the records of messages no longer on the target (deleted there since they were
-/// pushed), so this run checks them again and uploads the missing ones: a message recorded by
-/// UID is gone when the target's listing lacks that UID; when any is gone, or the folder holds
-/// fewer messages than were recorded, the records without a UID (found present, or uploaded
-/// without APPENDUID) are checked again by identity too. Returns how many records were dropped.
+/// pushed; which ones is [`plan::gone_records`]'s decision), so this run checks them again and
+/// uploads the missing ones. Returns how many records were dropped.
 async fn forget_gone(
     db: &StateDb,
     conn: &mut ImapConn,
@@ -748,25 +746,16 @@ async fn forget_gone(
     rows: &mut HashMap<String, ReuploadRow>,
 ) -> Result<usize, Error> {
     let listing = conn.fetch_all_flags(sel.exists).await?;
-    let mut gone: Vec<String> = rows
+    let records: Vec<(String, Option<u32>)> = rows
         .values()
-        .filter(|r| {
-            matches!(r.state, ReuploadState::Done { uid: Some(uid), .. } if !listing.contains_key(&Uid(uid)))
+        .filter_map(|r| match r.state {
+            ReuploadState::Done { uid, .. } => Some((r.near_key.clone(), uid)),
+            ReuploadState::Present => Some((r.near_key.clone(), None)),
+            ReuploadState::Intent { .. } => None,
         })
-        .map(|r| r.near_key.clone())
         .collect();
-    if !gone.is_empty() || (listing.len() as u64) < rows.len() as u64 {
-        gone.extend(
-            rows.values()
-                .filter(|r| {
-                    matches!(
-                        r.state,
-                        ReuploadState::Present | ReuploadState::Done { uid: None, .. }
-                    )
-                })
-                .map(|r| r.near_key.clone()),
-        );
-    }
+    let listed: BTreeSet<Uid> = listing.keys().copied().collect();
+    let gone = plan::gone_records(&records, &listed);
     if gone.is_empty() {
         return Ok(0);
     }

@@ -191,6 +191,11 @@ impl Flag {
     }
 }
 
+/// Bytes as lower-case hex (digests in file names, records and manifests).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// True when `s` is a non-empty IMAP atom usable as a keyword (RFC 3501 §9: no specials, no
 /// controls, no space, ASCII only).
 pub fn is_imap_atom(s: &str) -> bool {

@@ -12,6 +12,7 @@
 //! everything else follows the server. Without a record the server wins.
 
 use crate::model::{Flags, NearKey, Uid};
+use crate::sync::repair::{FarEvidence, InitialLink, initial_links};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn flags_from_letters(letters: &str) -> Flags {
@@ -371,6 +372,89 @@ pub fn ambiguous(
         .collect()
 }
 
+/// The local messages that content pairing needs evidence for: those the records left.
+pub fn unrecorded(
+    near: &BTreeMap<NearKey, Flags>,
+    by_record: &[RecordLink],
+) -> BTreeMap<NearKey, Flags> {
+    let linked: BTreeSet<&NearKey> = by_record.iter().map(|l| &l.near).collect();
+    near.iter()
+        .filter(|(k, _)| !linked.contains(k))
+        .map(|(k, f)| (k.clone(), f.clone()))
+        .collect()
+}
+
+/// What the first sync of a folder with mail on both sides decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstSync {
+    /// Every link: those from the records first, then those by content.
+    pub links: Vec<InitialLink>,
+    /// How many came from the other tool's records.
+    pub by_record: usize,
+    /// How many were paired by content (Message-ID and size less sync markers).
+    pub by_content: usize,
+    /// Message-IDs left on both sides with different text.
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+/// Completes the pairing of a first sync: the record links (with the server's flags and the
+/// evidence every link records), then content pairing of what the records left
+/// (`near_evidence` covers exactly those local messages), then the ambiguous rest.
+pub fn first_sync(
+    by_record: Vec<RecordLink>,
+    far: &BTreeMap<Uid, Flags>,
+    near: &BTreeMap<NearKey, Flags>,
+    far_evidence: &[FarEvidence],
+    near_evidence: &[(NearKey, Option<String>, u32)],
+) -> FirstSync {
+    let evidence: BTreeMap<Uid, &FarEvidence> = far_evidence.iter().map(|e| (e.uid, e)).collect();
+    let linked_far: BTreeSet<Uid> = by_record.iter().map(|l| l.far).collect();
+    let far_rest: BTreeMap<Uid, Flags> = far
+        .iter()
+        .filter(|(u, _)| !linked_far.contains(u))
+        .map(|(u, f)| (*u, f.clone()))
+        .collect();
+    let near_rest = unrecorded(near, &by_record);
+    let by_content = initial_links(&far_rest, &near_rest, far_evidence, near_evidence);
+    let content_far: BTreeSet<Uid> = by_content.iter().map(|l| l.far).collect();
+    let content_near: BTreeSet<&NearKey> = by_content.iter().map(|l| &l.near).collect();
+    let unpaired_far: Vec<(Uid, Option<String>)> = far_rest
+        .keys()
+        .filter(|u| !content_far.contains(u))
+        .map(|u| (*u, evidence.get(u).and_then(|e| e.message_id.clone())))
+        .collect();
+    let unpaired_near: Vec<(NearKey, Option<String>)> = near_evidence
+        .iter()
+        .filter(|(k, _, _)| near_rest.contains_key(k) && !content_near.contains(k))
+        .map(|(k, id, _)| (k.clone(), id.clone()))
+        .collect();
+    let ambiguous = ambiguous(&unpaired_far, &unpaired_near);
+    let mut links: Vec<InitialLink> = by_record
+        .into_iter()
+        .filter_map(|l| {
+            let ev = evidence.get(&l.far);
+            Some(InitialLink {
+                far_flags: far.get(&l.far)?.clone(),
+                far: l.far,
+                near: l.near,
+                base: l.base,
+                message_id: ev.and_then(|e| e.message_id.clone()),
+                // 0 when the evidence FETCH did not list it: no size evidence for re-pairing.
+                size: ev.map_or(0, |e| e.size),
+            })
+        })
+        .collect();
+    let by_record = links.len();
+    let by_content_count = by_content.len();
+    links.extend(by_content);
+    FirstSync {
+        links,
+        by_record,
+        by_content: by_content_count,
+        ambiguous,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,6 +622,52 @@ mod tests {
         let links = record_links(&r, &far, &near);
         assert_eq!(links.len(), 1);
         assert_eq!(links[0].far, Uid(5));
+    }
+
+    #[test]
+    fn first_sync_takes_records_then_content_then_names_the_rest() {
+        let r = mbsync_records(&[(1, 1, "S")]);
+        let far: BTreeMap<Uid, Flags> = [
+            (Uid(1), flags("")),
+            (Uid(2), flags("F")),
+            (Uid(3), flags("")),
+        ]
+        .into();
+        let near: BTreeMap<NearKey, Flags> = [
+            (NearKey("a,U=1".into()), flags("S")),
+            (NearKey("b".into()), flags("")),
+            (NearKey("c".into()), flags("")),
+        ]
+        .into();
+        let ev = |uid: u32, id: &str, size: u32| FarEvidence {
+            uid: Uid(uid),
+            message_id: Some(id.into()),
+            size,
+            markers: 0,
+        };
+        let far_ev = vec![ev(1, "one", 10), ev(2, "two", 20), ev(3, "three", 30)];
+        let by_record = record_links(&r, &far, &near);
+        let rest = unrecorded(&near, &by_record);
+        assert_eq!(
+            rest.keys().map(|k| k.0.as_str()).collect::<Vec<_>>(),
+            vec!["b", "c"]
+        );
+        let near_ev = vec![
+            (NearKey("b".into()), Some("two".into()), 20),
+            (NearKey("c".into()), Some("three".into()), 31),
+        ];
+        let done = first_sync(by_record, &far, &near, &far_ev, &near_ev);
+        assert_eq!((done.by_record, done.by_content), (1, 1));
+        // The record link: the recorded base, the server's flags, the evidence's size.
+        assert_eq!(done.links[0].base, flags("S"));
+        assert_eq!(done.links[0].size, 10);
+        // By content the local flags are the base: the server's win.
+        assert_eq!(
+            (done.links[1].far, done.links[1].base.clone()),
+            (Uid(2), flags(""))
+        );
+        assert_eq!(done.ambiguous.len(), 1);
+        assert_eq!(done.ambiguous[0].message_id, "three");
     }
 
     #[test]

@@ -192,6 +192,27 @@ pub fn split_by_size<T: Clone>(
     (keep, large)
 }
 
+/// Splits planned uploads by what the server refused before (`refused`: key → file size then):
+/// a file refused at its current size is not offered again; one whose size changed is offered
+/// and its record is to be cleared. Returns (uploads to try, records to clear).
+pub fn split_refused<V>(
+    uploads: Vec<(NearKey, Flags)>,
+    refused: &BTreeMap<String, (u64, V)>,
+    size_of: impl Fn(&NearKey) -> Option<u64>,
+) -> (Vec<(NearKey, Flags)>, Vec<String>) {
+    let mut keep = Vec::with_capacity(uploads.len());
+    let mut cleared = Vec::new();
+    for (key, flags) in uploads {
+        match (refused.get(&key.0), size_of(&key)) {
+            (Some((size, _)), Some(now)) if *size == now => continue,
+            (Some(_), _) => cleared.push(key.0.clone()),
+            (None, _) => {}
+        }
+        keep.push((key, flags));
+    }
+    (keep, cleared)
+}
+
 /// Deletions below this count never trip the mass-deletion guard (a one-message folder emptied
 /// by hand is not an accident worth stopping for).
 pub const GUARD_MIN_DELETIONS: usize = 3;

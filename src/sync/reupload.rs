@@ -6,7 +6,8 @@
 //! ends, or, without a Message-ID, by the SHA-256 of its bytes (CRLF). Matching is a multiset
 //! match: two identical local messages need two copies on the target.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::model::Uid;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use crate::model::SpecialUse;
 
@@ -138,6 +139,28 @@ impl Comparison {
     }
 }
 
+/// Which push records of a folder no longer stand, given the UIDs the target lists now:
+/// `records` are (local key, target UID when known). A record with a UID is gone when the
+/// listing lacks that UID; when any is, or the folder lists fewer messages than were recorded,
+/// the records without a UID (found present, or uploaded without APPENDUID) are to be checked
+/// again by identity too.
+pub fn gone_records(records: &[(String, Option<u32>)], listed: &BTreeSet<Uid>) -> Vec<String> {
+    let mut gone: Vec<String> = records
+        .iter()
+        .filter(|(_, uid)| matches!(uid, Some(u) if !listed.contains(&Uid(*u))))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !gone.is_empty() || listed.len() < records.len() {
+        gone.extend(
+            records
+                .iter()
+                .filter(|(_, uid)| uid.is_none())
+                .map(|(k, _)| k.clone()),
+        );
+    }
+    gone
+}
+
 /// Compares the identities of a local folder and a target folder.
 pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
     let mut l: HashMap<&Identity, usize> = HashMap::new();
@@ -204,6 +227,26 @@ pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_whose_copies_are_gone_are_checked_again() {
+        let rec = |k: &str, uid: Option<u32>| (k.to_string(), uid);
+        let listed: BTreeSet<Uid> = [Uid(1), Uid(2), Uid(9)].into();
+        // All there: nothing.
+        let all = vec![rec("a", Some(1)), rec("b", Some(2)), rec("p", None)];
+        assert!(gone_records(&all, &listed).is_empty());
+        // UID 3 gone: that record, and the ones without a UID (they cannot be checked by UID).
+        let one_gone = vec![rec("a", Some(1)), rec("c", Some(3)), rec("p", None)];
+        assert_eq!(gone_records(&one_gone, &listed), vec!["c", "p"]);
+        // Fewer listed than recorded: the UID-less records are checked again.
+        let many = vec![
+            rec("p", None),
+            rec("q", None),
+            rec("r", None),
+            rec("s", None),
+        ];
+        assert_eq!(gone_records(&many, &listed).len(), 4);
+    }
 
     #[test]
     fn a_copy_the_server_changed_is_altered_not_missing_and_extra() {

@@ -96,13 +96,7 @@ fn sync_at_home(w: &World, home: &Path) -> String {
         .env("HOME", home)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "sync failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    stdout_ok(out, "sync", &w.dovecot.log())
 }
 
 /// Gives a local file the info letters `letters` (a mail reader's flag change).

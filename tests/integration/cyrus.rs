@@ -53,16 +53,7 @@ impl CyrusWorld {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.arctern(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}):\n{stdout}\n{}\nCyrus:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.cyrus.log()
-        );
-        stdout
+        stdout_ok(self.arctern(args), &format!("{args:?}"), &self.cyrus.log())
     }
 
     fn client(&self, user: &str) -> Client {
@@ -199,14 +190,7 @@ fn pop3_from_cyrus_pulls_once_and_keeps_mail_on_the_server() {
             .arg("sync")
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{text}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            w.cyrus.log()
-        );
-        text
+        stdout_ok(out, "POP3 sync", &w.cyrus.log())
     };
     let out = run();
     assert!(out.contains("+4 ↓"), "{out}");

@@ -151,7 +151,7 @@ pub fn apop_digest(timestamp: &str, password: &str) -> String {
     let mut h = Md5::new();
     h.update(timestamp.as_bytes());
     h.update(password.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::hex(&h.finalize())
 }
 
 /// The SASL PLAIN initial response (RFC 4616), base64: `\0user\0password`.

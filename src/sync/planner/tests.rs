@@ -336,3 +336,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn uploads_refused_before_are_held_back_until_the_file_changes() {
+    let key = |s: &str| NearKey(s.into());
+    let uploads = vec![
+        (key("same"), Flags::new()),
+        (key("changed"), Flags::new()),
+        (key("new"), Flags::new()),
+    ];
+    let refused: BTreeMap<String, (u64, String)> = [
+        ("same".to_string(), (100, "NO too big".to_string())),
+        ("changed".to_string(), (100, "NO too big".to_string())),
+    ]
+    .into();
+    let sizes: BTreeMap<&str, u64> = [("same", 100), ("changed", 90), ("new", 5)].into();
+    let (keep, cleared) = split_refused(uploads, &refused, |k| sizes.get(k.0.as_str()).copied());
+    let kept: Vec<&str> = keep.iter().map(|(k, _)| k.0.as_str()).collect();
+    assert_eq!(kept, vec!["changed", "new"]);
+    assert_eq!(cleared, vec!["changed".to_string()]);
+}

@@ -93,16 +93,7 @@ impl World {
 
     /// Runs `arctern sync` and asserts it succeeded; returns stdout.
     pub fn sync_ok(&self) -> String {
-        let out = self.arctern(&["sync"]);
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "sync failed ({:?}):\n{stdout}\n{}\nserver log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.dovecot.log()
-        );
-        stdout
+        stdout_ok(self.arctern(&["sync"]), "sync", &self.dovecot.log())
     }
 
     /// The local directory of a folder in the default Maildir++ layout.
@@ -114,6 +105,19 @@ impl World {
                 .join(format!(".{}", canonical.replace('/', ".")))
         }
     }
+}
+
+/// Asserts that a run of `what` succeeded (showing its output and `server_log` when not);
+/// returns its stdout.
+pub fn stdout_ok(out: Output, what: &str, server_log: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\n{stdout}\n{}\nserver log:\n{server_log}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+    );
+    stdout
 }
 
 /// A test message with a unique Message-ID.
