@@ -145,6 +145,116 @@ impl FolderName {
     }
 }
 
+/// How one server spells folder names: its hierarchy delimiter and the prefix of its personal
+/// namespace (RFC 2342), such as Courier's `INBOX.`. Local names never show the prefix: a wire
+/// name under it is decoded without it, and every name sent gets it (INBOX excepted, which is
+/// `INBOX` everywhere). Names outside the personal namespace (shared folders) are decoded whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerNames {
+    /// The personal namespace's prefix as the server sends it (modified UTF-7, delimiter
+    /// included: `INBOX.`); empty for none.
+    prefix: String,
+    /// The hierarchy delimiter (`None` for a flat namespace).
+    delimiter: Option<char>,
+}
+
+impl ServerNames {
+    /// Names with a personal namespace prefix (as NAMESPACE gives it) and delimiter. A prefix
+    /// that does not end with the delimiter gets it, as RFC 2342 §5 has every prefix end with
+    /// one when the namespace has a hierarchy.
+    pub fn new(prefix: &str, delimiter: Option<char>) -> ServerNames {
+        let mut prefix = prefix.to_string();
+        if let Some(d) = delimiter
+            && !prefix.is_empty()
+            && !prefix.ends_with(d)
+        {
+            prefix.push(d);
+        }
+        ServerNames { prefix, delimiter }
+    }
+
+    /// Names without a prefix: the delimiter alone.
+    pub fn flat(delimiter: Option<char>) -> ServerNames {
+        ServerNames {
+            prefix: String::new(),
+            delimiter,
+        }
+    }
+
+    /// The hierarchy delimiter.
+    pub fn delimiter(&self) -> Option<char> {
+        self.delimiter
+    }
+
+    /// The personal namespace prefix as sent (`INBOX.`), empty for none.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The rest of `wire` after the personal prefix, when it is under it. `INBOX` as the first
+    /// level is matched in any case (RFC 3501 §5.1).
+    fn strip_prefix<'w>(&self, wire: &'w str) -> Option<&'w str> {
+        if self.prefix.is_empty() {
+            return None;
+        }
+        let n = self.prefix.len();
+        let head = wire.get(..n)?;
+        let same = if self.prefix.len() > 5 && self.prefix[..5].eq_ignore_ascii_case("INBOX") {
+            head[..5].eq_ignore_ascii_case("INBOX") && head[5..] == self.prefix[5..]
+        } else {
+            head == self.prefix
+        };
+        let rest = &wire[n..];
+        (same && !rest.is_empty()).then_some(rest)
+    }
+
+    /// Decodes a wire name from LIST (`entry_delimiter` as that entry gives it; the server's own
+    /// when it gives none): the personal prefix is dropped.
+    pub fn decode(
+        &self,
+        wire: &str,
+        entry_delimiter: Option<char>,
+    ) -> Result<FolderName, NameError> {
+        let delimiter = entry_delimiter.or(self.delimiter);
+        match self.strip_prefix(wire) {
+            Some(rest) => FolderName::from_wire(rest, delimiter),
+            None => FolderName::from_wire(wire, delimiter),
+        }
+    }
+
+    /// True when `wire` lies under the personal prefix (always true without a prefix).
+    pub fn is_personal(&self, wire: &str) -> bool {
+        self.prefix.is_empty()
+            || wire.eq_ignore_ascii_case("INBOX")
+            || self.strip_prefix(wire).is_some()
+    }
+
+    /// The name to send for a canonical name: the personal prefix, then the components joined by
+    /// the delimiter, in modified UTF-7. INBOX stays `INBOX`.
+    pub fn encode(&self, name: &FolderName) -> Result<String, NameError> {
+        let wire = name.to_wire(self.delimiter)?;
+        if name.is_inbox() || self.prefix.is_empty() {
+            return Ok(wire);
+        }
+        Ok(format!("{}{wire}", self.prefix))
+    }
+
+    /// The canonical components of the prefix (`["INBOX"]` for `INBOX.`): where names lived in
+    /// the state of a version that did not strip it.
+    pub fn prefix_components(&self) -> Vec<String> {
+        let trimmed = match self.delimiter {
+            Some(d) => self.prefix.trim_end_matches(d),
+            None => self.prefix.as_str(),
+        };
+        if trimmed.is_empty() {
+            return Vec::new();
+        }
+        FolderName::from_wire(trimmed, self.delimiter)
+            .map(|n| n.components().iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
 fn mutf7_engine() -> GeneralPurpose {
     GeneralPurpose::new(
         &base64::alphabet::IMAP_MUTF7,
@@ -316,6 +426,49 @@ mod tests {
         let dotted = FolderName::parse("v1.2").unwrap();
         assert!(dotted.to_wire(Some('.')).is_err());
         assert_eq!(dotted.to_wire(Some('/')).unwrap(), "v1.2");
+    }
+
+    #[test]
+    fn a_personal_prefix_is_never_shown_and_always_sent() {
+        let courier = ServerNames::new("INBOX.", Some('.'));
+        let d = |w: &str| courier.decode(w, Some('.')).unwrap().to_string();
+        assert_eq!(d("INBOX"), "INBOX");
+        assert_eq!(d("INBOX.Lists.rust"), "Lists/rust");
+        assert_eq!(d("inbox.Sent"), "Sent");
+        assert_eq!(d("INBOX.INBOX.x"), "INBOX/x");
+        assert_eq!(d("INBOX.Entw&APw-rfe"), "Entwürfe");
+        // Outside the personal namespace: whole.
+        assert_eq!(d("#shared.team"), "#shared/team");
+        assert!(!courier.is_personal("#shared.team"));
+        assert!(courier.is_personal("INBOX.a") && courier.is_personal("inbox"));
+        let e = |c: &str| courier.encode(&FolderName::parse(c).unwrap()).unwrap();
+        assert_eq!(e("INBOX"), "INBOX");
+        assert_eq!(e("Lists/rust"), "INBOX.Lists.rust");
+        assert_eq!(e("INBOX/x"), "INBOX.INBOX.x");
+        assert_eq!(e("Entwürfe"), "INBOX.Entw&APw-rfe");
+        assert_eq!(courier.prefix_components(), vec!["INBOX".to_string()]);
+        // A prefix given without its delimiter gets it.
+        assert_eq!(ServerNames::new("INBOX", Some('.')).prefix(), "INBOX.");
+        let plain = ServerNames::flat(Some('/'));
+        assert_eq!(
+            plain.decode("Lists/rust", None).unwrap().as_str(),
+            "Lists/rust"
+        );
+        assert_eq!(
+            plain.encode(&FolderName::parse("a/b").unwrap()).unwrap(),
+            "a/b"
+        );
+        assert!(plain.prefix_components().is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn prefixed_names_round_trip(parts in proptest::collection::vec("[A-Za-z0-9 äöü_-]{1,12}", 1..4), prefix in prop_oneof![Just(""), Just("INBOX."), Just("Mail.")]) {
+            let names = ServerNames::new(prefix, Some('.'));
+            let name = FolderName::from_components(&parts).unwrap();
+            let wire = names.encode(&name).unwrap();
+            prop_assert_eq!(names.decode(&wire, Some('.')).unwrap(), name);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::schedule::Trigger;
 use crate::clock::jitter;
 use crate::config::ImapAccount;
 use crate::engine::DaemonAction;
-use crate::names::{FolderName, FolderPatterns};
+use crate::names::FolderPatterns;
 use crate::store::imap::{self, IdleOutcome, ImapError};
 use crate::sync::backoff::Backoff;
 use std::time::Duration;
@@ -40,17 +40,14 @@ pub async fn idle_folders(
     account: &ImapAccount,
 ) -> Result<(Vec<(String, String)>, Vec<String>), ImapError> {
     let mut conn = login(account).await?;
-    let entries = conn.list().await?;
+    let listed = conn.folders().await?;
     conn.logout().await;
     let idle = FolderPatterns::new(&account.idle);
     let allowed = FolderPatterns::new(&account.folders);
     let mut chosen = Vec::new();
     let mut rest = Vec::new();
-    for e in entries.iter().filter(|e| e.selectable) {
-        let Ok(name) = FolderName::from_wire(&e.wire_name, e.delimiter) else {
-            continue;
-        };
-        if !(idle.selects(&name) && allowed.selects(&name)) {
+    for (name, e) in &listed.by_name {
+        if !(idle.selects(name) && allowed.selects(name)) {
             continue;
         }
         if chosen.len() < MAX_IDLE_FOLDERS {

@@ -254,6 +254,25 @@ impl StateDb {
             })
     }
 
+    /// Renames a folder in the state, with what push and SMTP recorded under its name, in one
+    /// transaction (the folder's local directory was renamed the same way).
+    pub fn rename_folder(&self, old: &str, new: &str) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        for sql in [
+            "UPDATE folders SET name = ?2 WHERE name = ?1",
+            "UPDATE pushed SET folder = ?2 WHERE folder = ?1",
+            "UPDATE smtp_sent SET folder = ?2 WHERE folder = ?1",
+        ] {
+            tx.execute(sql, [old, new])
+                .map_err(self.err("rename folder"))?;
+        }
+        tx.commit().map_err(self.err("commit"))?;
+        Ok(())
+    }
+
     /// Drops a folder and all its rows.
     pub fn forget_folder(&self, folder: i64) -> Result<(), DbError> {
         self.conn

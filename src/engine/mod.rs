@@ -81,27 +81,49 @@ pub async fn sync_account(
     let mut conn = imap::connect(&account.imap, &password).await?;
 
     // Far folders.
-    let entries = conn.list().await?;
-    let mut far: BTreeMap<FolderName, String> = BTreeMap::new();
-    let mut delimiter = None;
-    for entry in &entries {
-        if delimiter.is_none() {
-            delimiter = entry.delimiter;
-        }
-        if !entry.selectable {
-            continue;
-        }
-        match FolderName::from_wire(&entry.wire_name, entry.delimiter) {
-            Ok(name) => {
-                far.insert(name, entry.wire_name.clone());
-            }
-            Err(e) => report.folders.push(FolderReport {
-                folder: entry.wire_name.escape_debug().to_string(),
-                error: Some(format!("server folder skipped: {e}")),
-                ..Default::default()
-            }),
-        }
+    let listed = conn.folders().await?;
+    let names = listed.names;
+    let far: BTreeMap<FolderName, String> = listed
+        .by_name
+        .into_iter()
+        .map(|(name, entry)| (name, entry.wire_name))
+        .collect();
+    for (wire, why) in listed.skipped {
+        report.folders.push(FolderReport {
+            folder: wire,
+            error: Some(format!("server folder skipped: {why}")),
+            ..Default::default()
+        });
     }
+
+    let mut renamed_paths = BTreeMap::new();
+    let known_folders = {
+        let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
+        let renamed = rename_prefixed_folders(
+            account,
+            db,
+            &known_folders,
+            &far_names,
+            &names,
+            options,
+            report,
+        )?;
+        if renamed.is_empty() {
+            known_folders
+        } else if options.dry_run {
+            // Planned as if renamed: the folder at its current path, under its new name.
+            let mut rows = known_folders;
+            for (old, new, from) in renamed {
+                if let Some(row) = rows.iter_mut().find(|r| r.name == old.as_str()) {
+                    row.name = new.to_string();
+                }
+                renamed_paths.insert(new, from);
+            }
+            rows
+        } else {
+            db.folders()?
+        }
+    };
 
     // Near folders.
     let mut near: BTreeSet<FolderName> = if root.exists() {
@@ -126,8 +148,12 @@ pub async fn sync_account(
     let policy = account.policy();
     let patterns = FolderPatterns::new(&account.folders);
     let far_names: BTreeSet<FolderName> = far.keys().cloned().collect();
-    let dry_run_paths =
+    let mut dry_run_paths =
         adopt_foreign_folders(account, &far_names, &mut near, &known, options, report);
+    for (name, from) in renamed_paths {
+        near.insert(name.clone());
+        dry_run_paths.insert(name, from);
+    }
     let actions = plan_folders(&far_names, &near, &known, &patterns, policy);
 
     let mut work: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -200,7 +226,7 @@ pub async fn sync_account(
         account,
         password: &password,
         far: &far,
-        delimiter,
+        names: &names,
         dry_run_paths: &dry_run_paths,
         options,
         progress,
@@ -254,6 +280,94 @@ fn has_subfolders(dir: &std::path::Path) -> bool {
                 && e.file_type().is_ok_and(|t| t.is_dir())
         })
     })
+}
+
+/// Moves the folders an earlier arctern recorded with the server's personal namespace prefix
+/// (`INBOX/Lists` for Courier's `INBOX.Lists`) to their names without it
+/// ([`crate::sync::folders::prefixed_renames`]): local directory and state together, one note
+/// each. A dry run changes nothing and returns what it would rename. Returns (old name, new
+/// name, the directory's current path) for each rename done or planned.
+#[allow(clippy::too_many_arguments)]
+fn rename_prefixed_folders(
+    account: &ImapAccount,
+    db: &StateDb,
+    rows: &[crate::db::FolderRow],
+    far: &BTreeSet<FolderName>,
+    names: &crate::names::ServerNames,
+    options: SyncOptions,
+    report: &mut AccountReport,
+) -> Result<Vec<(FolderName, FolderName, PathBuf)>, Error> {
+    let known: BTreeSet<FolderName> = rows
+        .iter()
+        .filter_map(|f| FolderName::parse(&f.name).ok())
+        .collect();
+    let mut done = Vec::new();
+    for (old, new) in
+        crate::sync::folders::prefixed_renames(&known, far, &names.prefix_components())
+    {
+        let paths = (
+            layout::folder_path(&account.maildir, account.layout, &old),
+            layout::folder_path(&account.maildir, account.layout, &new),
+        );
+        let (Ok(from), Ok(to)) = paths else {
+            continue;
+        };
+        let shown = |p: &std::path::Path| {
+            p.strip_prefix(&account.maildir)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let why = format!(
+            "local names no longer show the server's personal namespace prefix {:?}",
+            names.prefix()
+        );
+        let mut fr = FolderReport {
+            folder: new.to_string(),
+            ..Default::default()
+        };
+        if options.dry_run {
+            fr.planned.push(format!(
+                "rename local folder {} to {} ({why})",
+                shown(&from),
+                shown(&to)
+            ));
+            report.folders.push(fr);
+            done.push((old, new, from));
+            continue;
+        }
+        // In the verbatim layout a child moves with its parent, renamed just before.
+        let moved = if from.exists() && to.exists() {
+            Err(format!("{} exists already", shown(&to)))
+        } else if from.exists() {
+            to.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::rename(&from, &to))
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        match moved {
+            Ok(()) => {
+                db.rename_folder(old.as_str(), new.as_str())?;
+                fr.notes.push(format!(
+                    "renamed local folder {} to {}: {why}; point your mail reader at the new name",
+                    shown(&from),
+                    shown(&to)
+                ));
+                done.push((old, new, from));
+            }
+            Err(e) => {
+                fr.error = Some(format!(
+                    "local folder {} is the server's {new} but could not be renamed to {}: {e}; both are kept, the second synced as the server's folder",
+                    shown(&from),
+                    shown(&to)
+                ));
+            }
+        }
+        report.folders.push(fr);
+    }
+    Ok(done)
 }
 
 /// Renames local folders another tool keeps under another spelling of a server folder's name
@@ -340,7 +454,8 @@ struct Shared<'a> {
     account: &'a ImapAccount,
     password: &'a crate::config::Secret,
     far: &'a BTreeMap<FolderName, String>,
-    delimiter: Option<char>,
+    /// How the server spells folder names (delimiter, personal namespace).
+    names: &'a crate::names::ServerNames,
     /// A dry run's folders that a real run would first rename: planned at their current path.
     dry_run_paths: &'a BTreeMap<FolderName, PathBuf>,
     options: SyncOptions,
@@ -421,7 +536,7 @@ impl Shared<'_> {
             name,
             create,
             self.far.get(name).cloned(),
-            self.delimiter,
+            self.names,
             self.dry_run_paths.get(name),
             self.options,
             self.progress,
@@ -444,7 +559,7 @@ async fn prepare_and_sync(
     name: &FolderName,
     create: Option<Side>,
     wire: Option<String>,
-    delimiter: Option<char>,
+    names: &crate::names::ServerNames,
     dry_run_path: Option<&PathBuf>,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
@@ -457,8 +572,8 @@ async fn prepare_and_sync(
     };
     let wire = match wire {
         Some(w) => w,
-        None => name
-            .to_wire(delimiter)
+        None => names
+            .encode(name)
             .map_err(|e| Error::FolderName(e.to_string()))?,
     };
     match create {

@@ -108,32 +108,24 @@ pub struct ReuploadFolderReport {
 
 /// A target server's folders: canonical name → wire name, and the special-use ones.
 pub(crate) struct TargetListing {
-    delimiter: Option<char>,
+    names: crate::names::ServerNames,
     pub(crate) by_name: BTreeMap<String, String>,
     special: HashMap<SpecialUse, String>,
 }
 
 /// Lists a target server's folders.
 pub(crate) async fn list_target(conn: &mut ImapConn) -> Result<TargetListing, Error> {
-    let entries = conn.list().await?;
+    let listed = conn.folders().await?;
     let mut listing = TargetListing {
-        delimiter: None,
+        names: listed.names,
         by_name: BTreeMap::new(),
         special: HashMap::new(),
     };
-    for e in entries {
-        if listing.delimiter.is_none() {
-            listing.delimiter = e.delimiter;
+    for (name, e) in listed.by_name {
+        if let Some(u) = e.special_use {
+            listing.special.entry(u).or_insert_with(|| name.to_string());
         }
-        if !e.selectable {
-            continue;
-        }
-        if let Ok(name) = FolderName::from_wire(&e.wire_name, e.delimiter) {
-            if let Some(u) = e.special_use {
-                listing.special.entry(u).or_insert_with(|| name.to_string());
-            }
-            listing.by_name.insert(name.to_string(), e.wire_name);
-        }
+        listing.by_name.insert(name.to_string(), e.wire_name);
     }
     Ok(listing)
 }
@@ -375,9 +367,10 @@ async fn reupload_folder(
     let wire = match known {
         Some(w) => w,
         None => {
-            let delimiter = listing.borrow().delimiter;
-            let wire = target_name
-                .to_wire(delimiter)
+            let wire = listing
+                .borrow()
+                .names
+                .encode(&target_name)
                 .map_err(|e| Error::FolderName(format!("target folder {tname:?}: {e}")))?;
             if dry_run {
                 fr.planned = Some(format!(

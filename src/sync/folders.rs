@@ -62,6 +62,39 @@ pub fn foreign_renames(
         .collect()
 }
 
+/// Folders the state records under the server's personal namespace prefix (`INBOX/Lists`, the
+/// name an arctern that did not read NAMESPACE gave Courier's `INBOX.Lists`) that the server
+/// now lists without it: each (recorded name, name without the prefix), shallowest first. Only
+/// when the new name is a server folder the state does not know and the old one is not.
+pub fn prefixed_renames(
+    known: &BTreeSet<FolderName>,
+    far: &BTreeSet<FolderName>,
+    prefix: &[String],
+) -> Vec<(FolderName, FolderName)> {
+    if prefix.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<(FolderName, FolderName)> = known
+        .iter()
+        .filter(|old| !far.contains(*old))
+        .filter_map(|old| {
+            let parts = old.components();
+            let under = parts.len() > prefix.len()
+                && parts
+                    .iter()
+                    .zip(prefix)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b));
+            if !under {
+                return None;
+            }
+            let new = FolderName::from_components(parts.get(prefix.len()..)?).ok()?;
+            (far.contains(&new) && !known.contains(&new)).then(|| (old.clone(), new))
+        })
+        .collect();
+    out.sort_by_key(|(old, _)| old.components().len());
+    out
+}
+
 /// Plans folders from the selected names on each side and the names in the state.
 pub fn plan_folders(
     far: &BTreeSet<FolderName>,
@@ -109,6 +142,34 @@ fn create_or_not(name: &FolderName, side: Side, policy: Policy) -> FolderAction 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_recorded_with_the_personal_prefix_are_renamed_once() {
+        let set = |v: &[&str]| -> BTreeSet<FolderName> {
+            v.iter().map(|n| FolderName::parse(n).unwrap()).collect()
+        };
+        let prefix = vec!["INBOX".to_string()];
+        let known = set(&[
+            "INBOX",
+            "INBOX/Lists",
+            "INBOX/Lists/rust",
+            "INBOX/Old",
+            "Sent",
+        ]);
+        let far = set(&["INBOX", "Lists", "Lists/rust", "Sent", "INBOX/Old", "Old"]);
+        let got = prefixed_renames(&known, &far, &prefix);
+        let want: Vec<(FolderName, FolderName)> =
+            [("INBOX/Lists", "Lists"), ("INBOX/Lists/rust", "Lists/rust")]
+                .iter()
+                .map(|(a, b)| (FolderName::parse(a).unwrap(), FolderName::parse(b).unwrap()))
+                .collect();
+        // INBOX/Old is still on the server: not renamed.
+        assert_eq!(got, want);
+        // After the rename nothing is left to do; without a prefix nothing ever is.
+        let known = set(&["INBOX", "Lists", "Lists/rust", "Sent"]);
+        assert!(prefixed_renames(&known, &far, &prefix).is_empty());
+        assert!(prefixed_renames(&set(&["INBOX/Lists"]), &far, &[]).is_empty());
+    }
     use crate::model::SyncMode;
     use crate::model::policy::ExpungePolicy;
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod adopt;
+mod courier;
 mod cyrus;
 mod daemon;
 mod failures;

@@ -11,6 +11,7 @@
 mod fetch;
 mod idle;
 mod mailbox;
+mod server;
 mod session;
 #[cfg(test)]
 mod transcript_tests;
@@ -278,6 +279,8 @@ pub struct ImapConn {
     qresync: bool,
     /// The certificate the server showed (TLS connections).
     peer_certificate: Option<crate::store::tls::PeerCertificate>,
+    /// The personal namespace's prefix and delimiter, when NAMESPACE gave a non-empty prefix.
+    personal_namespace: Option<(String, Option<char>)>,
 }
 
 /// How errors name a command: its verb and first argument, a quoted mailbox name whole
@@ -420,6 +423,7 @@ impl ImapConn {
             poisoned: false,
             qresync: false,
             peer_certificate: None,
+            personal_namespace: None,
         }
     }
 

@@ -145,6 +145,7 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     let mut conn = ImapConn::new(session, timeout);
     conn.peer_certificate = peer;
     conn.refresh_capabilities().await?;
+    conn.read_namespace().await?;
     if cfg.compress && conn.has("COMPRESS=DEFLATE") {
         conn = conn.compress().await?;
         tracing::info!(host = %cfg.host, "COMPRESS=DEFLATE active");
@@ -258,6 +259,7 @@ impl ImapConn {
             poisoned,
             qresync,
             peer_certificate,
+            personal_namespace,
         } = self;
         let compressed = tokio::time::timeout(
             timeout,
@@ -280,6 +282,7 @@ impl ImapConn {
             poisoned,
             qresync,
             peer_certificate,
+            personal_namespace,
         })
     }
 

@@ -328,3 +328,41 @@ async fn a_refused_create_of_a_mailbox_that_exists_is_not_an_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn namespace_is_read_raw_and_the_connection_goes_on() {
+    // Courier's answer, the prefix sent as a literal (RFC 3501 allows it anywhere a string is).
+    let mut c = conn(
+        "IMAP4rev1 NAMESPACE",
+        vec![
+            step(
+                "NAMESPACE",
+                &[
+                    "* NAMESPACE (({6}",
+                    "INBOX. \".\")) NIL ((\"#shared.\" \".\"))",
+                    "$T OK NAMESPACE completed.",
+                ],
+            ),
+            step("NOOP", &["$T OK noop"]),
+        ],
+    )
+    .await;
+    c.read_namespace().await.unwrap();
+    let names = c.server_names(None);
+    assert_eq!(names.prefix(), "INBOX.");
+    assert_eq!(names.delimiter(), Some('.'));
+    c.run("NOOP").await.unwrap();
+
+    // A refused NAMESPACE leaves names as LIST gives them.
+    let mut c = conn(
+        "IMAP4rev1 NAMESPACE",
+        vec![
+            step("NAMESPACE", &["$T BAD not now"]),
+            step("NOOP", &["$T OK noop"]),
+        ],
+    )
+    .await;
+    c.read_namespace().await.unwrap();
+    assert_eq!(c.server_names(Some('/')).prefix(), "");
+    c.run("NOOP").await.unwrap();
+}

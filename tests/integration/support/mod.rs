@@ -2,6 +2,7 @@
 //! binary, and comparing a Maildir with the server.
 
 pub mod client;
+pub mod courier;
 pub mod cyrus;
 pub mod dovecot;
 pub mod fakepop;
@@ -9,6 +10,7 @@ pub mod fakesmtp;
 pub mod postfix;
 
 pub use client::Client;
+pub use courier::Courier;
 pub use cyrus::Cyrus;
 pub use dovecot::Dovecot;
 
