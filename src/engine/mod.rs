@@ -222,50 +222,77 @@ pub async fn sync_account(
     if conn.is_poisoned() {
         conn = imap::connect(&account.imap, &password).await?;
     }
-    let shared = Shared {
-        account,
-        password: &password,
-        far: &far,
-        names: &names,
-        dry_run_paths: &dry_run_paths,
-        options,
-        progress,
-        queue: std::cell::RefCell::new(work),
-        reports: std::cell::RefCell::new(Vec::new()),
-    };
-    let workers = usize::from(account.connections)
-        .min(shared.queue.borrow().len())
-        .max(1);
     let state_file = config.state_path(&account.name);
-    let (first_done, first_done_rx) = tokio::sync::watch::channel(false);
-    let first = async {
-        shared
-            .worker(Some(conn), Some(db), state_file.clone())
-            .await;
-        let _ = first_done.send(true);
-    };
-    let extra = (1..workers).map(|_| async {
-        let mut first_done = first_done_rx.clone();
-        // Extra connections only once the first has been busy for a while with folders still
-        // waiting: a resync with a few small changes then costs no extra login (which on a
-        // small machine competes with the real work for the CPU), a big pull barely notices.
-        tokio::select! {
-            _ = tokio::time::sleep(EXTRA_CONNECTION_DELAY) => {}
-            _ = first_done.wait_for(|done| *done) => return,
+    let mut far = far;
+    let mut round = 0;
+    loop {
+        let shared = Shared {
+            account,
+            password: &password,
+            far: &far,
+            names: &names,
+            dry_run_paths: &dry_run_paths,
+            options,
+            progress,
+            queue: std::cell::RefCell::new(work),
+            reports: std::cell::RefCell::new(Vec::new()),
+            created_far: std::cell::Cell::new(false),
+        };
+        shared.run(conn, db, &state_file).await;
+        let created_far = shared.created_far.get();
+        report.folders.extend(shared.reports.into_inner());
+        round += 1;
+        if !created_far || options.dry_run || round > 1 {
+            break;
         }
-        if !shared.queue.borrow().is_empty() {
-            shared.worker(None, None, state_file.clone()).await;
+        // Some servers (Cyrus) create the missing parents of a folder they are asked to create,
+        // as real folders: list again and sync those in this run, so that the next one has
+        // nothing to do.
+        // A failure here leaves them to the next run.
+        let relisted = match imap::connect(&account.imap, &password).await {
+            Ok(mut c) => c.folders().await.map(|listed| (c, listed)),
+            Err(e) => Err(e),
+        };
+        let (next_conn, listed) = match relisted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(account = %account.name, "listing again after CREATE failed: {e}");
+                break;
+            }
+        };
+        conn = next_conn;
+        let appeared: BTreeSet<FolderName> = listed
+            .by_name
+            .keys()
+            .filter(|n| !far.contains_key(*n) && !near.contains(*n) && !known.contains(*n))
+            .cloned()
+            .collect();
+        far = listed
+            .by_name
+            .into_iter()
+            .map(|(name, entry)| (name, entry.wire_name))
+            .collect();
+        work = Default::default();
+        let none = BTreeSet::new();
+        for action in plan_folders(&appeared, &none, &none, &patterns, policy) {
+            match action {
+                FolderAction::Create(n, side) => work.push_back((n, Some(side))),
+                FolderAction::NotCreated(n, side) => report.folders.push(FolderReport {
+                    folder: n.to_string(),
+                    notes: vec![format!(
+                        "made by the server with a folder created in it; not created on the {side} side in {:?} mode",
+                        account.sync
+                    )],
+                    ..Default::default()
+                }),
+                _ => {}
+            }
         }
-    });
-    futures_util::future::join(first, futures_util::future::join_all(extra)).await;
-    for (name, _) in shared.queue.borrow_mut().drain(..) {
-        shared.reports.borrow_mut().push(FolderReport {
-            folder: name.to_string(),
-            error: Some("not synced: the connection was lost and could not be reopened".into()),
-            ..Default::default()
-        });
+        if work.is_empty() {
+            conn.logout().await;
+            break;
+        }
     }
-    report.folders.extend(shared.reports.into_inner());
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(())
 }
@@ -462,9 +489,48 @@ struct Shared<'a> {
     progress: &'a indicatif::ProgressBar,
     queue: std::cell::RefCell<std::collections::VecDeque<(FolderName, Option<Side>)>>,
     reports: std::cell::RefCell<Vec<FolderReport>>,
+    /// Set when a folder was created on the server.
+    created_far: std::cell::Cell<bool>,
 }
 
 impl Shared<'_> {
+    /// Syncs the queued folders: the first worker on `conn` and `db`, up to `connections - 1`
+    /// more once it has been busy for [`EXTRA_CONNECTION_DELAY`] with folders still waiting;
+    /// folders left when no connection could be reopened are reported.
+    async fn run(&self, conn: ImapConn, db: &mut StateDb, state_file: &std::path::Path) {
+        let workers = usize::from(self.account.connections)
+            .min(self.queue.borrow().len())
+            .max(1);
+        let (first_done, first_done_rx) = tokio::sync::watch::channel(false);
+        let first = async {
+            self.worker(Some(conn), Some(db), state_file.to_path_buf())
+                .await;
+            let _ = first_done.send(true);
+        };
+        let extra = (1..workers).map(|_| async {
+            let mut first_done = first_done_rx.clone();
+            // Extra connections only once the first has been busy for a while with folders
+            // still waiting: a resync with a few small changes then costs no extra login
+            // (which on a small machine competes with the real work for the CPU), a big pull
+            // barely notices.
+            tokio::select! {
+                _ = tokio::time::sleep(EXTRA_CONNECTION_DELAY) => {}
+                _ = first_done.wait_for(|done| *done) => return,
+            }
+            if !self.queue.borrow().is_empty() {
+                self.worker(None, None, state_file.to_path_buf()).await;
+            }
+        });
+        futures_util::future::join(first, futures_util::future::join_all(extra)).await;
+        for (name, _) in self.queue.borrow_mut().drain(..) {
+            self.reports.borrow_mut().push(FolderReport {
+                folder: name.to_string(),
+                error: Some("not synced: the connection was lost and could not be reopened".into()),
+                ..Default::default()
+            });
+        }
+    }
+
     /// Takes folders off the queue until it is empty; reconnects after a connection error and
     /// stops (leaving the rest to other workers) when that fails.
     async fn worker(&self, conn: Option<ImapConn>, db: Option<&mut StateDb>, state_file: PathBuf) {
@@ -543,9 +609,15 @@ impl Shared<'_> {
             &mut fr,
         )
         .await;
-        if let Err(e) = result {
-            tracing::debug!(account = %account.name, folder = %name, "{e}");
-            fr.error = Some(e.to_string());
+        match result {
+            Err(e) => {
+                tracing::debug!(account = %account.name, folder = %name, "{e}");
+                fr.error = Some(e.to_string());
+            }
+            Ok(()) if create == Some(Side::Far) && !self.options.dry_run => {
+                self.created_far.set(true);
+            }
+            Ok(()) => {}
         }
         fr
     }

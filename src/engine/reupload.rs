@@ -197,13 +197,75 @@ fn imap_of(target: &Target) -> Result<&ImapConfig, Error> {
 }
 
 /// Identity of a local message's bytes (LF on disk; compared with CRLF sizes and hashes).
-fn local_identity(raw: &[u8]) -> (Identity, Vec<u8>) {
+/// A local message as the target would know it.
+struct LocalIdentity {
+    /// Its identity as sent.
+    id: Identity,
+    /// Its identity as a server that normalises line ends stores it, when that differs.
+    stored_as: Option<Identity>,
+    /// Its bytes with CRLF line ends.
+    crlf: Vec<u8>,
+}
+
+fn local_identity(raw: &[u8]) -> LocalIdentity {
     let crlf = eol::lf_to_crlf(raw);
-    let id = match crate::message::message_id(raw) {
-        Some(mid) => Identity::IdSize(mid, crlf.len() as u32),
-        None => Identity::Hash(sha2::Sha256::digest(&crlf).to_vec()),
+    let (id, stored_as) = match crate::message::message_id(raw) {
+        Some(mid) => (
+            Identity::IdSize(mid.clone(), crlf.len() as u32),
+            plan::normalised_size(&crlf).map(|size| Identity::IdSize(mid, size)),
+        ),
+        None => (Identity::Hash(sha2::Sha256::digest(&crlf).to_vec()), None),
     };
-    (id, crlf)
+    LocalIdentity {
+        id,
+        stored_as,
+        crlf,
+    }
+}
+
+/// The header section of a message (up to and including the empty line), or all of it.
+fn header_section(crlf: &[u8]) -> &[u8] {
+    crlf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .and_then(|i| crlf.get(..i.saturating_add(4)))
+        .unwrap_or(crlf)
+}
+
+/// Compares the stored header sections of the target's copies of `at_risk` messages (same
+/// Message-ID and size, header with bytes servers rewrite keeping the size) with the local
+/// ones; each that differs is counted altered in `c`, with how.
+async fn header_changes(
+    conn: &mut ImapConn,
+    evidence: &[Evidence],
+    at_risk: &HashMap<Identity, Vec<u8>>,
+    c: &mut plan::Comparison,
+) -> Result<(), Error> {
+    if at_risk.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<(Uid, Identity)> = evidence
+        .iter()
+        .filter_map(|e| {
+            let id = Identity::IdSize(e.message_id.clone()?, e.size);
+            at_risk.contains_key(&id).then_some((e.uid, id))
+        })
+        .collect();
+    let uids: Vec<Uid> = wanted.iter().map(|(u, _)| *u).collect();
+    let stored = conn.fetch_headers(&uids).await?;
+    let mut seen = HashSet::new();
+    for (uid, id) in wanted {
+        let (Some(sent), Some(got)) = (at_risk.get(&id), stored.get(&uid)) else {
+            continue;
+        };
+        // One local message, one comparison (a duplicated copy is counted as such already).
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let (Some(how), Identity::IdSize(mid, size)) = (plan::header_change(sent, got), &id) {
+            c.header_altered(mid, *size, how);
+        }
+    }
+    Ok(())
 }
 
 /// Identities of the target folder's messages (the selected one): Message-ID and size, and for
@@ -445,18 +507,20 @@ async fn reupload_folder(
         // Each file is read once: its identity, and for messages without a Message-ID the CRLF size
         // whose target copies must be hashed to compare.
         let mut local_ids = Vec::with_capacity(pending.len());
+        let mut stored_as = Vec::with_capacity(pending.len());
         let mut hash_sizes = HashSet::new();
         for m in &pending {
             let raw = md.read(m)?;
-            let (id, crlf) = local_identity(&raw);
-            if matches!(id, Identity::Hash(_)) {
-                hash_sizes.insert(crlf.len() as u32);
+            let local = local_identity(&raw);
+            if matches!(local.id, Identity::Hash(_)) {
+                hash_sizes.insert(local.crlf.len() as u32);
             }
-            local_ids.push(id);
+            local_ids.push(local.id);
+            stored_as.push(local.stored_as);
         }
         let claimed = claimed_uids(&rows);
         let (target_ids, _) = target_identities(conn, sel.exists, &hash_sizes, &claimed).await?;
-        plan::missing_on_target(&local_ids, &target_ids)
+        plan::missing_on_target(&local_ids, &stored_as, &target_ids)
             .into_iter()
             .collect()
     };
@@ -775,21 +839,42 @@ pub async fn verify(
         let (md, near) = local.open_folder(&folder)?;
         let mut local_ids = Vec::with_capacity(near.len());
         let mut hash_sizes = HashSet::new();
+        // Normalised sizes (to say how an altered copy differs), and the header sections
+        // servers may rewrite keeping the size, by identity.
+        let mut normalised: HashMap<(String, u32), u32> = HashMap::new();
+        let mut at_risk: HashMap<Identity, Vec<u8>> = HashMap::new();
         for m in near.values() {
             let raw = md.read(m)?;
-            let (id, crlf) = local_identity(&raw);
-            if matches!(id, Identity::Hash(_)) {
-                hash_sizes.insert(crlf.len() as u32);
+            let local = local_identity(&raw);
+            if matches!(local.id, Identity::Hash(_)) {
+                hash_sizes.insert(local.crlf.len() as u32);
             }
-            local_ids.push(id);
+            if let (Identity::IdSize(mid, size), Some(Identity::IdSize(_, n))) =
+                (&local.id, &local.stored_as)
+            {
+                normalised.insert((mid.clone(), *size), *n);
+            }
+            let header = header_section(&local.crlf);
+            if matches!(local.id, Identity::IdSize(..)) && plan::header_at_risk(header) {
+                at_risk.insert(local.id.clone(), header.to_vec());
+            }
+            local_ids.push(local.id);
         }
         let comparison = match listing.by_name.get(&tname) {
             None => None,
             Some(wire) => {
                 let sel = conn.select(wire).await?;
-                let (ids, _) =
+                let (ids, evidence) =
                     target_identities(&mut conn, sel.exists, &hash_sizes, &HashSet::new()).await?;
-                Some(plan::compare(&local_ids, &ids))
+                let mut c = plan::compare(&local_ids, &ids);
+                for a in &mut c.altered {
+                    if normalised.get(&(a.message_id.clone(), a.local_size)) == Some(&a.target_size)
+                    {
+                        a.how = Some("bare CRs removed or a final CRLF added".into());
+                    }
+                }
+                header_changes(&mut conn, &evidence, &at_risk, &mut c).await?;
+                Some(c)
             }
         };
         out.push(VerifyReport {

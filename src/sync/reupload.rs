@@ -74,20 +74,93 @@ pub fn upload_units<F>(folders: Vec<(F, String, u64)>) -> Vec<(String, Vec<F>)> 
 }
 
 /// Which local messages still need uploading: those whose identity the target does not have
-/// (as many times as they occur locally). Returns the indexes into `local` to upload.
-pub fn missing_on_target(local: &[Identity], target: &[Identity]) -> Vec<usize> {
+/// (as many times as they occur locally). `stored_as[i]`, when given, is the identity the
+/// target would give `local[i]` after normalising it as Courier does ([`normalised_size`]):
+/// a copy in that form is the message too, so a rerun never uploads it again. Returns the
+/// indexes into `local` to upload.
+pub fn missing_on_target(
+    local: &[Identity],
+    stored_as: &[Option<Identity>],
+    target: &[Identity],
+) -> Vec<usize> {
     let mut available: HashMap<&Identity, usize> = HashMap::new();
     for t in target {
         *available.entry(t).or_default() += 1;
     }
     let mut out = Vec::new();
+    let mut unmatched = Vec::new();
     for (i, l) in local.iter().enumerate() {
         match available.get_mut(l) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => unmatched.push(i),
+        }
+    }
+    // Second pass, so that an exact copy is never taken for another message's normalised one.
+    for i in unmatched {
+        match stored_as
+            .get(i)
+            .and_then(Option::as_ref)
+            .and_then(|alt| available.get_mut(alt))
+        {
             Some(n) if *n > 0 => *n -= 1,
             _ => out.push(i),
         }
     }
     out
+}
+
+/// The size of a message (CRLF line ends) as a server that normalises what it stores keeps
+/// it: every bare CR removed and a final CRLF added when the last line has none (Courier-IMAP
+/// 5.0 does both). `None` when that is the size it already has.
+pub fn normalised_size(crlf: &[u8]) -> Option<u32> {
+    let bare_crs = crlf
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\r' && crlf.get(i.saturating_add(1)) != Some(&b'\n'))
+        .count();
+    let without = crlf.len().saturating_sub(bare_crs);
+    let ends_open = !crlf.is_empty() && !crlf.ends_with(b"\r\n") && !crlf.ends_with(b"\n");
+    let size = if ends_open {
+        without.saturating_add(2)
+    } else {
+        without
+    };
+    (size != crlf.len())
+        .then(|| u32::try_from(size).ok())
+        .flatten()
+}
+
+/// How a header section a server stored (`stored`) differs from the one sent (`sent`), or
+/// `None` when they are the same. Cyrus stores raw 8-bit header bytes as `X`, keeping the size.
+pub fn header_change(sent: &[u8], stored: &[u8]) -> Option<String> {
+    if sent == stored {
+        return None;
+    }
+    if sent.len() != stored.len() {
+        return Some(format!(
+            "header section stored {} byte(s) instead of {}",
+            stored.len(),
+            sent.len()
+        ));
+    }
+    let changed: Vec<(u8, u8)> = sent
+        .iter()
+        .zip(stored)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    let as_x = changed.iter().all(|(a, b)| *a >= 0x80 && *b == b'X');
+    Some(if as_x {
+        format!("{} raw 8-bit header byte(s) replaced by X", changed.len())
+    } else {
+        format!("{} header byte(s) changed", changed.len())
+    })
+}
+
+/// True when a header section holds bytes servers are known to rewrite without changing the
+/// size (raw 8-bit bytes, NUL): only such messages have their stored header compared.
+pub fn header_at_risk(header: &[u8]) -> bool {
+    header.iter().any(|b| *b >= 0x80 || *b == 0)
 }
 
 /// How a local folder and its target folder compare.
@@ -116,22 +189,41 @@ pub struct Altered {
     pub local_size: u32,
     /// Size of the target's copy.
     pub target_size: u32,
+    /// What changed, when known (`bare CRs removed or a final CRLF added`, `3 raw 8-bit header
+    /// byte(s) replaced by X`).
+    pub how: Option<String>,
 }
 
 impl Altered {
     /// How the copy differs, for people: `<id> stored 2 bytes longer`.
     pub fn describe(&self) -> String {
         let d = i64::from(self.target_size) - i64::from(self.local_size);
-        let how = if d > 0 { "longer" } else { "shorter" };
-        format!(
-            "<{}> stored {} byte(s) {how}",
-            self.message_id,
-            d.unsigned_abs()
-        )
+        let size = match d {
+            0 => None,
+            d if d > 0 => Some(format!("stored {} byte(s) longer", d.unsigned_abs())),
+            d => Some(format!("stored {} byte(s) shorter", d.unsigned_abs())),
+        };
+        match (size, &self.how) {
+            (Some(size), Some(how)) => format!("<{}> {size}: {how}", self.message_id),
+            (Some(size), None) => format!("<{}> {size}", self.message_id),
+            (None, Some(how)) => format!("<{}> stored with {how}", self.message_id),
+            (None, None) => format!("<{}> stored changed", self.message_id),
+        }
     }
 }
 
 impl Comparison {
+    /// Counts a matched message as altered: its stored header differs though its size does not.
+    pub fn header_altered(&mut self, message_id: &str, size: u32, how: String) {
+        self.matched = self.matched.saturating_sub(1);
+        self.altered.push(Altered {
+            message_id: message_id.to_string(),
+            local_size: size,
+            target_size: size,
+            how: Some(how),
+        });
+    }
+
     /// True when the target holds exactly the local messages (altered copies count as held:
     /// the server changed them as it stores everything, see [`Comparison::altered`]).
     pub fn is_match(&self) -> bool {
@@ -216,6 +308,7 @@ pub fn compare(local: &[Identity], target: &[Identity]) -> Comparison {
                 message_id: mid.to_string(),
                 local_size: ls,
                 target_size: ts,
+                how: None,
             });
             c.missing = c.missing.saturating_sub(1);
             c.extra = c.extra.saturating_sub(1);
@@ -265,7 +358,8 @@ mod tests {
             vec![Altered {
                 message_id: "b".into(),
                 local_size: 200,
-                target_size: 202
+                target_size: 202,
+                how: None,
             }]
         );
         assert_eq!(c.altered[0].describe(), "<b> stored 2 byte(s) longer");
@@ -325,7 +419,39 @@ mod tests {
     fn missing_counts_multiplicity() {
         let local = vec![id("a", 1), id("a", 1), id("b", 2), Identity::Hash(vec![1])];
         let target = vec![id("a", 1), id("b", 3), Identity::Hash(vec![1])];
-        assert_eq!(missing_on_target(&local, &target), vec![1, 2]);
+        assert_eq!(missing_on_target(&local, &[], &target), vec![1, 2]);
+        // b stored normalised (size 3) is b.
+        let alt = vec![None, None, Some(id("b", 3)), None];
+        assert_eq!(missing_on_target(&local, &alt, &target), vec![1]);
+    }
+
+    #[test]
+    fn what_servers_change_is_named() {
+        assert_eq!(normalised_size(b"a\r\nb\r\n"), None);
+        assert_eq!(normalised_size(b"a\r\nb"), Some(6));
+        assert_eq!(normalised_size(b"a\rb\r\n"), Some(4));
+        assert_eq!(normalised_size(b"a\rb"), Some(4));
+        assert_eq!(header_change(b"Subject: x\r\n", b"Subject: x\r\n"), None);
+        assert_eq!(
+            header_change("Subject: Grüße\r\n".as_bytes(), b"Subject: GrXXXXe\r\n").unwrap(),
+            "4 raw 8-bit header byte(s) replaced by X"
+        );
+        assert_eq!(
+            header_change(b"Subject: a\r\n", b"Subject: b\r\n").unwrap(),
+            "1 header byte(s) changed"
+        );
+        assert!(header_at_risk("Subject: Grüße".as_bytes()));
+        assert!(!header_at_risk(b"Subject: plain"));
+        let mut c = Comparison {
+            matched: 2,
+            ..Default::default()
+        };
+        c.header_altered("m", 10, "3 raw 8-bit header byte(s) replaced by X".into());
+        assert_eq!(c.matched, 1);
+        assert_eq!(
+            c.altered[0].describe(),
+            "<m> stored with 3 raw 8-bit header byte(s) replaced by X"
+        );
     }
 
     #[test]
@@ -357,10 +483,10 @@ mod tests {
         ) {
             let l: Vec<Identity> = local.iter().map(|n| id(&n.to_string(), 1)).collect();
             let mut t: Vec<Identity> = target.iter().map(|n| id(&n.to_string(), 1)).collect();
-            for i in missing_on_target(&l, &t) {
+            for i in missing_on_target(&l, &[], &t) {
                 t.push(l[i].clone());
             }
-            prop_assert!(missing_on_target(&l, &t).is_empty());
+            prop_assert!(missing_on_target(&l, &[], &t).is_empty());
             prop_assert_eq!(compare(&l, &t).missing, 0);
         }
     }

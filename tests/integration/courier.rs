@@ -295,3 +295,42 @@ fn dovecot_with_the_inbox_prefix_is_mirrored_without_it() {
     let out = w.sync_ok();
     assert!(out.contains(QUIET), "{out}");
 }
+
+#[test]
+fn courier_normalising_line_ends_is_reported_and_never_uploaded_twice() {
+    let w = CourierWorld::new();
+    make_maildir(&w.maildir);
+    // A bare CR inside, no newline at the end: Courier removes the one and adds the other.
+    std::fs::write(
+        w.maildir.join("cur/1700000000.odd.host:2,S"),
+        b"From: a@example.org\nSubject: odd\nMessage-ID: <odd.1@test.arctern>\n\nline\rwith a CR\nno end",
+    )
+    .unwrap();
+    write_local(
+        &w.maildir,
+        "1700000000.ok.host",
+        &message(1, "INBOX", 500),
+        "S",
+    );
+    let out = w.ok(&["push", "c", "--to", "courier"]);
+    assert!(out.contains("+2 ↑"), "{out}");
+    let out = w.ok(&["verify", "c", "--to", "courier"]);
+    assert!(
+        out.contains(
+            "<odd.1@test.arctern> stored 1 byte(s) longer: bare CRs removed or a final CRLF added"
+        ),
+        "{out}"
+    );
+    // Another target on the same account has no records: the copies are recognised, also the
+    // normalised one, and nothing is uploaded again.
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let again =
+        text[text.find("[targets.courier]").unwrap()..].replace("targets.courier", "targets.again");
+    std::fs::write(&w.config, format!("{text}\n{again}")).unwrap();
+    let out = w.ok(&["push", "c", "--to", "again"]);
+    assert!(
+        out.contains("+0 ↑") && out.contains("2 already there"),
+        "{out}"
+    );
+    assert_eq!(w.client("bob").messages("INBOX").len(), 2);
+}

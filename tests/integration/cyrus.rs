@@ -205,3 +205,79 @@ fn pop3_from_cyrus_pulls_once_and_keeps_mail_on_the_server() {
     assert!(out.contains("+1 ↓"), "{out}");
     assert_eq!(c.messages("INBOX").len(), 5, "kept on the server");
 }
+
+#[test]
+fn parents_cyrus_creates_with_a_folder_are_synced_in_the_same_run() {
+    let w = CyrusWorld::new(None);
+    // Only the child exists locally; Cyrus makes Projects real when asked for Projects/2024.
+    local_folder(&w.maildir, "Projects/2024", 0..2, 500);
+    let out = w.ok(&["sync"]);
+    assert!(out.contains("+2 ↑"), "{out}");
+    let mut c = w.client("alice");
+    assert!(
+        c.folders().iter().any(|f| f == "Projects"),
+        "{:?}",
+        c.folders()
+    );
+    assert!(w.dir("Projects").join("cur").is_dir(), "{out}");
+    let out = w.ok(&["sync"]);
+    assert!(out.contains(QUIET), "one sync was enough: {out}");
+}
+
+#[test]
+fn cyrus_rewriting_8bit_headers_is_reported_by_verify_and_a_nul_message_refused_once() {
+    let w = CyrusWorld::new(Some("bob"));
+    make_maildir(&w.maildir);
+    // Raw UTF-8 in a header (no RFC 2047 encoding), as many mailers still send.
+    let eight = b"From: J\xc3\xbcrgen <j@example.org>\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\nMessage-ID: <8bit.1@test.arctern>\r\n\r\nbody\r\n";
+    write_local(&w.maildir, "1700000000.eight.host", eight, "S");
+    write_local(
+        &w.maildir,
+        "1700000000.plain.host",
+        &message(1, "INBOX", 600),
+        "S",
+    );
+    let out = w.ok(&["push", "c", "--to", "cyrus"]);
+    assert!(out.contains("+2 ↑"), "{out}");
+    let stored = w.client("bob").messages("INBOX");
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.body.windows(11).any(|x| x == b"JXXrgen <j@")),
+        "Cyrus stores raw 8-bit header bytes as X"
+    );
+    let out = w.ok(&["verify", "c", "--to", "cyrus"]);
+    assert!(
+        out.contains("<8bit.1@test.arctern> stored with 6 raw 8-bit header byte(s) replaced by X"),
+        "{out}"
+    );
+    let json = w.ok(&["verify", "c", "--to", "cyrus", "--json"]);
+    assert!(json.contains("replaced by X"), "{json}");
+    // A rerun uploads nothing: the altered copy is the message.
+    let out = w.ok(&["push", "c", "--to", "cyrus"]);
+    assert!(out.contains("+0 ↑"), "{out}");
+
+    // Two-way sync: Cyrus refuses a message containing NUL; said once, later syncs succeed.
+    write_local(
+        &w.maildir,
+        "1700000000.nul.host",
+        b"From: a@example.org\r\nSubject: nul\r\nMessage-ID: <nul.1@test.arctern>\r\n\r\nbefore\0after\r\n",
+        "S",
+    );
+    let first = Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(&w.config)
+        .arg("sync")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&first.stderr).to_string();
+    assert_eq!(first.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("upload of 1700000000.nul.host refused")
+            && stderr.contains("not offered again"),
+        "{stderr}"
+    );
+    let out = w.ok(&["sync"]);
+    assert!(out.contains("+0 ↓ +0 ↑"), "{out}");
+    assert_eq!(w.client("alice").messages("INBOX").len(), 2);
+}

@@ -127,6 +127,33 @@ impl ImapConn {
         Ok(out)
     }
 
+    /// The header sections (`BODY.PEEK[HEADER]`, CRLF as stored) of the messages with UIDs in
+    /// `uids` that the server reports.
+    pub async fn fetch_headers(
+        &mut self,
+        uids: &[Uid],
+    ) -> Result<BTreeMap<Uid, Vec<u8>>, ImapError> {
+        let mut out = BTreeMap::new();
+        for set in uid_sets(uids, 200) {
+            self.run_with(&format!("UID FETCH {set} (UID BODY.PEEK[HEADER])"), |r| {
+                if let Response::Fetch(_, attrs) = r
+                    && let Some(uid) = uid_of(attrs)
+                    && let Some(data) = attrs.iter().find_map(|a| match a {
+                        AttributeValue::BodySection { data, .. } => {
+                            Some(data.as_deref().unwrap_or(b""))
+                        }
+                        _ => None,
+                    })
+                {
+                    out.insert(uid, data.to_vec());
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(out)
+    }
+
     /// RFC822.SIZE of the messages with UIDs in `uids` (those the server reports). Asked before
     /// downloading when the account has a `max_size`, so an oversized message is never fetched.
     pub async fn fetch_sizes(&mut self, uids: &[Uid]) -> Result<BTreeMap<Uid, u32>, ImapError> {
