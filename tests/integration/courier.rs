@@ -334,3 +334,58 @@ fn courier_normalising_line_ends_is_reported_and_never_uploaded_twice() {
     );
     assert_eq!(w.client("bob").messages("INBOX").len(), 2);
 }
+
+#[test]
+fn migration_from_cyrus_to_courier_verifies_and_reruns_upload_nothing() {
+    let w = CourierWorld::new();
+    let cyrus = Cyrus::start();
+    cyrus.add_user("carol");
+    let mut src = Client::connect(cyrus.imap_port, "carol");
+    src.create("Archive/2023");
+    for n in 0..3 {
+        src.append("INBOX", &message(n, "INBOX", 700), "\\Seen");
+        src.append("Archive/2023", &message(10 + n, "Archive/2023", 1500), "");
+    }
+    src.append("Archive", &message(20, "Archive", 400), "\\Flagged");
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let target = &text[text.find("[targets.courier]").unwrap()..];
+    let config = w.local.path().join("cyrus-to-courier.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{d}/state-m\"\n[accounts.m]\nmaildir = \"{d}/FromCyrus\"\n[accounts.m.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"carol\"\npassword = \"secret\"\ntimeout_seconds = 20\n\n{target}",
+            cyrus.imap_port,
+            d = w.local.path().display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        stdout_ok(
+            out,
+            &format!("{args:?}"),
+            &format!("{}\n{}", cyrus.log(), w.courier.log()),
+        )
+    };
+    let out = run(&["migrate", "m", "--to", "courier"]);
+    assert!(out.contains("+7 ↑"), "{out}");
+    let mut bob = w.client("bob");
+    assert_eq!(bob.messages("INBOX.Archive.2023").len(), 3);
+    let flagged: Vec<_> = bob.messages("INBOX.Archive");
+    assert!(flagged.len() == 1 && flagged[0].flags.contains("\\Flagged"));
+    let out = run(&["verify", "m", "--to", "courier"]);
+    assert!(
+        out.contains("the target holds exactly the local messages"),
+        "{out}"
+    );
+    let out = run(&["migrate", "m", "--to", "courier"]);
+    assert!(
+        out.contains("+0 ↑") && out.contains("7 pushed before"),
+        "{out}"
+    );
+}

@@ -346,3 +346,109 @@ fn implicit_tls_against_a_plain_text_port_says_what_to_change() {
         "{err}"
     );
 }
+
+/// An account config for `user` at 127.0.0.1:`port` with these TLS lines.
+fn tls_config(dir: &std::path::Path, port: u16, user: &str, tls: &str) -> std::path::PathBuf {
+    let config = dir.join(format!("{user}-{port}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{d}/state-{port}\"\n[accounts.t]\nmaildir = \"{d}/Mail-{port}\"\n[accounts.t.imap]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"secret\"\ntimeout_seconds = 20\n{tls}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn run(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, fingerprint, spki) = self_signed(certs.path(), false);
+    let (cert, key) = (std::path::Path::new(&cert), std::path::Path::new(&key));
+    let local = tempfile::tempdir().unwrap();
+
+    // Cyrus: implicit TLS with the certificate as ca_file, STARTTLS pinned by public key.
+    let cyrus = Cyrus::start_tls(cert, key);
+    cyrus.add_user("alice");
+    let mut c = Client::connect(cyrus.imap_port, "alice");
+    c.append("INBOX", &message(1, "INBOX", 300), "");
+    let implicit = tls_config(
+        local.path(),
+        cyrus.imaps_port,
+        "alice",
+        &format!("tls = \"implicit\"\nca_file = \"{}\"", cert.display()),
+    );
+    let out = run(&implicit, &["check"]);
+    let text = stdout_ok(out, "check (Cyrus, ca_file)", &cyrus.log());
+    assert!(
+        text.contains(&format!("certificate sha256:{fingerprint}")),
+        "{text}"
+    );
+    stdout_ok(
+        run(&implicit, &["sync"]),
+        "sync (Cyrus, implicit TLS)",
+        &cyrus.log(),
+    );
+    let starttls = tls_config(
+        local.path(),
+        cyrus.imap_port,
+        "alice",
+        &format!("tls = \"starttls\"\ntls_pin = [\"spki-sha256:{spki}\"]"),
+    );
+    stdout_ok(
+        run(&starttls, &["sync"]),
+        "sync (Cyrus, STARTTLS, pinned)",
+        &cyrus.log(),
+    );
+    // Without either: refused, exit 4.
+    let bare = tls_config(
+        local.path(),
+        cyrus.imaps_port,
+        "alice",
+        "tls = \"implicit\"",
+    );
+    assert_eq!(run(&bare, &["check"]).status.code(), Some(4));
+
+    // Courier: STARTTLS, pinned by the certificate's fingerprint; a wrong pin is refused.
+    let courier = Courier::start_tls(&["bob"], cert, key);
+    let pinned = tls_config(
+        local.path(),
+        courier.imap_port,
+        "bob",
+        &format!("tls = \"starttls\"\ntls_pin = [\"sha256:{fingerprint}\"]"),
+    );
+    let text = stdout_ok(
+        run(&pinned, &["check"]),
+        "check (Courier, pinned)",
+        &courier.log(),
+    );
+    assert!(text.contains("IMAP4REV1"), "{text}");
+    stdout_ok(
+        run(&pinned, &["sync"]),
+        "sync (Courier, STARTTLS)",
+        &courier.log(),
+    );
+    let wrong = tls_config(
+        local.path(),
+        courier.imap_port,
+        "bob",
+        "tls = \"starttls\"\ntls_pin = [\"sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\"]",
+    );
+    let out = run(&wrong, &["check"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&fingerprint.replace(':', "").to_lowercase()) || err.contains(&fingerprint),
+        "{err}"
+    );
+}

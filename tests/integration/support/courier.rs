@@ -29,7 +29,20 @@ mount --bind "$R/usr/lib/courier-authlib" /usr/lib/courier-authlib
 LIB="$R/usr/lib:$R/usr/lib/x86_64-linux-gnu"
 env -i LD_LIBRARY_PATH="$LIB" "$R/usr/lib/courier/courier-authlib/authdaemond" > "$T/authdaemond.log" 2>&1 &
 echo $! >> "$T/pids"
-env -i LD_LIBRARY_PATH="$LIB" \
+TLS=""
+if [ -f "$T/imapd.pem" ]; then
+  # imaplogin hands the TLS to couriertls as the user "courier" (Debian's courier-base makes
+  # one): an unprivileged one, in this namespace's own /etc/passwd and /etc/group only.
+  if ! getent passwd courier > /dev/null; then
+    cp /etc/passwd "$T/passwd"; cp /etc/group "$T/group"
+    echo "courier:x:65534:65534:courier:/nonexistent:/usr/sbin/nologin" >> "$T/passwd"
+    echo "courier:x:65534:" >> "$T/group"
+    mount --bind "$T/passwd" /etc/passwd
+    mount --bind "$T/group" /etc/group
+  fi
+  TLS="IMAP_STARTTLS=YES IMAP_TLS_REQUIRED=0 COURIERTLS=$R/usr/bin/couriertls TLS_CERTFILE=$T/imapd.pem TLS_VERIFYPEER=NONE"
+fi
+env -i LD_LIBRARY_PATH="$LIB" $TLS \
   IMAP_CAPABILITY="IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE" \
   IMAP_KEYWORDS=1 IMAP_ACL=1 IMAP_IDLE_TIMEOUT=5 IMAP_MAILBOX_SANITY_CHECK=1 IMAP_USELOCKS=1 \
   IMAP_ENHANCEDIDLE=0 IMAP_TRASHFOLDERNAME=Trash IMAP_EMPTYTRASH= IMAP_UMASK=022 MAILDIRPATH=Maildir \
@@ -60,6 +73,15 @@ pub struct Courier {
 impl Courier {
     /// Starts one with the given mail users (password "secret"), each with an empty Maildir.
     pub fn start(users: &[&str]) -> Courier {
+        Courier::start_with(users, None)
+    }
+
+    /// Starts one that offers STARTTLS on its IMAP port with this certificate and key (PEM).
+    pub fn start_tls(users: &[&str], cert: &Path, key: &Path) -> Courier {
+        Courier::start_with(users, Some((cert, key)))
+    }
+
+    fn start_with(users: &[&str], tls: Option<(&Path, &Path)>) -> Courier {
         let root = server_root();
         assert!(
             root.join("usr/bin/imapd").is_file(),
@@ -80,6 +102,17 @@ impl Courier {
         )
         .unwrap();
         std::fs::write(dir.join("start.sh"), START).unwrap();
+        if let Some((cert, key)) = tls {
+            // couriertls reads key and certificate from one file.
+            let mut pem = std::fs::read(key).unwrap();
+            pem.extend(std::fs::read(cert).unwrap());
+            std::fs::write(dir.join("imapd.pem"), pem).unwrap();
+            // Read by couriertls as the unprivileged "courier".
+            use std::os::unix::fs::PermissionsExt;
+            for (path, mode) in [(dir.join("imapd.pem"), 0o644), (dir.clone(), 0o755)] {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
         let lib = format!(
             "{}:{}",
             root.join("usr/lib").display(),

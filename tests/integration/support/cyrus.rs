@@ -3,7 +3,7 @@
 //! unprivileged user (arctern-test when the tests run as root), stopped by PID on drop.
 
 use super::{free_port, stop_by_pid, wait_for_master};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn server_root() -> PathBuf {
@@ -20,6 +20,8 @@ pub struct Cyrus {
     pub imap_port: u16,
     /// POP3 port.
     pub pop3_port: u16,
+    /// Implicit-TLS IMAP port (only when started with a certificate).
+    pub imaps_port: u16,
     pid: Option<u32>,
     /// The process we spawned (`master`, or `runuser` running it), reaped on drop.
     child: Option<std::process::Child>,
@@ -34,6 +36,16 @@ fn as_root() -> bool {
 impl Cyrus {
     /// Starts one (IMAP with IDLE, POP3), with the admin `cyrusadm` and no users.
     pub fn start() -> Cyrus {
+        Cyrus::start_with(None)
+    }
+
+    /// Starts one that also serves implicit TLS on `imaps_port` and STARTTLS on the plain port,
+    /// with this certificate and key (PEM files).
+    pub fn start_tls(cert: &Path, key: &Path) -> Cyrus {
+        Cyrus::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Cyrus {
         let root = server_root();
         let bin = root.join("usr/lib/cyrus/bin");
         assert!(
@@ -61,7 +73,7 @@ impl Cyrus {
         ] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        let (imap_port, pop3_port) = (free_port(), free_port());
+        let (imap_port, pop3_port, imaps_port) = (free_port(), free_port(), free_port());
         let user = if as_root() {
             "arctern-test".to_string()
         } else {
@@ -77,11 +89,26 @@ impl Cyrus {
              syslog_prefix: arctern-cyrus\nidlesocket: {d}/conf/socket/idle\nservername: localhost\n\
              popminpoll: 0\n"
         );
+        let conf = match tls {
+            Some((cert, key)) => {
+                std::fs::copy(cert, dir.join("server.crt")).unwrap();
+                std::fs::copy(key, dir.join("server.key")).unwrap();
+                format!("{conf}tls_server_cert: {d}/server.crt\ntls_server_key: {d}/server.key\n")
+            }
+            None => conf,
+        };
         std::fs::write(dir.join("imapd.conf"), conf).unwrap();
         let b = bin.display();
+        let imaps = if tls.is_some() {
+            format!(
+                "  imaps cmd=\"{b}/imapd -s -C {d}/imapd.conf\" listen=\"127.0.0.1:{imaps_port}\" prefork=0\n"
+            )
+        } else {
+            String::new()
+        };
         let services = format!(
             "START {{\n}}\nSERVICES {{\n  imap cmd=\"{b}/imapd -C {d}/imapd.conf\" listen=\"127.0.0.1:{imap_port}\" prefork=0\n  \
-             pop3 cmd=\"{b}/pop3d -C {d}/imapd.conf\" listen=\"127.0.0.1:{pop3_port}\" prefork=0\n}}\n\
+             pop3 cmd=\"{b}/pop3d -C {d}/imapd.conf\" listen=\"127.0.0.1:{pop3_port}\" prefork=0\n{imaps}}}\n\
              EVENTS {{\n}}\nDAEMON {{\n  idled cmd=\"{b}/idled -C {d}/imapd.conf\"\n}}\n"
         );
         std::fs::write(dir.join("cyrus.conf"), services).unwrap();
@@ -89,6 +116,7 @@ impl Cyrus {
             dir,
             imap_port,
             pop3_port,
+            imaps_port,
             pid: None,
             child: None,
             _tmp: tmp,
