@@ -108,6 +108,14 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
                     account.name, cfg.host, cfg.port, cfg.user
                 );
                 println!("{}: capabilities: {}", account.name, caps.join(" "));
+                let names = conn.server_names(None);
+                if !names.prefix().is_empty() {
+                    println!(
+                        "{}: personal folders under {:?} (local folder names leave it out)",
+                        account.name,
+                        names.prefix()
+                    );
+                }
                 if let Some(cert) = conn.peer_certificate() {
                     // Both forms `tls_pin` takes, ready to copy.
                     println!("{}: certificate {}", account.name, cert.sha256_pin());

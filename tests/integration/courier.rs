@@ -100,6 +100,11 @@ fn courier_folders_lose_the_namespace_prefix_locally_and_get_it_on_the_server() 
             "\\Seen",
         );
     }
+    let out = w.ok(&["check"]);
+    assert!(
+        out.contains("personal folders under \"INBOX.\" (local folder names leave it out)"),
+        "{out}"
+    );
     let out = w.ok(&["sync"]);
     assert!(out.contains("+8 ↓"), "{out}");
     assert_eq!(
