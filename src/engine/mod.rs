@@ -309,6 +309,25 @@ fn has_subfolders(dir: &std::path::Path) -> bool {
     })
 }
 
+/// The local directories of a folder renamed from `old` to `new`.
+fn rename_paths(
+    account: &ImapAccount,
+    old: &FolderName,
+    new: &FolderName,
+) -> Option<(PathBuf, PathBuf)> {
+    let from = layout::folder_path(&account.maildir, account.layout, old).ok()?;
+    let to = layout::folder_path(&account.maildir, account.layout, new).ok()?;
+    Some((from, to))
+}
+
+/// A path as notes show it: relative to the account's Maildir root.
+fn shown_in_maildir(account: &ImapAccount, p: &std::path::Path) -> String {
+    p.strip_prefix(&account.maildir)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Moves the folders an earlier arctern recorded with the server's personal namespace prefix
 /// (`INBOX/Lists` for Courier's `INBOX.Lists`) to their names without it
 /// ([`crate::sync::folders::prefixed_renames`]): local directory and state together, one note
@@ -332,19 +351,10 @@ fn rename_prefixed_folders(
     for (old, new) in
         crate::sync::folders::prefixed_renames(&known, far, &names.prefix_components())
     {
-        let paths = (
-            layout::folder_path(&account.maildir, account.layout, &old),
-            layout::folder_path(&account.maildir, account.layout, &new),
-        );
-        let (Ok(from), Ok(to)) = paths else {
+        let Some((from, to)) = rename_paths(account, &old, &new) else {
             continue;
         };
-        let shown = |p: &std::path::Path| {
-            p.strip_prefix(&account.maildir)
-                .unwrap_or(p)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let shown = |p: &std::path::Path| shown_in_maildir(account, p);
         let why = format!(
             "local names no longer show the server's personal namespace prefix {:?}",
             names.prefix()
@@ -418,11 +428,7 @@ fn adopt_foreign_folders(
     }
     let flat_dots = !account.layout.is_maildir_plus_plus();
     for (old, new) in crate::sync::folders::foreign_renames(far, near, known, flat_dots) {
-        let paths = (
-            layout::folder_path(&account.maildir, account.layout, &old),
-            layout::folder_path(&account.maildir, account.layout, &new),
-        );
-        let (Ok(from), Ok(to)) = paths else {
+        let Some((from, to)) = rename_paths(account, &old, &new) else {
             continue;
         };
         // Verbatim nests folders inside each other: only a top-level folder with no folders
@@ -432,13 +438,10 @@ fn adopt_foreign_folders(
         {
             continue;
         }
-        let shown = |p: &std::path::Path| {
-            p.strip_prefix(&account.maildir)
-                .unwrap_or(p)
-                .to_string_lossy()
-                .into_owned()
-        };
-        let (from_name, to_name) = (shown(&from), shown(&to));
+        let (from_name, to_name) = (
+            shown_in_maildir(account, &from),
+            shown_in_maildir(account, &to),
+        );
         let mut fr = FolderReport {
             folder: new.to_string(),
             ..Default::default()

@@ -7,7 +7,6 @@
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const QUIET: &str = "+0 ↓ +0 ↑ flags 0 ↓ 0 ↑ deleted 0 ↓ 0 ↑";
 
@@ -42,13 +41,11 @@ impl CourierWorld {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        stdout_ok(out, &format!("{args:?}"), &self.courier.log())
+        stdout_ok(
+            arctern_with(&self.config, args),
+            &format!("{args:?}"),
+            &self.courier.log(),
+        )
     }
 
     fn client(&self, user: &str) -> Client {
@@ -241,25 +238,13 @@ fn pop3_from_courier_pulls_and_keeps_mail_and_says_login_delay_once() {
         c.append("INBOX", &message(n, "INBOX", 700), "");
     }
     let pop = w.config.with_file_name("pop.toml");
-    std::fs::write(
+    write_pop3_config(
         &pop,
-        format!(
-            "state_dir = \"{}\"\n[accounts.p]\nmaildir = \"{}\"\n[accounts.p.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
-            w.local.path().join("pop-state").display(),
-            w.local.path().join("PopMail").display(),
-            w.courier.pop3_port
-        ),
-    )
-    .unwrap();
-    let run = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
-            .arg("-c")
-            .arg(&pop)
-            .arg("sync")
-            .output()
-            .unwrap();
-        stdout_ok(out, "POP3 sync", &w.courier.log())
-    };
+        &w.local.path().join("pop-state"),
+        &w.local.path().join("PopMail"),
+        w.courier.pop3_port,
+    );
+    let run = || stdout_ok(arctern_with(&pop, &["sync"]), "POP3 sync", &w.courier.log());
     let out = run();
     assert!(out.contains("+3 ↓"), "{out}");
     assert!(out.contains("LOGIN-DELAY"), "said the first time: {out}");
@@ -365,12 +350,7 @@ fn migration_from_cyrus_to_courier_verifies_and_reruns_upload_nothing() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
-            .arg("-c")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = arctern_with(&config, args);
         stdout_ok(
             out,
             &format!("{args:?}"),

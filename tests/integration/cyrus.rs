@@ -4,7 +4,6 @@
 
 use crate::support::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A Cyrus with user alice, an empty local side and a config (plain IMAP on loopback).
 struct CyrusWorld {
@@ -44,12 +43,7 @@ impl CyrusWorld {
     }
 
     fn arctern(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_arctern"))
-            .arg("-c")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+        arctern_with(&self.config, args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -173,25 +167,13 @@ fn pop3_from_cyrus_pulls_once_and_keeps_mail_on_the_server() {
         c.append("INBOX", &message(n, "INBOX", 700), "");
     }
     let pop = w.config.with_file_name("pop.toml");
-    std::fs::write(
+    write_pop3_config(
         &pop,
-        format!(
-            "state_dir = \"{}\"\n[accounts.p]\nmaildir = \"{}\"\n[accounts.p.pop3]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"alice\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
-            w.maildir.with_file_name("pop-state").display(),
-            w.maildir.with_file_name("PopMail").display(),
-            w.cyrus.pop3_port
-        ),
-    )
-    .unwrap();
-    let run = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_arctern"))
-            .arg("-c")
-            .arg(&pop)
-            .arg("sync")
-            .output()
-            .unwrap();
-        stdout_ok(out, "POP3 sync", &w.cyrus.log())
-    };
+        &w.maildir.with_file_name("pop-state"),
+        &w.maildir.with_file_name("PopMail"),
+        w.cyrus.pop3_port,
+    );
+    let run = || stdout_ok(arctern_with(&pop, &["sync"]), "POP3 sync", &w.cyrus.log());
     let out = run();
     assert!(out.contains("+4 ↓"), "{out}");
     let local = w.maildir.with_file_name("PopMail");
@@ -264,12 +246,7 @@ fn cyrus_rewriting_8bit_headers_is_reported_by_verify_and_a_nul_message_refused_
         b"From: a@example.org\r\nSubject: nul\r\nMessage-ID: <nul.1@test.arctern>\r\n\r\nbefore\0after\r\n",
         "S",
     );
-    let first = Command::new(env!("CARGO_BIN_EXE_arctern"))
-        .arg("-c")
-        .arg(&w.config)
-        .arg("sync")
-        .output()
-        .unwrap();
+    let first = w.arctern(&["sync"]);
     let stderr = String::from_utf8_lossy(&first.stderr).to_string();
     assert_eq!(first.status.code(), Some(1), "{stderr}");
     assert!(

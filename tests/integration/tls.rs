@@ -361,15 +361,6 @@ fn tls_config(dir: &std::path::Path, port: u16, user: &str, tls: &str) -> std::p
     config
 }
 
-fn run(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_arctern"))
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
     let certs = tempfile::tempdir().unwrap();
@@ -388,14 +379,14 @@ fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
         "alice",
         &format!("tls = \"implicit\"\nca_file = \"{}\"", cert.display()),
     );
-    let out = run(&implicit, &["check"]);
+    let out = arctern_with(&implicit, &["check"]);
     let text = stdout_ok(out, "check (Cyrus, ca_file)", &cyrus.log());
     assert!(
         text.contains(&format!("certificate sha256:{fingerprint}")),
         "{text}"
     );
     stdout_ok(
-        run(&implicit, &["sync"]),
+        arctern_with(&implicit, &["sync"]),
         "sync (Cyrus, implicit TLS)",
         &cyrus.log(),
     );
@@ -406,7 +397,7 @@ fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
         &format!("tls = \"starttls\"\ntls_pin = [\"spki-sha256:{spki}\"]"),
     );
     stdout_ok(
-        run(&starttls, &["sync"]),
+        arctern_with(&starttls, &["sync"]),
         "sync (Cyrus, STARTTLS, pinned)",
         &cyrus.log(),
     );
@@ -417,7 +408,7 @@ fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
         "alice",
         "tls = \"implicit\"",
     );
-    assert_eq!(run(&bare, &["check"]).status.code(), Some(4));
+    assert_eq!(arctern_with(&bare, &["check"]).status.code(), Some(4));
 
     // Courier: STARTTLS, pinned by the certificate's fingerprint; a wrong pin is refused.
     let courier = Courier::start_tls(&["bob"], cert, key);
@@ -428,13 +419,13 @@ fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
         &format!("tls = \"starttls\"\ntls_pin = [\"sha256:{fingerprint}\"]"),
     );
     let text = stdout_ok(
-        run(&pinned, &["check"]),
+        arctern_with(&pinned, &["check"]),
         "check (Courier, pinned)",
         &courier.log(),
     );
     assert!(text.contains("IMAP4REV1"), "{text}");
     stdout_ok(
-        run(&pinned, &["sync"]),
+        arctern_with(&pinned, &["sync"]),
         "sync (Courier, STARTTLS)",
         &courier.log(),
     );
@@ -444,7 +435,7 @@ fn cyrus_and_courier_with_self_signed_certificates_trusted_by_file_or_pin() {
         "bob",
         "tls = \"starttls\"\ntls_pin = [\"sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\"]",
     );
-    let out = run(&wrong, &["check"]);
+    let out = arctern_with(&wrong, &["check"]);
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -109,6 +109,30 @@ impl World {
     }
 }
 
+/// Runs `arctern -c CONFIG args...`.
+pub fn arctern_with(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Writes a config at `path` with one POP3 account `p` (alice / secret, plain text on
+/// 127.0.0.1:`port`) pulling into `maildir`, its state under `state_dir`.
+pub fn write_pop3_config(path: &Path, state_dir: &Path, maildir: &Path, port: u16) {
+    std::fs::write(
+        path,
+        format!(
+            "state_dir = \"{}\"\n[accounts.p]\nmaildir = \"{}\"\n[accounts.p.pop3]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nuser = \"alice\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
+            state_dir.display(),
+            maildir.display(),
+        ),
+    )
+    .unwrap();
+}
+
 /// Asserts that a run of `what` succeeded (showing its output and `server_log` when not);
 /// returns its stdout.
 pub fn stdout_ok(out: Output, what: &str, server_log: &str) -> String {
