@@ -92,7 +92,8 @@ fn main() -> ExitCode {
         | Command::Check { .. }
         | Command::Push { .. }
         | Command::Migrate { .. }
-        | Command::Verify { .. } => None,
+        | Command::Verify { .. }
+        | Command::Auth { .. } => None,
     };
     if let Some(code) = offline {
         return ExitCode::from(code);
@@ -126,6 +127,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Check { accounts } => cli::check::run(&config, accounts).await,
+            Command::Auth { action } => cli::auth::run(&config, action).await,
             Command::Daemon { accounts } => {
                 arctern::daemon::run(config.path.clone(), accounts.clone(), config.clone()).await
             }

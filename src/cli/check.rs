@@ -2,7 +2,6 @@
 
 use super::exit;
 use crate::config::{AnyAccount, Config, Pop3Account, TlsMode};
-use crate::store::{imap, pop3};
 
 fn tls_words(tls: TlsMode, upgrade: &str) -> String {
     match tls {
@@ -15,14 +14,7 @@ fn tls_words(tls: TlsMode, upgrade: &str) -> String {
 /// Checks a POP3 account: connect, TLS, login, CAPA; QUIT without touching anything.
 async fn check_pop3(account: &Pop3Account) -> u8 {
     let cfg = &account.pop3;
-    let password = match cfg.password.resolve(&account.name) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{}: {e}", account.name);
-            return exit::CONFIG;
-        }
-    };
-    match pop3::connect(cfg, &password).await {
+    match crate::engine::credentials::pop3_login(cfg, &account.name).await {
         Ok(conn) => {
             let c = conn.capabilities().clone();
             println!(
@@ -91,16 +83,8 @@ pub async fn run(config: &Config, accounts: &[String]) -> u8 {
             }
         };
         let cfg = &account.imap;
-        let password = match cfg.password.resolve(&account.name) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("{}: {e}", account.name);
-                code = exit::CONFIG;
-                continue;
-            }
-        };
-        match imap::connect(cfg, &password).await {
-            Ok(conn) => {
+        match crate::engine::credentials::imap_login(cfg, &account.name).await {
+            Ok((conn, _)) => {
                 let caps: Vec<&str> = conn.capabilities().iter().map(String::as_str).collect();
                 let tls = tls_words(cfg.tls, "STARTTLS");
                 println!(

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the wiring from subcommands to the engine. No sync
 //! logic lives here; only parsing, printing and exit codes.
 
+pub mod auth;
 pub mod check;
 pub mod import;
 pub mod logging;
@@ -76,6 +77,12 @@ pub enum Command {
         /// Carry out deletions even above max_delete_percent.
         #[arg(long)]
         force: bool,
+    },
+    /// Sign in with OAuth2 (Gmail, Microsoft 365, ...) and keep the tokens under state_dir.
+    Auth {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuthAction,
     },
     /// Validate the config, connect, log in and print the server's capabilities.
     Check {
@@ -231,6 +238,30 @@ pub enum ExportTo {
         /// Where the manifest goes (default: FILE.sha256 beside the mbox).
         #[arg(long, value_name = "PATH")]
         manifest: Option<PathBuf>,
+    },
+}
+
+/// `arctern auth ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuthAction {
+    /// Sign in for an account or target with `auth = "oauth2"`: open the provider's page (the
+    /// address is printed too), receive its answer on http://127.0.0.1:PORT/ and store the
+    /// tokens (mode 0600); exit 0 when signed in.
+    Login {
+        /// The account or target.
+        name: String,
+        /// Print the address only; open no browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Sign in on another device with a code (RFC 8628; Microsoft offers it, Google not
+        /// for mail).
+        #[arg(long, conflicts_with = "no_browser")]
+        device: bool,
+    },
+    /// Whether each OAuth2 login has tokens, and until when the access token holds.
+    Status {
+        /// Accounts or targets (default: every one with OAuth2).
+        names: Vec<String>,
     },
 }
 

@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(me.layout, crate::model::policy::Layout::MaildirPlusPlus);
         assert!(me.maildir.ends_with("Mail/me"), "{:?}", me.maildir);
         assert!(
-            matches!(me.imap.password, crate::config::PasswordSource::Command(ref c) if c == "pass show mail/me")
+            matches!(me.imap.login, crate::config::Login::Password(crate::config::PasswordSource::Command(ref c)) if c == "pass show mail/me")
         );
         assert!(me.imap.ca_file.is_some());
         assert!(text.contains("Create Near"), "{text}");

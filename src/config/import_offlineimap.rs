@@ -385,9 +385,9 @@ mod tests {
         assert_eq!(w.max_size, Some(2_000_000));
         assert!(w.imap.ca_file.is_some());
         assert!(
-            matches!(w.imap.password, crate::config::PasswordSource::Command(ref c) if c == "head -n 1 '~/.secrets/work pass'"),
+            matches!(w.imap.login, crate::config::Login::Password(crate::config::PasswordSource::Command(ref c)) if c == "head -n 1 '~/.secrets/work pass'"),
             "{:?}",
-            w.imap.password
+            w.imap.login
         );
         assert!(
             text.contains("nametrans = lambda f: f.upper(): no equivalent"),

@@ -8,8 +8,10 @@
 pub mod import_mbsync;
 pub mod import_offlineimap;
 mod import_text;
+mod login;
 mod secret;
 
+pub use login::{Login, OAuth2Client, OAuth2Login, TokenSource};
 pub use secret::Secret;
 
 use serde::Deserialize;
@@ -97,6 +99,9 @@ struct RawSmtp {
     password: Option<String>,
     password_command: Option<String>,
     password_env: Option<String>,
+    auth: Option<login::AuthKind>,
+    token_command: Option<String>,
+    oauth2: Option<login::RawOAuth2>,
     ca_file: Option<PathBuf>,
     tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
@@ -223,6 +228,8 @@ struct RawPop3 {
     password: Option<String>,
     password_command: Option<String>,
     password_env: Option<String>,
+    token_command: Option<String>,
+    oauth2: Option<login::RawOAuth2>,
     ca_file: Option<PathBuf>,
     tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
@@ -242,6 +249,9 @@ struct RawImap {
     password: Option<String>,
     password_command: Option<String>,
     password_env: Option<String>,
+    auth: Option<login::AuthKind>,
+    token_command: Option<String>,
+    oauth2: Option<login::RawOAuth2>,
     ca_file: Option<PathBuf>,
     tls_pin: Option<Vec<String>>,
     timeout_seconds: Option<u64>,
@@ -301,8 +311,8 @@ pub struct SmtpConfig {
     pub tls: TlsMode,
     /// Login name, when the server wants AUTH.
     pub user: Option<String>,
-    /// Where the password comes from (with `user`).
-    pub password: Option<PasswordSource>,
+    /// How it logs in (with `user`): a password or an OAuth2 token.
+    pub login: Option<Login>,
     /// An extra trust root (PEM).
     pub ca_file: Option<PathBuf>,
     /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
@@ -374,6 +384,46 @@ impl Config {
         all
     }
 
+    /// The OAuth2 login of an account or target named `name` (`arctern auth login NAME`); an
+    /// error says what `name` is instead.
+    pub fn oauth2_login(&self, name: &str) -> Result<&OAuth2Login, String> {
+        let login = match (self.account(name), self.targets.get(name)) {
+            (Some(AnyAccount::Imap(a)), _) => Some(&a.imap.login),
+            (Some(AnyAccount::Pop3(a)), _) => Some(&a.pop3.login),
+            (None, Some(t)) => match &t.kind {
+                TargetKind::Imap(c) => Some(&c.login),
+                TargetKind::Smtp(c) => c.login.as_ref(),
+            },
+            (None, None) => {
+                return Err(format!(
+                    "no account or target named {name:?} in {}",
+                    self.path.display()
+                ));
+            }
+        };
+        match login {
+            Some(Login::OAuth2(o)) => Ok(o),
+            _ => Err(format!(
+                "{name} does not log in with OAuth2 (set auth = \"oauth2\" and an oauth2 table in its server table)"
+            )),
+        }
+    }
+
+    /// Every OAuth2 login of the config, by name.
+    pub fn oauth2_logins(&self) -> Vec<&OAuth2Login> {
+        let mut names: Vec<&String> = self
+            .accounts
+            .keys()
+            .chain(self.pop3_accounts.keys())
+            .chain(self.targets.keys())
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|n| self.oauth2_login(n).ok())
+            .collect()
+    }
+
     /// The account called `name`, of either kind.
     pub fn account(&self, name: &str) -> Option<AnyAccount<'_>> {
         self.accounts
@@ -441,6 +491,9 @@ pub enum Pop3Auth {
     Plain,
     /// APOP (RFC 1939 §7): an MD5 digest of the greeting's timestamp and the password.
     Apop,
+    /// An OAuth2 access token: AUTH OAUTHBEARER (RFC 7628) when CAPA lists it, else XOAUTH2.
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 /// How messages on a POP3 server are told apart from one run to the next.
@@ -465,8 +518,8 @@ pub struct Pop3Config {
     pub tls: TlsMode,
     /// Login name.
     pub user: String,
-    /// Where the password comes from.
-    pub password: PasswordSource,
+    /// How it logs in: a password or (with `auth = "oauth2"`) an OAuth2 token.
+    pub login: Login,
     /// An extra trust root (PEM) for self-signed servers.
     pub ca_file: Option<PathBuf>,
     /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
@@ -551,8 +604,8 @@ pub struct ImapConfig {
     pub tls: TlsMode,
     /// Login name.
     pub user: String,
-    /// Where the password comes from.
-    pub password: PasswordSource,
+    /// How it logs in: a password or an OAuth2 token.
+    pub login: Login,
     /// An extra trust root (PEM) for self-signed servers.
     pub ca_file: Option<PathBuf>,
     /// Certificates accepted whatever their issuer and dates (`tls_pin`); empty: none.
@@ -583,32 +636,33 @@ impl PasswordSource {
                 format!("account {account}: password_env {var} is not set in the environment")
             }),
             PasswordSource::Command(cmd) => {
-                let out = std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| format!("account {account}: cannot run password_command: {e}"))?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "account {account}: password_command exited with {}",
-                        out.status
-                    ));
-                }
-                let text = String::from_utf8(out.stdout).map_err(|_| {
-                    format!("account {account}: password_command printed non-UTF-8 output")
-                })?;
-                let line = text.lines().next().unwrap_or("").to_string();
-                if line.is_empty() {
-                    return Err(format!(
-                        "account {account}: password_command printed an empty password"
-                    ));
-                }
-                Ok(Secret::new(line))
+                run_secret_command(&format!("account {account}"), "password_command", cmd)
             }
         }
     }
+}
+
+/// Runs a credential helper (`password_command`, `token_command`, `client_secret_command`)
+/// with `sh -c` and takes the first line it prints. Errors name `owner` and `key`, never the
+/// output.
+pub fn run_secret_command(owner: &str, key: &str, cmd: &str) -> Result<Secret, String> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{owner}: cannot run {key}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{owner}: {key} exited with {}", out.status));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| format!("{owner}: {key} printed non-UTF-8 output"))?;
+    let line = text.lines().next().unwrap_or("").trim_end().to_string();
+    if line.is_empty() {
+        return Err(format!("{owner}: {key} printed nothing"));
+    }
+    Ok(Secret::new(line))
 }
 
 /// The default config path: `$XDG_CONFIG_HOME/arctern/config.toml`.
@@ -713,14 +767,33 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             });
             let owner = format!("account {name}");
             check_server(&owner, "pop3", &p.host, port, p.timeout_seconds).map_err(invalid)?;
-            let password = password_source(
-                &owner,
-                "pop3",
-                p.password,
-                p.password_command,
-                p.password_env,
+            let login = login::login(
+                login::LoginOwner {
+                    owner: &owner,
+                    name: &name,
+                    section: "pop3",
+                    protocol: login::Protocol::Pop3,
+                    token_file: token_file(&state_dir, &name),
+                },
+                login::RawLogin {
+                    auth: match p.auth {
+                        Some(Pop3Auth::OAuth2) => Some(login::AuthKind::OAuth2),
+                        Some(_) => Some(login::AuthKind::Password),
+                        None => None,
+                    },
+                    password: p.password,
+                    password_command: p.password_command,
+                    password_env: p.password_env,
+                    token_command: p.token_command,
+                    oauth2: p.oauth2,
+                },
             )
             .map_err(invalid)?;
+            // OAuth2 keys without `auth` mean OAuth2 (as in the imap table).
+            let pop3_auth = match (p.auth, &login) {
+                (None, Login::OAuth2(_)) => Pop3Auth::OAuth2,
+                (a, _) => a.unwrap_or(Pop3Auth::Auto),
+            };
             pop3_accounts.insert(
                 name.clone(),
                 Pop3Account {
@@ -737,14 +810,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                         port,
                         tls,
                         user: p.user,
-                        password,
+                        login,
                         ca_file: p.ca_file.map(|c| resolve_path(base_dir, &c)),
                         tls_pin: parse_pins(&owner, "pop3", p.tls_pin.as_deref())
                             .map_err(invalid)?,
                         timeout: std::time::Duration::from_secs(p.timeout_seconds.unwrap_or(120)),
                         keep_on_server: p.keep_on_server.unwrap_or(true),
                         delete_after_days: p.delete_after_days,
-                        auth: p.auth.unwrap_or(Pop3Auth::Auto),
+                        auth: pop3_auth,
                         identify_by: p.identify_by.unwrap_or(Pop3Identity::Uidl),
                     },
                 },
@@ -757,7 +830,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: folder applies to POP3 accounts; an IMAP account chooses folders with folders = [...]"
             )));
         }
-        let imap = imap_config(&format!("account {name}"), imap, base_dir).map_err(invalid)?;
+        let imap = imap_config(
+            &format!("account {name}"),
+            &name,
+            imap,
+            base_dir,
+            token_file(&state_dir, &name),
+        )
+        .map_err(invalid)?;
         let folders = a.folders.unwrap_or_else(|| vec!["*".to_string()]);
         for pattern in &folders {
             let body = pattern.strip_prefix('!').unwrap_or(pattern);
@@ -836,11 +916,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         let kind = match (t.imap, t.smtp) {
             (Some(imap), None) => TargetKind::Imap(
-                imap_config(&format!("target {name}"), imap, base_dir).map_err(invalid)?,
+                imap_config(
+                    &format!("target {name}"),
+                    &name,
+                    imap,
+                    base_dir,
+                    token_file(&state_dir, &name),
+                )
+                .map_err(invalid)?,
             ),
-            (None, Some(smtp)) => {
-                TargetKind::Smtp(smtp_config(&name, smtp, base_dir).map_err(invalid)?)
-            }
+            (None, Some(smtp)) => TargetKind::Smtp(
+                smtp_config(&name, smtp, base_dir, token_file(&state_dir, &name))
+                    .map_err(invalid)?,
+            ),
             _ => {
                 return Err(invalid(format!(
                     "target {name}: needs exactly one of [targets.{name}.imap] and [targets.{name}.smtp]"
@@ -899,26 +987,48 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 /// An `imap` table (of an account or a target) with its defaults; `owner` names it in errors.
-fn imap_config(owner: &str, imap: RawImap, base_dir: &Path) -> Result<ImapConfig, String> {
+/// Where `arctern auth login NAME` keeps the tokens of an account or target (names are unique
+/// across both).
+fn token_file(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("oauth2").join(format!("{name}.json"))
+}
+
+fn imap_config(
+    owner: &str,
+    name: &str,
+    imap: RawImap,
+    base_dir: &Path,
+    token_file: PathBuf,
+) -> Result<ImapConfig, String> {
     let tls = imap.tls.unwrap_or(TlsMode::Implicit);
     let port = imap.port.unwrap_or(match tls {
         TlsMode::Implicit => 993,
         TlsMode::Starttls | TlsMode::None => 143,
     });
     check_server(owner, "imap", &imap.host, port, imap.timeout_seconds)?;
-    let password = password_source(
-        owner,
-        "imap",
-        imap.password,
-        imap.password_command,
-        imap.password_env,
+    let login = login::login(
+        login::LoginOwner {
+            owner,
+            name,
+            section: "imap",
+            protocol: login::Protocol::Imap,
+            token_file,
+        },
+        login::RawLogin {
+            auth: imap.auth,
+            password: imap.password,
+            password_command: imap.password_command,
+            password_env: imap.password_env,
+            token_command: imap.token_command,
+            oauth2: imap.oauth2,
+        },
     )?;
     Ok(ImapConfig {
         host: imap.host,
         port,
         tls,
         user: imap.user,
-        password,
+        login,
         ca_file: imap.ca_file.map(|p| resolve_path(base_dir, &p)),
         tls_pin: parse_pins(owner, "imap", imap.tls_pin.as_deref())?,
         timeout: std::time::Duration::from_secs(imap.timeout_seconds.unwrap_or(120)),
@@ -926,7 +1036,12 @@ fn imap_config(owner: &str, imap: RawImap, base_dir: &Path) -> Result<ImapConfig
     })
 }
 
-fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig, String> {
+fn smtp_config(
+    name: &str,
+    smtp: RawSmtp,
+    base_dir: &Path,
+    token_file: PathBuf,
+) -> Result<SmtpConfig, String> {
     let owner = format!("target {name}");
     let tls = smtp.tls.unwrap_or(TlsMode::Starttls);
     let port = smtp.port.unwrap_or(match tls {
@@ -935,17 +1050,36 @@ fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig,
         TlsMode::None => 25,
     });
     check_server(&owner, "smtp", &smtp.host, port, smtp.timeout_seconds)?;
-    let password = match (
-        &smtp.user,
-        smtp.password,
-        smtp.password_command,
-        smtp.password_env,
-    ) {
-        (None, None, None, None) => None,
-        (None, ..) => {
-            return Err(format!("{owner}: smtp has a password but no user"));
+    let any_login = smtp.password.is_some()
+        || smtp.password_command.is_some()
+        || smtp.password_env.is_some()
+        || smtp.token_command.is_some()
+        || smtp.oauth2.is_some()
+        || smtp.auth.is_some();
+    let login = match (&smtp.user, any_login) {
+        (None, false) => None,
+        (None, true) => {
+            return Err(format!(
+                "{owner}: smtp has a password or OAuth2 keys but no user"
+            ));
         }
-        (Some(_), p, c, e) => Some(password_source(&owner, "smtp", p, c, e)?),
+        (Some(_), _) => Some(login::login(
+            login::LoginOwner {
+                owner: &owner,
+                name,
+                section: "smtp",
+                protocol: login::Protocol::Smtp,
+                token_file,
+            },
+            login::RawLogin {
+                auth: smtp.auth,
+                password: smtp.password,
+                password_command: smtp.password_command,
+                password_env: smtp.password_env,
+                token_command: smtp.token_command,
+                oauth2: smtp.oauth2,
+            },
+        )?),
     };
     if smtp.envelope_to.is_empty() {
         return Err(format!(
@@ -980,7 +1114,7 @@ fn smtp_config(name: &str, smtp: RawSmtp, base_dir: &Path) -> Result<SmtpConfig,
         port,
         tls,
         user: smtp.user,
-        password,
+        login,
         ca_file: smtp.ca_file.map(|p| resolve_path(base_dir, &p)),
         tls_pin: parse_pins(&owner, "smtp", smtp.tls_pin.as_deref())?,
         timeout: std::time::Duration::from_secs(smtp.timeout_seconds.unwrap_or(120)),
@@ -1145,7 +1279,10 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
         assert_eq!(a.expunge, ExpungePolicy::Both);
         assert_eq!(a.max_delete_percent, 50);
         assert_eq!(a.layout, Layout::MaildirPlusPlus);
-        assert!(matches!(a.imap.password, PasswordSource::Literal(_)));
+        assert!(matches!(
+            a.imap.login,
+            Login::Password(PasswordSource::Literal(_))
+        ));
     }
 
     #[test]
@@ -1223,7 +1360,10 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
             "example.toml documents a POP3 account"
         );
         let a = &c.accounts["work"];
-        assert!(matches!(a.imap.password, PasswordSource::Command(_)));
+        assert!(matches!(
+            a.imap.login,
+            Login::Password(PasswordSource::Command(_))
+        ));
         assert_eq!(a.imap.timeout, std::time::Duration::from_secs(120));
     }
 
@@ -1253,7 +1393,10 @@ delete_after_days = 30                 # optional: delete messages first seen mo
         assert_eq!(a.pop3.delete_after_days, Some(30));
         assert_eq!(a.pop3.auth, Pop3Auth::Auto);
         assert_eq!(a.pop3.identify_by, Pop3Identity::Uidl);
-        assert!(matches!(a.pop3.password, PasswordSource::Command(_)));
+        assert!(matches!(
+            a.pop3.login,
+            Login::Password(PasswordSource::Command(_))
+        ));
         assert!(matches!(c.account("oldisp"), Some(AnyAccount::Pop3(_))));
         let starttls = POP3_ISSUE_EXAMPLE
             .replace("port = 995", "")
@@ -1323,7 +1466,10 @@ envelope_to = ["me@example.org"]
                 assert_eq!(s.port, 587);
                 assert_eq!(s.tls, TlsMode::Starttls);
                 assert_eq!(s.envelope_to, vec!["me@example.org"]);
-                assert!(matches!(s.password, Some(PasswordSource::Env(_))));
+                assert!(matches!(
+                    s.login,
+                    Some(Login::Password(PasswordSource::Env(_)))
+                ));
             }
             other => panic!("{other:?}"),
         }

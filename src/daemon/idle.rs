@@ -10,7 +10,7 @@ use crate::clock::jitter;
 use crate::config::ImapAccount;
 use crate::engine::DaemonAction;
 use crate::names::FolderPatterns;
-use crate::store::imap::{self, IdleOutcome, ImapError};
+use crate::store::imap::{self, IdleOutcome};
 use crate::sync::backoff::Backoff;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -24,13 +24,10 @@ const LOGIN_REFUSED_PAUSE: Duration = Duration::from_secs(3600);
 pub const MAX_IDLE_FOLDERS: usize = 5;
 
 /// A logged-in connection to the account's server.
-async fn login(account: &ImapAccount) -> Result<imap::ImapConn, ImapError> {
-    let password = account
-        .imap
-        .password
-        .resolve(&account.name)
-        .map_err(ImapError::Config)?;
-    imap::connect(&account.imap, &password).await
+async fn login(account: &ImapAccount) -> Result<imap::ImapConn, crate::engine::Error> {
+    crate::engine::credentials::imap_login(&account.imap, &account.name)
+        .await
+        .map(|(conn, _)| conn)
 }
 
 /// The folders of `account` that its `idle` patterns select (and its `folders` patterns allow),
@@ -38,7 +35,7 @@ async fn login(account: &ImapAccount) -> Result<imap::ImapConn, ImapError> {
 /// in the second list (they are synced every interval only).
 pub async fn idle_folders(
     account: &ImapAccount,
-) -> Result<(Vec<(String, String)>, Vec<String>), ImapError> {
+) -> Result<(Vec<(String, String)>, Vec<String>), crate::engine::Error> {
     let mut conn = login(account).await?;
     let listed = conn.folders().await?;
     conn.logout().await;
@@ -83,7 +80,6 @@ pub async fn watch_account(
         match idle_folders(&account).await {
             Ok(found) => break found,
             Err(e) => {
-                let e = crate::engine::Error::from(e);
                 let wait = wait_after(&e, &mut backoff);
                 tracing::warn!(
                     account = account.name,
@@ -130,12 +126,11 @@ pub async fn watch_folder(
         let session = async {
             let mut conn = login(&account).await?;
             conn.select(&wire).await?;
-            Ok::<_, ImapError>(conn)
+            Ok::<_, crate::engine::Error>(conn)
         };
         let mut conn = match session.await {
             Ok(c) => c,
             Err(e) => {
-                let e = crate::engine::Error::from(e);
                 let wait = wait_after(&e, &mut backoff);
                 tracing::warn!(
                     account = account.name,

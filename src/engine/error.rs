@@ -96,6 +96,9 @@ pub enum Error {
     /// SMTP.
     #[error(transparent)]
     Smtp(#[from] SmtpError),
+    /// An OAuth2 access token could not be had.
+    #[error(transparent)]
+    OAuth(#[from] crate::store::oauth::OAuthError),
     /// A Maildir operation.
     #[error(transparent)]
     Maildir(#[from] MaildirError),
@@ -169,6 +172,17 @@ impl Error {
                 SmtpError::Auth { .. } => ErrorKind::LoginRefused,
                 SmtpError::Permanent { .. } | SmtpError::TooBig { .. } => ErrorKind::ServerRefused,
             },
+            Error::OAuth(e) => {
+                use crate::store::oauth::OAuthError;
+                match e {
+                    OAuthError::NotSignedIn { .. }
+                    | OAuthError::Revoked { .. }
+                    | OAuthError::SignIn { .. } => ErrorKind::LoginRefused,
+                    OAuthError::Endpoint { .. } => ErrorKind::Connection,
+                    OAuthError::Command(_) => ErrorKind::Config,
+                    OAuthError::File { .. } => ErrorKind::LocalIo,
+                }
+            }
             Error::Maildir(_) | Error::Io { .. } | Error::LocalState(_) => ErrorKind::LocalIo,
             Error::Db(_) => ErrorKind::StateDatabase,
             Error::Guard(_) => ErrorKind::PlanRefused,

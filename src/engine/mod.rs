@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod adopt;
+pub mod credentials;
 pub mod error;
 pub mod folder;
 pub mod lock;
@@ -72,13 +73,8 @@ pub async fn sync_account(
         }
     }
 
-    let password = account
-        .imap
-        .password
-        .resolve(&account.name)
-        .map_err(Error::Config)?;
     progress.set_message(format!("{}: connecting", account.name));
-    let mut conn = imap::connect(&account.imap, &password).await?;
+    let (mut conn, password) = credentials::imap_login(&account.imap, &account.name).await?;
 
     // Far folders.
     let listed = conn.folders().await?;

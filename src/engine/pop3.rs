@@ -17,7 +17,7 @@ use crate::db::pop3::{Pop3Change, Pop3Row};
 use crate::model::{Flags, NearKey};
 use crate::store::maildir::{self, MaildirFolder, layout};
 use crate::store::pop3::proto::Expire;
-use crate::store::pop3::{self, Pop3Conn, Pop3Error};
+use crate::store::pop3::{Pop3Conn, Pop3Error};
 use crate::sync::pop3::{self as plan, Listed, Pop3Policy};
 use std::collections::HashMap;
 use std::io::Write;
@@ -97,9 +97,8 @@ async fn pull(
         return Ok(());
     }
 
-    let password = account.pop3.password.resolve(name).map_err(Error::Config)?;
     progress.set_message(format!("{name}: connecting"));
-    let mut conn = pop3::connect(&account.pop3, &password).await?;
+    let mut conn = super::credentials::pop3_login(&account.pop3, name).await?;
     remember_server_facts(db, &conn, now, options)?;
     note_server_facts(&conn, account, delay, fr);
 

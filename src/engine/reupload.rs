@@ -166,8 +166,7 @@ async fn open_target<'t>(
 ) -> Result<OpenTarget<'t>, Error> {
     let cfg = imap_of(target)?;
     let folders = local_folders(local, patterns)?;
-    let password = cfg.password.resolve(&target.name).map_err(Error::Config)?;
-    let conn = imap::connect(cfg, &password)
+    let (conn, password) = super::credentials::imap_login(cfg, &target.name)
         .await
         .context(format!("target {}", target.name))?;
     Ok(OpenTarget {

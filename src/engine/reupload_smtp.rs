@@ -20,7 +20,6 @@ use crate::db::StateDb;
 use crate::db::smtp::{SmtpRow, SmtpState};
 use crate::names::FolderName;
 use crate::store::eol;
-use crate::store::imap;
 use crate::store::maildir::{MaildirFolder, NearMessage};
 use crate::store::smtp::{self, SmtpConn, SmtpError};
 use crate::sync::backoff::retry_delay;
@@ -267,8 +266,8 @@ pub async fn reupload(
         .filter(|r| r.state == SmtpState::Sent)
         .map(|r| r.sha256.clone())
         .collect();
-    let password = match &cfg.password {
-        Some(p) => Some(p.resolve(&target.name).map_err(Error::Config)?),
+    let password = match &cfg.login {
+        Some(l) => Some(super::credentials::secret(l, &target.name, false).await?),
         None => None,
     };
     let mut sender = Sender {
@@ -501,8 +500,7 @@ async fn mailbox_id_counts(
             "confirm_via target {via:?} is not an IMAP target"
         )));
     };
-    let password = icfg.password.resolve(via).map_err(Error::Config)?;
-    let mut conn = imap::connect(icfg, &password)
+    let (mut conn, _) = super::credentials::imap_login(icfg, via)
         .await
         .context(format!("confirm_via target {via}"))?;
     let listing = list_target(&mut conn).await?;

@@ -8,10 +8,13 @@
 )]
 
 pub mod eol;
+pub mod http;
 pub mod imap;
 pub mod maildir;
 pub mod mbox;
+pub mod oauth;
 pub mod pop3;
+pub mod sasl;
 pub mod smtp;
 pub mod tls;
 

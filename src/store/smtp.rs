@@ -146,7 +146,8 @@ pub async fn connect(cfg: &SmtpConfig, password: Option<&Secret>) -> Result<Smtp
     )
     .timeout(cfg.timeout)
     .implicit_tls(cfg.tls == TlsMode::Implicit);
-    if let (Some(user), Some(pw)) = (&cfg.user, password) {
+    let oauth2 = cfg.login.as_ref().is_some_and(|l| l.is_oauth2());
+    if let (Some(user), Some(pw), false) = (&cfg.user, password, oauth2) {
         builder = builder.credentials(Credentials::Plain {
             username: user.clone(),
             secret: pw.expose().to_string(),
@@ -187,6 +188,26 @@ pub async fn connect(cfg: &SmtpConfig, password: Option<&Secret>) -> Result<Smtp
     // mail-send's connect keeps the EHLO answer to itself: ask again for SIZE and 8BITMIME.
     let helo = local_name();
     let ehlo = with_client!(conn, c => c.ehlo(&helo).await).map_err(classify)?;
+    // OAuth2 after EHLO, so the mechanism can follow what the server offers: OAUTHBEARER
+    // (RFC 7628) when it does, else XOAUTH2.
+    if let (true, Some(user), Some(token)) = (oauth2, &cfg.user, password) {
+        let credentials = if ehlo.auth_mechanisms & smtp_proto::AUTH_OAUTHBEARER != 0 {
+            let raw = crate::store::sasl::oauthbearer(user, &cfg.host, cfg.port, token.expose());
+            Credentials::OAuthBearer {
+                token: String::from_utf8_lossy(&raw).into_owned(),
+            }
+        } else {
+            Credentials::XOauth2 {
+                username: user.clone(),
+                secret: token.expose().to_string(),
+            }
+        };
+        match &mut conn.client {
+            Client::Tls(c) => c.authenticate(&credentials, &ehlo).await.map(|_| ()),
+            Client::Plain(c) => c.authenticate(&credentials, &ehlo).await.map(|_| ()),
+        }
+        .map_err(classify)?;
+    }
     conn.caps = SmtpCapabilities {
         size: ehlo.has_capability(EXT_SIZE),
         size_limit: (ehlo.has_capability(EXT_SIZE) && ehlo.size > 0).then_some(ehlo.size as u64),

@@ -21,6 +21,25 @@ struct PlainAuth {
     password: Secret,
 }
 
+/// A bearer token for AUTHENTICATE OAUTHBEARER / XOAUTH2: the initial response, then (after a
+/// refusal's error challenge) the answer that lets the server finish with NO.
+struct BearerAuth {
+    mechanism: &'static str,
+    initial: Vec<u8>,
+    sent: bool,
+}
+
+impl async_imap::Authenticator for BearerAuth {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        if self.sent {
+            return crate::store::sasl::after_error(self.mechanism);
+        }
+        self.sent = true;
+        std::mem::take(&mut self.initial)
+    }
+}
+
 impl async_imap::Authenticator for PlainAuth {
     type Response = Vec<u8>;
     fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
@@ -71,6 +90,7 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     };
 
     let mut client = Client::new(stream);
+    let mut greeting_caps: Option<BTreeSet<String>> = None;
     if needs_greeting {
         let greeting = tokio::time::timeout(timeout, client.read_response())
             .await
@@ -79,8 +99,12 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
             Ok(Some(r)) => match r.parsed() {
                 Response::Data {
                     status: Status::Ok | Status::PreAuth,
-                    ..
-                } => {}
+                    outcome,
+                } => {
+                    if let Some(ResponseCode::Capabilities(list)) = &outcome.code {
+                        greeting_caps = Some(list.iter().map(capability_name).collect());
+                    }
+                }
                 other => {
                     return Err(ImapError::Protocol {
                         command: "greeting".into(),
@@ -103,10 +127,40 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
         }
     }
 
+    // OAuth2: OAUTHBEARER (RFC 7628) when offered, else XOAUTH2 (all Microsoft 365 offers);
+    // the capabilities before login come from the greeting or a CAPABILITY.
+    let bearer = if cfg.login.is_oauth2() {
+        let caps = match greeting_caps {
+            Some(c) => c,
+            None => tokio::time::timeout(timeout, pre_login_capabilities(&mut client))
+                .await
+                .map_err(|_| timed_out())??,
+        };
+        let mechanism = if caps.contains("AUTH=OAUTHBEARER") {
+            "OAUTHBEARER"
+        } else {
+            "XOAUTH2"
+        };
+        let initial = if mechanism == "OAUTHBEARER" {
+            crate::store::sasl::oauthbearer(&cfg.user, &cfg.host, cfg.port, password.expose())
+        } else {
+            crate::store::sasl::xoauth2(&cfg.user, password.expose())
+        };
+        Some(BearerAuth {
+            mechanism,
+            initial,
+            sent: false,
+        })
+    } else {
+        None
+    };
     // LOGIN sends a quoted string, which cannot carry every password; AUTHENTICATE PLAIN can.
     let simple = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
     let login = async {
-        if simple(&cfg.user) && simple(password.expose()) {
+        if let Some(auth) = bearer {
+            let mechanism = auth.mechanism;
+            client.authenticate(mechanism, auth).await
+        } else if simple(&cfg.user) && simple(password.expose()) {
             client.login(&cfg.user, password.expose()).await
         } else {
             client
@@ -152,6 +206,57 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     }
     conn.enable_condstore().await?;
     Ok(conn)
+}
+
+/// A capability as we keep it: upper case, `AUTH=` spelled out.
+fn capability_name(c: &imap_proto::Capability<'_>) -> String {
+    match c {
+        imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+        imap_proto::Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
+        imap_proto::Capability::Atom(a) => a.to_ascii_uppercase(),
+    }
+}
+
+/// CAPABILITY before login (to choose the SASL mechanism), read through async-imap's parser.
+async fn pre_login_capabilities(
+    client: &mut Client<Box<dyn Transport>>,
+) -> Result<BTreeSet<String>, ImapError> {
+    const TAG: &str = "arcterncap";
+    let lost = |message: String| ImapError::Connection {
+        command: "CAPABILITY".into(),
+        message,
+    };
+    client
+        .get_mut()
+        .write_all(format!("{TAG} CAPABILITY\r\n").as_bytes())
+        .await
+        .map_err(|e| lost(e.to_string()))?;
+    client
+        .get_mut()
+        .flush()
+        .await
+        .map_err(|e| lost(e.to_string()))?;
+    let mut caps = BTreeSet::new();
+    loop {
+        let response = client
+            .read_response()
+            .await
+            .map_err(|e| lost(e.to_string()))?
+            .ok_or_else(|| lost("server closed the connection".into()))?;
+        match response.parsed() {
+            Response::Capabilities(list) => caps.extend(list.iter().map(capability_name)),
+            Response::Done { tag, status, .. } if tag.0 == TAG => {
+                if *status != Status::Ok {
+                    return Err(ImapError::Protocol {
+                        command: "CAPABILITY".into(),
+                        message: "refused before login".into(),
+                    });
+                }
+                return Ok(caps);
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn tls_handshake(

@@ -262,6 +262,49 @@ impl Pop3Conn {
                     .await?;
                 self.read_status("AUTH PLAIN").await?
             }
+            Pop3Auth::OAuth2 => {
+                // RFC 5034 with an initial response; after a refusal the server sends an
+                // error challenge ("+ base64"), answered so that it can finish with -ERR.
+                let mechanism = if self.caps.sasl.iter().any(|m| m == "OAUTHBEARER") {
+                    "OAUTHBEARER"
+                } else {
+                    "XOAUTH2"
+                };
+                let raw = if mechanism == "OAUTHBEARER" {
+                    crate::store::sasl::oauthbearer(
+                        &cfg.user,
+                        &cfg.host,
+                        cfg.port,
+                        password.expose(),
+                    )
+                } else {
+                    crate::store::sasl::xoauth2(&cfg.user, password.expose())
+                };
+                let label = format!("AUTH {mechanism}");
+                let initial =
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw);
+                self.send_secret(&format!("AUTH {mechanism} {initial}"), &label)
+                    .await?;
+                let complete = self.read_line(&label).await?;
+                if complete && self.line.first() == Some(&b'+') && !self.line.starts_with(b"+OK") {
+                    let answer = base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        crate::store::sasl::after_error(mechanism),
+                    );
+                    self.send(&answer).await?;
+                    self.read_status(&label).await?
+                } else {
+                    match proto::parse_status(&self.line) {
+                        Some(r) if complete => r,
+                        _ => {
+                            return self.poison(Pop3Error::Protocol {
+                                command: label,
+                                message: "expected +OK, -ERR or a challenge".into(),
+                            });
+                        }
+                    }
+                }
+            }
             Pop3Auth::User | Pop3Auth::Auto => {
                 self.send(&format!("USER {}", cfg.user)).await?;
                 match self.read_status("USER").await? {
