@@ -19,7 +19,10 @@ have_courier() {
   [ -x "$COURIER/root/usr/bin/imapd" ] && [ -x "$COURIER/root/usr/lib/courier/courier-authlib/authdaemond" ] \
     && [ -e /usr/lib/x86_64-linux-gnu/libfam.so.0 ] && [ -e /usr/lib/x86_64-linux-gnu/libltdl.so.7 ]
 }
-if have_cyrus && have_courier; then
+have_mock() {
+  [ -f "$ROOT/oauth2-mock/node_modules/oauth2-mock-server/package.json" ]
+}
+if have_cyrus && have_courier && have_mock; then
   exit 0
 fi
 sudo=""
@@ -57,3 +60,12 @@ unpack() {
 have_cyrus || unpack "$CYRUS" cyrus-imapd cyrus-common cyrus-pop3d
 have_courier || unpack "$COURIER" courier-imap courier-pop courier-base courier-authlib \
   courier-authdaemon courier-authlib-userdb libcourier-unicode4
+# The OAuth2 tests' authorization server: oauth2-mock-server from the npm registry (8.x needs
+# node >= 20.19), run by tests/integration/support/oauth2-mock.mjs.
+MOCK=$ROOT/oauth2-mock
+if [ ! -f "$MOCK/node_modules/oauth2-mock-server/package.json" ]; then
+  command -v npm >/dev/null 2>&1 || { echo "npm is needed for oauth2-mock-server" >&2; exit 1; }
+  $sudo mkdir -p "$MOCK"
+  $sudo npm install --prefix "$MOCK" --no-audit --no-fund --silent oauth2-mock-server@8
+  echo "oauth2-mock-server installed into $MOCK"
+fi

@@ -13,6 +13,7 @@ mod fastpath;
 mod hostile;
 mod mbox;
 mod mirror;
+mod oauth2;
 mod pop3;
 mod push;
 mod readers;

@@ -7,6 +7,7 @@ pub mod cyrus;
 pub mod dovecot;
 pub mod fakepop;
 pub mod fakesmtp;
+pub mod oauth2;
 pub mod postfix;
 
 pub use client::Client;
