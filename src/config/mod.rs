@@ -1348,10 +1348,10 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
     #[test]
     fn shipped_example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        for name in ["example.toml", "demo.toml"] {
+        for (name, accounts) in [("example.toml", 2), ("demo.toml", 1)] {
             let path = dir.join(name);
             let c = load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(c.accounts.len(), 1, "{name}");
+            assert_eq!(c.accounts.len(), accounts, "{name}");
         }
         let c = load(&dir.join("example.toml")).unwrap();
         assert_eq!(
@@ -1365,6 +1365,14 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
             Login::Password(PasswordSource::Command(_))
         ));
         assert_eq!(a.imap.timeout, std::time::Duration::from_secs(120));
+        let Login::OAuth2(o) = &c.accounts["office"].imap.login else {
+            panic!("example.toml documents an OAuth2 account");
+        };
+        let TokenSource::Client(client) = &o.tokens else {
+            panic!("with an oauth2 table");
+        };
+        assert!(client.token_url.starts_with("https://login.microsoftonline.com/"));
+        assert!(client.token_file.ends_with("oauth2/office.json"));
     }
 
     const POP3_ISSUE_EXAMPLE: &str = r#"
