@@ -1371,7 +1371,11 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
         let TokenSource::Client(client) = &o.tokens else {
             panic!("with an oauth2 table");
         };
-        assert!(client.token_url.starts_with("https://login.microsoftonline.com/"));
+        assert!(
+            client
+                .token_url
+                .starts_with("https://login.microsoftonline.com/")
+        );
         assert!(client.token_file.ends_with("oauth2/office.json"));
     }
 

@@ -161,6 +161,9 @@ const STEPS: &[&str] = &[
         refused_at INTEGER NOT NULL,
         PRIMARY KEY (folder_id, near_key)
     );",
+    // 11: finding a message already stored in another folder of the account by Message-ID and
+    // size (label-model servers show every message in several folders: stored once, linked).
+    "CREATE INDEX messages_identity ON messages(message_id, size) WHERE message_id IS NOT NULL;",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -254,6 +254,29 @@ impl StateDb {
             })
     }
 
+    /// The local copies (folder name, Maildir key) of messages with this Message-ID and server
+    /// size, in any folder of the account.
+    pub fn stored_copies(
+        &self,
+        message_id: &str,
+        size: u32,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT f.name, m.near_key FROM messages m JOIN folders f ON f.id = m.folder_id
+                 WHERE m.message_id = ?1 AND m.size = ?2 AND m.near_key IS NOT NULL",
+            )
+            .map_err(self.err("prepare stored copies"))?;
+        let rows = st
+            .query_map(rusqlite::params![message_id, size], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(self.err("stored copies"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(self.err("stored copies"))
+    }
+
     /// Renames a folder in the state, with what push and SMTP recorded under its name, in one
     /// transaction (the folder's local directory was renamed the same way).
     pub fn rename_folder(&self, old: &str, new: &str) -> Result<(), DbError> {

@@ -39,6 +39,7 @@ pub async fn sync_folder(
     path: &Path,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
+    copies: Option<&super::labels::StoredCopies<'_>>,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let folder_row = if options.dry_run {
@@ -228,6 +229,7 @@ pub async fn sync_folder(
         progress,
         folder: name.as_str(),
         max_size: account.max_size,
+        copies,
     };
     exec.flags(&plan, fr).await?;
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "flags done");
@@ -523,6 +525,8 @@ struct WrittenBatch {
     /// (uid, flags written, Message-ID, server size) of each message in `tmp/`.
     written: Vec<(Uid, Flags, Option<String>, u32)>,
     local_error: Option<maildir::MaildirError>,
+    /// Hard links to messages stored in other folders, not downloads.
+    linked: bool,
 }
 
 struct Executor<'a> {
@@ -543,6 +547,9 @@ struct Executor<'a> {
     folder: &'a str,
     /// The account's `max_size`: larger messages are neither downloaded nor uploaded.
     max_size: Option<u64>,
+    /// On a label-model account: the messages stored in other folders, linked instead of
+    /// downloaded.
+    copies: Option<&'a super::labels::StoredCopies<'a>>,
 }
 
 /// About this many bytes per upload batch: a batch is held in memory while it is sent.
@@ -693,6 +700,12 @@ impl Executor<'_> {
             }
             _ => plan.downloads.clone(),
         };
+        let downloads = match self.copies {
+            Some(copies) if !downloads.is_empty() => {
+                self.link_stored(copies, downloads, fr).await?
+            }
+            _ => downloads,
+        };
         let total = downloads.len();
         let mut in_flight: Option<(WrittenBatch, tokio::task::JoinHandle<std::io::Result<()>>)> =
             None;
@@ -731,6 +744,105 @@ impl Executor<'_> {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Label model: the messages of `downloads` stored in another folder of the account are
+    /// hard-linked from there (evidence: Message-ID, size, header section); returns the rest,
+    /// to download. A link that cannot be made (another file system) falls back to a download.
+    async fn link_stored(
+        &mut self,
+        copies: &super::labels::StoredCopies<'_>,
+        downloads: Vec<(Uid, Flags)>,
+        fr: &mut FolderReport,
+    ) -> Result<Vec<(Uid, Flags)>, Error> {
+        let uids: Vec<Uid> = downloads.iter().map(|(u, _)| *u).collect();
+        let mut evidence = Vec::new();
+        for set in imap::uid_sets(&uids, 200) {
+            evidence.extend(self.conn.fetch_evidence(&set).await?);
+        }
+        // Only messages with a stored namesake have their header fetched and compared.
+        let candidates: BTreeMap<Uid, (String, u32)> = evidence
+            .into_iter()
+            .filter_map(|e| {
+                let mid = e.message_id?;
+                let known = self.db.stored_copies(&mid, e.size).ok()?;
+                (!known.is_empty()).then_some((e.uid, (mid, e.size)))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(downloads);
+        }
+        let wanted: Vec<Uid> = candidates.keys().copied().collect();
+        let headers = self.conn.fetch_headers(&wanted).await?;
+        let mut sources: BTreeMap<Uid, std::path::PathBuf> = BTreeMap::new();
+        for (uid, (mid, size)) in &candidates {
+            if let Some(header) = headers.get(uid)
+                && let Some(path) = copies.find(self.db, self.folder, mid, *size, header)
+            {
+                sources.insert(*uid, path);
+            }
+        }
+        if sources.is_empty() {
+            return Ok(downloads);
+        }
+        let (to_link, rest): (Vec<_>, Vec<_>) = downloads
+            .into_iter()
+            .partition(|(u, _)| sources.contains_key(u));
+        let mut fallback = Vec::new();
+        for batch in to_link.chunks(DOWNLOAD_BATCH) {
+            let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
+                .iter()
+                .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
+                .collect();
+            let intents: Vec<Change> = keys
+                .iter()
+                .map(|(u, (k, f))| {
+                    Change::AddIntent(Intent {
+                        id: 0,
+                        kind: IntentKind::Download,
+                        far_uid: Some(*u),
+                        near_key: k.clone(),
+                        uidvalidity: Some(self.uidvalidity),
+                        uidnext: None,
+                        flags: f.clone(),
+                        message_id: None,
+                        size: None,
+                        sha256: None,
+                    })
+                })
+                .collect();
+            let ids = self.db.apply(self.fid, &intents)?;
+            let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
+            let mut written = Vec::new();
+            for (uid, (key, flags)) in &keys {
+                let (Some(source), Some((mid, size))) = (sources.get(uid), candidates.get(uid))
+                else {
+                    continue;
+                };
+                match std::fs::hard_link(source, self.md.tmp_path(key)) {
+                    Ok(()) => written.push((*uid, flags.clone(), Some(mid.clone()), *size)),
+                    Err(e) => {
+                        tracing::debug!(folder = self.folder, %uid, "link from {} failed: {e}; downloading", source.display());
+                        fallback.push((*uid, flags.clone()));
+                    }
+                }
+            }
+            let barrier = tokio::spawn(maildir::durability::make_durable(
+                self.md.path().to_path_buf(),
+            ));
+            let batch = WrittenBatch {
+                keys,
+                intent_of,
+                written,
+                local_error: None,
+                linked: true,
+            };
+            self.finish_batch(batch, barrier, fr).await?;
+        }
+        let mut rest = rest;
+        rest.extend(fallback);
+        rest.sort_by_key(|(u, _)| *u);
+        Ok(rest)
     }
 
     /// Announces a batch, fetches it and writes every message to `tmp/` (not yet durable).
@@ -793,6 +905,7 @@ impl Executor<'_> {
             intent_of,
             written,
             local_error,
+            linked: false,
         };
         match fetched {
             Ok(()) => Ok(batch),
@@ -832,8 +945,12 @@ impl Executor<'_> {
             let msg = self.md.publish(key, &flags)?;
             self.near.insert(key.clone(), msg);
             linked.insert(uid);
-            fr.downloaded += 1;
-            fr.bytes_down += u64::from(size);
+            if batch.linked {
+                fr.linked += 1;
+            } else {
+                fr.downloaded += 1;
+                fr.bytes_down += u64::from(size);
+            }
             changes.push(Change::Link {
                 far: uid,
                 near: key.clone(),

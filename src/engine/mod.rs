@@ -11,6 +11,7 @@ pub mod adopt;
 pub mod credentials;
 pub mod error;
 pub mod folder;
+pub mod labels;
 pub mod lock;
 pub mod mbox;
 pub mod pop3;
@@ -78,6 +79,12 @@ pub async fn sync_account(
 
     // Far folders.
     let listed = conn.folders().await?;
+    // A label model (a `\All` folder): each message stored once, its other folders' files
+    // linked to it; All Mail is synced first, alone, so the others find their messages.
+    let all_mail = listed.all_mail().cloned();
+    let copies = all_mail
+        .as_ref()
+        .map(|_| labels::StoredCopies::new(account));
     let names = listed.names;
     let far: BTreeMap<FolderName, String> = listed
         .by_name
@@ -220,7 +227,17 @@ pub async fn sync_account(
     }
     let state_file = config.state_path(&account.name);
     let mut far = far;
-    let mut round = 0;
+    let mut relisted = false;
+    let mut later: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
+    if let Some(all) = &all_mail
+        && work.len() > 1
+        && let Some(first) = work
+            .iter()
+            .position(|(n, _)| n == all)
+            .and_then(|i| work.remove(i))
+    {
+        later = std::mem::replace(&mut work, std::collections::VecDeque::from([first]));
+    }
     loop {
         let shared = Shared {
             account,
@@ -233,14 +250,21 @@ pub async fn sync_account(
             queue: std::cell::RefCell::new(work),
             reports: std::cell::RefCell::new(Vec::new()),
             created_far: std::cell::Cell::new(false),
+            copies: copies.as_ref(),
         };
         shared.run(conn, db, &state_file).await;
         let created_far = shared.created_far.get();
         report.folders.extend(shared.reports.into_inner());
-        round += 1;
-        if !created_far || options.dry_run || round > 1 {
+        if !later.is_empty() {
+            // The label folders, now that All Mail is stored.
+            work = std::mem::take(&mut later);
+            conn = imap::connect(&account.imap, &password).await?;
+            continue;
+        }
+        if !created_far || options.dry_run || relisted {
             break;
         }
+        relisted = true;
         // Some servers (Cyrus) create the missing parents of a folder they are asked to create,
         // as real folders: list again and sync those in this run, so that the next one has
         // nothing to do.
@@ -490,6 +514,8 @@ struct Shared<'a> {
     reports: std::cell::RefCell<Vec<FolderReport>>,
     /// Set when a folder was created on the server.
     created_far: std::cell::Cell<bool>,
+    /// Label model: stored messages, linked instead of downloaded again.
+    copies: Option<&'a labels::StoredCopies<'a>>,
 }
 
 impl Shared<'_> {
@@ -605,6 +631,7 @@ impl Shared<'_> {
             self.dry_run_paths.get(name),
             self.options,
             self.progress,
+            self.copies,
             &mut fr,
         )
         .await;
@@ -634,6 +661,7 @@ async fn prepare_and_sync(
     dry_run_path: Option<&PathBuf>,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
+    copies: Option<&labels::StoredCopies<'_>>,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let path = match dry_run_path {
@@ -667,5 +695,8 @@ async fn prepare_and_sync(
         }
         None => {}
     }
-    folder::sync_folder(conn, db, account, name, &wire, &path, options, progress, fr).await
+    folder::sync_folder(
+        conn, db, account, name, &wire, &path, options, progress, copies, fr,
+    )
+    .await
 }

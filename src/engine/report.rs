@@ -9,6 +9,8 @@ pub struct FolderReport {
     pub folder: String,
     /// Messages copied server → Maildir.
     pub downloaded: usize,
+    /// Label model: messages stored in another folder, hard-linked instead of downloaded.
+    pub linked: usize,
     /// Messages copied Maildir → server.
     pub uploaded: usize,
     /// Bytes copied server → Maildir (as the server counts them, CRLF).
@@ -90,8 +92,14 @@ impl AccountReport {
             }
             return line;
         }
+        let linked = self.total(|f| f.linked);
+        let linked = if linked > 0 {
+            format!(", {linked} already stored (linked)")
+        } else {
+            String::new()
+        };
         let mut line = format!(
-            "{}: +{} ↓ +{} ↑ flags {} ↓ {} ↑ deleted {} ↓ {} ↑ in {:.1}s",
+            "{}: +{} ↓ +{} ↑ flags {} ↓ {} ↑ deleted {} ↓ {} ↑{linked} in {:.1}s",
             self.account,
             self.total(|f| f.downloaded),
             self.total(|f| f.uploaded),

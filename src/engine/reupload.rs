@@ -222,14 +222,6 @@ fn local_identity(raw: &[u8]) -> LocalIdentity {
     }
 }
 
-/// The header section of a message (up to and including the empty line), or all of it.
-fn header_section(crlf: &[u8]) -> &[u8] {
-    crlf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .and_then(|i| crlf.get(..i.saturating_add(4)))
-        .unwrap_or(crlf)
-}
-
 /// Compares the stored header sections of the target's copies of `at_risk` messages (same
 /// Message-ID and size, header with bytes servers rewrite keeping the size) with the local
 /// ones; each that differs is counted altered in `c`, with how.
@@ -853,7 +845,7 @@ pub async fn verify(
             {
                 normalised.insert((mid.clone(), *size), *n);
             }
-            let header = header_section(&local.crlf);
+            let header = super::labels::header_section(&local.crlf);
             if matches!(local.id, Identity::IdSize(..)) && plan::header_at_risk(header) {
                 at_risk.insert(local.id.clone(), header.to_vec());
             }

@@ -72,6 +72,11 @@ pub enum SpecialUse {
     Junk,
     /// Archive.
     Archive,
+    /// Every message of the store (Gmail's "All Mail"): the mark of a label model, where the
+    /// other folders show the same messages again.
+    All,
+    /// The flagged messages (Gmail's "Starred").
+    Flagged,
 }
 
 /// A message a sync left alone because it is larger than the account's `max_size`.

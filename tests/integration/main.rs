@@ -11,6 +11,7 @@ mod daemon;
 mod failures;
 mod fastpath;
 mod hostile;
+mod labels;
 mod mbox;
 mod mirror;
 mod oauth2;

@@ -53,6 +53,8 @@ impl ImapConn {
                     imap_proto::NameAttribute::Trash => Some(SpecialUse::Trash),
                     imap_proto::NameAttribute::Junk => Some(SpecialUse::Junk),
                     imap_proto::NameAttribute::Archive => Some(SpecialUse::Archive),
+                    imap_proto::NameAttribute::All => Some(SpecialUse::All),
+                    imap_proto::NameAttribute::Flagged => Some(SpecialUse::Flagged),
                     _ => None,
                 });
                 out.push(ListEntry {

@@ -155,6 +155,18 @@ pub struct ServerFolders {
     pub skipped: Vec<(String, String)>,
 }
 
+impl ServerFolders {
+    /// The folder with every message (SPECIAL-USE `\All`, Gmail's "All Mail"), when the server
+    /// has one: then it has the label model, where the other folders show the same messages
+    /// again (Gmail's labels; Dovecot's virtual folders).
+    pub fn all_mail(&self) -> Option<&FolderName> {
+        self.by_name
+            .iter()
+            .find(|(_, e)| e.special_use == Some(crate::model::SpecialUse::All))
+            .map(|(n, _)| n)
+    }
+}
+
 impl ImapConn {
     /// Lists the server's folders and names them canonically: the personal prefix dropped,
     /// personal folders first (a shared folder whose whole name equals a personal folder's
