@@ -149,6 +149,13 @@ pub struct RawOAuth2 {
     redirect_port: Option<u16>,
 }
 
+impl RawOAuth2 {
+    /// Sets the endpoints' provider when the table names none (from the account's `provider`).
+    pub fn default_provider(&mut self, provider: OAuth2Provider) {
+        self.provider.get_or_insert(provider);
+    }
+}
+
 /// The login keys of one table, as written.
 pub struct RawLogin {
     /// `auth = "password" | "oauth2"` (POP3: its own `auth` key, mapped to these).

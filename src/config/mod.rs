@@ -9,6 +9,7 @@ pub mod import_mbsync;
 pub mod import_offlineimap;
 mod import_text;
 mod login;
+pub mod provider;
 mod secret;
 
 pub use login::{Login, OAuth2Client, OAuth2Login, TokenSource};
@@ -83,6 +84,7 @@ struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTarget {
+    provider: Option<provider::Provider>,
     imap: Option<RawImap>,
     smtp: Option<RawSmtp>,
     folder_map: Option<BTreeMap<String, String>>,
@@ -92,7 +94,7 @@ struct RawTarget {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSmtp {
-    host: String,
+    host: Option<String>,
     port: Option<u16>,
     tls: Option<TlsMode>,
     user: Option<String>,
@@ -118,6 +120,7 @@ struct RawSmtp {
 #[serde(deny_unknown_fields)]
 struct RawAccount {
     maildir: PathBuf,
+    provider: Option<provider::Provider>,
     sync: Option<SyncMode>,
     folders: Option<Vec<String>>,
     folder: Option<String>,
@@ -221,7 +224,7 @@ pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPop3 {
-    host: String,
+    host: Option<String>,
     port: Option<u16>,
     tls: Option<TlsMode>,
     user: String,
@@ -242,7 +245,7 @@ struct RawPop3 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawImap {
-    host: String,
+    host: Option<String>,
     port: Option<u16>,
     tls: Option<TlsMode>,
     user: String,
@@ -760,13 +763,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     invalid(format!("account {name}: folder {f:?} is not usable: {e}"))
                 })?,
             };
+            let owner = format!("account {name}");
+            let mut p = p;
+            if let Some(provider) = a.provider {
+                let Some(server) = provider.pop3() else {
+                    return Err(invalid(format!(
+                        "{owner}: {} has no POP3 server; use an imap table",
+                        provider.name()
+                    )));
+                };
+                fill_server(&mut p.host, &mut p.port, &mut p.tls, server);
+                if let (Some(o), Some(t)) = (provider.oauth2(), p.oauth2.as_mut()) {
+                    t.default_provider(o);
+                }
+            }
+            let host = p.host.clone().ok_or_else(|| {
+                invalid(format!("{owner}: pop3.host is required (or a provider)"))
+            })?;
             let tls = p.tls.unwrap_or(TlsMode::Implicit);
             let port = p.port.unwrap_or(match tls {
                 TlsMode::Implicit => 995,
                 TlsMode::Starttls | TlsMode::None => 110,
             });
-            let owner = format!("account {name}");
-            check_server(&owner, "pop3", &p.host, port, p.timeout_seconds).map_err(invalid)?;
+            check_server(&owner, "pop3", &host, port, p.timeout_seconds).map_err(invalid)?;
             let login = login::login(
                 login::LoginOwner {
                     owner: &owner,
@@ -787,8 +806,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     token_command: p.token_command,
                     oauth2: p.oauth2,
                 },
-            )
-            .map_err(invalid)?;
+            );
+            let login = provider_login(&owner, "pop3", a.provider, login).map_err(invalid)?;
             // OAuth2 keys without `auth` mean OAuth2 (as in the imap table).
             let pop3_auth = match (p.auth, &login) {
                 (None, Login::OAuth2(_)) => Pop3Auth::OAuth2,
@@ -806,7 +825,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                         None => DEFAULT_INTERVAL,
                     },
                     pop3: Pop3Config {
-                        host: p.host,
+                        host,
                         port,
                         tls,
                         user: p.user,
@@ -836,6 +855,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             imap,
             base_dir,
             token_file(&state_dir, &name),
+            a.provider,
         )
         .map_err(invalid)?;
         let folders = a.folders.unwrap_or_else(|| vec!["*".to_string()]);
@@ -853,7 +873,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 "account {name}: max_delete_percent must be 0-100, not {max_delete_percent}"
             )));
         }
-        let connections = a.connections.unwrap_or(4);
+        // The default stays under what the provider allows; a value written wins.
+        let connections = a.connections.unwrap_or_else(|| {
+            a.provider
+                .and_then(|p| p.max_connections())
+                .map_or(4, |max| max.min(4))
+        });
         if !(1..=16).contains(&connections) {
             return Err(invalid(format!(
                 "account {name}: connections must be 1-16, not {connections}"
@@ -922,12 +947,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     imap,
                     base_dir,
                     token_file(&state_dir, &name),
+                    t.provider,
                 )
                 .map_err(invalid)?,
             ),
             (None, Some(smtp)) => TargetKind::Smtp(
-                smtp_config(&name, smtp, base_dir, token_file(&state_dir, &name))
-                    .map_err(invalid)?,
+                smtp_config(
+                    &name,
+                    smtp,
+                    base_dir,
+                    token_file(&state_dir, &name),
+                    t.provider,
+                )
+                .map_err(invalid)?,
             ),
             _ => {
                 return Err(invalid(format!(
@@ -987,6 +1019,57 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 /// An `imap` table (of an account or a target) with its defaults; `owner` names it in errors.
+/// Fills a server table's host, and then its TLS and port, from a provider's server where the
+/// table leaves them out (a table that names its own host keeps the usual defaults).
+fn fill_server(
+    host: &mut Option<String>,
+    port: &mut Option<u16>,
+    tls: &mut Option<TlsMode>,
+    server: provider::Server,
+) {
+    if host.is_some() {
+        return;
+    }
+    *host = Some(server.host.to_string());
+    let preset = if server.implicit_tls {
+        TlsMode::Implicit
+    } else {
+        TlsMode::Starttls
+    };
+    let mode = *tls.get_or_insert(preset);
+    if port.is_none() && mode == preset {
+        *port = Some(server.port);
+    }
+}
+
+/// The provider's part in a login: its OAuth2 endpoints for an `oauth2` table that names none,
+/// the error for a password where it takes none, and what to give where no login is written.
+fn provider_login(
+    owner: &str,
+    section: &str,
+    provider: Option<provider::Provider>,
+    result: Result<Login, String>,
+) -> Result<Login, String> {
+    let Some(p) = provider else {
+        return result;
+    };
+    match result {
+        Ok(Login::Password(_)) if p.oauth2_only() => Err(format!(
+            "{owner}: {section}: {} takes no password for {section}: use {}",
+            p.name(),
+            p.password_hint()
+        )),
+        Err(e) if e.contains("needs exactly one of password") && e.contains("(found 0)") => {
+            Err(format!(
+                "{owner}: {section} needs a login for {}: {}",
+                p.name(),
+                p.password_hint()
+            ))
+        }
+        other => other,
+    }
+}
+
 /// Where `arctern auth login NAME` keeps the tokens of an account or target (names are unique
 /// across both).
 fn token_file(state_dir: &Path, name: &str) -> PathBuf {
@@ -996,16 +1079,26 @@ fn token_file(state_dir: &Path, name: &str) -> PathBuf {
 fn imap_config(
     owner: &str,
     name: &str,
-    imap: RawImap,
+    mut imap: RawImap,
     base_dir: &Path,
     token_file: PathBuf,
+    provider: Option<provider::Provider>,
 ) -> Result<ImapConfig, String> {
+    if let Some(p) = provider {
+        fill_server(&mut imap.host, &mut imap.port, &mut imap.tls, p.imap());
+        if let (Some(o), Some(t)) = (p.oauth2(), imap.oauth2.as_mut()) {
+            t.default_provider(o);
+        }
+    }
+    let host = imap.host.ok_or_else(|| {
+        format!("{owner}: imap.host is required (or provider = \"gmail\" | \"outlook\" | \"fastmail\" | \"icloud\" | \"yahoo\" on the {})", owner.split(' ').next().unwrap_or("account"))
+    })?;
     let tls = imap.tls.unwrap_or(TlsMode::Implicit);
     let port = imap.port.unwrap_or(match tls {
         TlsMode::Implicit => 993,
         TlsMode::Starttls | TlsMode::None => 143,
     });
-    check_server(owner, "imap", &imap.host, port, imap.timeout_seconds)?;
+    check_server(owner, "imap", &host, port, imap.timeout_seconds)?;
     let login = login::login(
         login::LoginOwner {
             owner,
@@ -1022,9 +1115,10 @@ fn imap_config(
             token_command: imap.token_command,
             oauth2: imap.oauth2,
         },
-    )?;
+    );
+    let login = provider_login(owner, "imap", provider, login)?;
     Ok(ImapConfig {
-        host: imap.host,
+        host,
         port,
         tls,
         user: imap.user,
@@ -1038,18 +1132,28 @@ fn imap_config(
 
 fn smtp_config(
     name: &str,
-    smtp: RawSmtp,
+    mut smtp: RawSmtp,
     base_dir: &Path,
     token_file: PathBuf,
+    provider: Option<provider::Provider>,
 ) -> Result<SmtpConfig, String> {
     let owner = format!("target {name}");
+    if let Some(p) = provider {
+        fill_server(&mut smtp.host, &mut smtp.port, &mut smtp.tls, p.smtp());
+        if let (Some(o), Some(t)) = (p.oauth2(), smtp.oauth2.as_mut()) {
+            t.default_provider(o);
+        }
+    }
+    let host = smtp.host.clone().ok_or_else(|| {
+        format!("{owner}: smtp.host is required (or provider = \"gmail\" | ... on the target)")
+    })?;
     let tls = smtp.tls.unwrap_or(TlsMode::Starttls);
     let port = smtp.port.unwrap_or(match tls {
         TlsMode::Implicit => 465,
         TlsMode::Starttls => 587,
         TlsMode::None => 25,
     });
-    check_server(&owner, "smtp", &smtp.host, port, smtp.timeout_seconds)?;
+    check_server(&owner, "smtp", &host, port, smtp.timeout_seconds)?;
     let any_login = smtp.password.is_some()
         || smtp.password_command.is_some()
         || smtp.password_env.is_some()
@@ -1063,22 +1167,27 @@ fn smtp_config(
                 "{owner}: smtp has a password or OAuth2 keys but no user"
             ));
         }
-        (Some(_), _) => Some(login::login(
-            login::LoginOwner {
-                owner: &owner,
-                name,
-                section: "smtp",
-                protocol: login::Protocol::Smtp,
-                token_file,
-            },
-            login::RawLogin {
-                auth: smtp.auth,
-                password: smtp.password,
-                password_command: smtp.password_command,
-                password_env: smtp.password_env,
-                token_command: smtp.token_command,
-                oauth2: smtp.oauth2,
-            },
+        (Some(_), _) => Some(provider_login(
+            &owner,
+            "smtp",
+            provider,
+            login::login(
+                login::LoginOwner {
+                    owner: &owner,
+                    name,
+                    section: "smtp",
+                    protocol: login::Protocol::Smtp,
+                    token_file,
+                },
+                login::RawLogin {
+                    auth: smtp.auth,
+                    password: smtp.password,
+                    password_command: smtp.password_command,
+                    password_env: smtp.password_env,
+                    token_command: smtp.token_command,
+                    oauth2: smtp.oauth2,
+                },
+            ),
         )?),
     };
     if smtp.envelope_to.is_empty() {
@@ -1110,7 +1219,7 @@ fn smtp_config(
         retry_initial: std::time::Duration::from_secs_f64(retry_initial),
         confirm_via: smtp.confirm_via,
         confirm_folder: smtp.confirm_folder.unwrap_or_else(|| "INBOX".to_string()),
-        host: smtp.host,
+        host,
         port,
         tls,
         user: smtp.user,
@@ -1343,6 +1452,81 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
             c.accounts["work"].maildir,
             PathBuf::from("/etc/arctern/mail/work")
         );
+    }
+
+    #[test]
+    fn provider_presets_fill_servers_and_sign_in_and_written_values_win() {
+        let cfg = |text: &str| parse(Path::new("/c.toml"), &format!("state_dir = \"/s\"\n{text}"));
+        let c = cfg("[accounts.g]\nmaildir = \"/m\"\nprovider = \"gmail\"\n[accounts.g.imap]\nuser = \"me@gmail.com\"\npassword_command = \"pass gmail\"\n").unwrap();
+        let g = &c.accounts["g"];
+        assert_eq!(
+            (g.imap.host.as_str(), g.imap.port, g.imap.tls),
+            ("imap.gmail.com", 993, TlsMode::Implicit)
+        );
+        assert_eq!(g.connections, 4);
+        // Outlook: OAuth2 only; the oauth2 table needs just the client ID.
+        let e = cfg("[accounts.o]\nmaildir = \"/m\"\nprovider = \"outlook\"\n[accounts.o.imap]\nuser = \"me@example.com\"\npassword = \"x\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("outlook takes no password") && !e.contains("\"x\""),
+            "{e}"
+        );
+        let c = cfg("[accounts.o]\nmaildir = \"/m\"\nprovider = \"outlook\"\n[accounts.o.imap]\nuser = \"me@example.com\"\n[accounts.o.imap.oauth2]\nclient_id = \"abc\"\n").unwrap();
+        let Login::OAuth2(o) = &c.accounts["o"].imap.login else {
+            panic!("oauth2");
+        };
+        let TokenSource::Client(client) = &o.tokens else {
+            panic!("client");
+        };
+        assert!(client.scopes[0].contains("IMAP.AccessAsUser.All"));
+        assert_eq!(c.accounts["o"].imap.host, "outlook.office365.com");
+        // No login at all: what the provider wants.
+        let e = cfg("[accounts.i]\nmaildir = \"/m\"\nprovider = \"icloud\"\n[accounts.i.imap]\nuser = \"me@icloud.com\"\n").unwrap_err().to_string();
+        assert!(e.contains("app-specific password"), "{e}");
+        let e = cfg("[accounts.i]\nmaildir = \"/m\"\nprovider = \"icloud\"\n[accounts.i.pop3]\nuser = \"me\"\npassword = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("icloud has no POP3 server"), "{e}");
+        // A host, port or TLS written in the table wins.
+        let c = cfg("[accounts.y]\nmaildir = \"/m\"\nprovider = \"yahoo\"\nconnections = 8\n[accounts.y.imap]\nhost = \"127.0.0.1\"\nport = 1143\ntls = \"none\"\nuser = \"me\"\npassword = \"x\"\n").unwrap();
+        let y = &c.accounts["y"];
+        assert_eq!(
+            (y.imap.host.as_str(), y.imap.port, y.connections),
+            ("127.0.0.1", 1143, 8)
+        );
+        // Targets too: Gmail's submission server.
+        let c = cfg("[accounts.a]\nmaildir = \"/m\"\n[accounts.a.imap]\nhost = \"h\"\nuser = \"u\"\npassword = \"p\"\n[targets.t]\nprovider = \"gmail\"\n[targets.t.smtp]\nuser = \"me@gmail.com\"\npassword_env = \"P\"\nenvelope_from = \"me@gmail.com\"\nenvelope_to = [\"me@gmail.com\"]\n").unwrap();
+        let TargetKind::Smtp(smtp) = &c.targets["t"].kind else {
+            panic!("smtp");
+        };
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.tls),
+            ("smtp.gmail.com", 465, TlsMode::Implicit)
+        );
+    }
+
+    #[test]
+    fn every_config_of_the_readme_providers_section_parses() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let section = readme
+            .split("\n## Providers\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("a Providers section");
+        let blocks: Vec<&str> = section
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert_eq!(blocks.len(), 5, "one config per provider");
+        for block in blocks {
+            let c = parse(
+                Path::new("/README.md"),
+                &format!("state_dir = \"/s\"\n{block}"),
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+            let a = c.accounts.values().next().expect("an account");
+            assert!(a.imap.host.contains('.'), "host filled in: {block}");
+        }
     }
 
     #[test]
