@@ -122,6 +122,9 @@ pub async fn run_push(
         TargetKind::Smtp(_) => ("sent", "duplicates of sent ones"),
     };
     for r in &reports {
+        if let Some(why) = &r.skipped {
+            println!("{}: {} not pushed: {why}", a.name(), r.folder);
+        }
         if let Some(p) = &r.planned {
             println!(
                 "{}: {} → {}: would {p}",
@@ -222,7 +225,10 @@ pub async fn run_verify(
     };
     let all_targets: Vec<&Target> = config.targets.values().collect();
     let result = match &t.kind {
-        TargetKind::Imap(_) => reupload::verify(&local_side(a), t, folders).await,
+        TargetKind::Imap(_) => {
+            let db = StateDb::open(&config.state_path(a.name())).ok();
+            reupload::verify(db.as_ref(), &local_side(a), t, folders).await
+        }
         TargetKind::Smtp(_) => match StateDb::open(&config.state_path(a.name())) {
             Ok(db) => reupload_smtp::verify(&db, &local_side(a), t, &all_targets, folders).await,
             Err(e) => Err(e.into()),

@@ -164,6 +164,9 @@ const STEPS: &[&str] = &[
     // 11: finding a message already stored in another folder of the account by Message-ID and
     // size (label-model servers show every message in several folders: stored once, linked).
     "CREATE INDEX messages_identity ON messages(message_id, size) WHERE message_id IS NOT NULL;",
+    // 12: the server folder's special use (RFC 6154: \All, \Sent, ...), so that a push of the
+    // Maildir later knows Gmail's All Mail, Starred and Sent Mail whatever their names.
+    "ALTER TABLE folders ADD COLUMN special_use TEXT;",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -254,6 +254,67 @@ impl StateDb {
             })
     }
 
+    /// Records the special use of each listed server folder the state knows (`None` clears it).
+    pub fn record_special_uses(
+        &self,
+        uses: &[(String, Option<crate::model::SpecialUse>)],
+    ) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.err("begin"))?;
+        for (name, u) in uses {
+            tx.execute(
+                "UPDATE folders SET special_use = ?2 WHERE name = ?1 AND special_use IS NOT ?2",
+                rusqlite::params![name, u.map(|u| u.as_str())],
+            )
+            .map_err(self.err("record special use"))?;
+        }
+        tx.commit().map_err(self.err("commit"))?;
+        Ok(())
+    }
+
+    /// The special uses the server gave the account's folders, by folder name.
+    pub fn special_uses(&self) -> Result<BTreeMap<String, crate::model::SpecialUse>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, special_use FROM folders WHERE special_use IS NOT NULL")
+            .map_err(self.err("prepare special uses"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err("special uses"))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (name, text) = row.map_err(self.err("special uses"))?;
+            if let Some(u) = crate::model::SpecialUse::parse(&text) {
+                out.insert(name, u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Maildir keys of `folder`'s messages that the state also knows in another folder
+    /// (same Message-ID and size): on a label-model account, the labelled ones.
+    pub fn keys_also_elsewhere(
+        &self,
+        folder: &str,
+    ) -> Result<std::collections::HashSet<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT a.near_key FROM messages a JOIN folders f ON f.id = a.folder_id
+                 WHERE f.name = ?1 AND a.near_key IS NOT NULL AND a.message_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM messages b WHERE b.message_id = a.message_id
+                               AND b.size = a.size AND b.folder_id != a.folder_id)",
+            )
+            .map_err(self.err("prepare keys elsewhere"))?;
+        let rows = st
+            .query_map([folder], |r| r.get::<_, String>(0))
+            .map_err(self.err("keys elsewhere"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(self.err("keys elsewhere"))
+    }
+
     /// The local copies (folder name, Maildir key) of messages with this Message-ID and server
     /// size, in any folder of the account.
     pub fn stored_copies(

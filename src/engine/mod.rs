@@ -85,6 +85,12 @@ pub async fn sync_account(
     let copies = all_mail
         .as_ref()
         .map(|_| labels::StoredCopies::new(account));
+    // Kept with the state, for a later push of the Maildir (Gmail's All Mail, Starred, Sent).
+    let special_uses: Vec<(String, Option<crate::model::SpecialUse>)> = listed
+        .by_name
+        .iter()
+        .map(|(n, e)| (n.to_string(), e.special_use))
+        .collect();
     let names = listed.names;
     let far: BTreeMap<FolderName, String> = listed
         .by_name
@@ -312,6 +318,9 @@ pub async fn sync_account(
             conn.logout().await;
             break;
         }
+    }
+    if !options.dry_run {
+        db.record_special_uses(&special_uses)?;
     }
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(())

@@ -104,6 +104,8 @@ pub struct ReuploadFolderReport {
     /// SMTP: messages whose connection broke after the whole message was sent; the next run
     /// settles them.
     pub uncertain: Vec<String>,
+    /// Not pushed, and why (Gmail's Starred, Important, Spam, Trash).
+    pub skipped: Option<String>,
 }
 
 /// A target server's folders: canonical name → wire name, and the special-use ones.
@@ -294,6 +296,113 @@ async fn target_identities(
     Ok((ids, evidence))
 }
 
+/// A local folder as a push or verify handles it.
+struct PlannedFolder {
+    folder: FolderName,
+    /// The target folder.
+    target: String,
+    /// Maildir keys left out (All Mail's labelled messages, which go with their labels).
+    exclude: HashSet<String>,
+}
+
+/// Where each selected local folder goes. For an account whose server had the label model
+/// (the state recorded a `\All` folder: Gmail), by the special use the server gave each folder
+/// ([`plan::push_role`]): All Mail's unlabelled messages into Archive, Sent and Drafts into the
+/// target's own, Starred and Important not at all, Spam and Trash only when named. Returns the
+/// folders to push and the reports of those left out.
+fn plan_folders(
+    state: Option<&StateDb>,
+    local: &LocalSide<'_>,
+    folders: Vec<FolderName>,
+    patterns: &[String],
+    target: &Target,
+    listing: &TargetListing,
+) -> Result<(Vec<PlannedFolder>, Vec<ReuploadFolderReport>), Error> {
+    let uses = match state {
+        Some(db) => db.special_uses()?,
+        None => BTreeMap::new(),
+    };
+    let label_model = uses.values().any(|u| *u == SpecialUse::All);
+    let mut planned = Vec::new();
+    let mut skipped = Vec::new();
+    for folder in folders {
+        let named = patterns.iter().any(|p| p == folder.as_str());
+        let by_name = || plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
+        let special_target = |u: SpecialUse| {
+            target
+                .folder_map
+                .get(folder.as_str())
+                .cloned()
+                .unwrap_or_else(|| {
+                    listing
+                        .special
+                        .get(&u)
+                        .cloned()
+                        .unwrap_or_else(|| plan::default_name(u).to_string())
+                })
+        };
+        let (target_name, exclude) =
+            match plan::push_role(uses.get(folder.as_str()).copied(), label_model, named) {
+                plan::PushRole::AsIs => (by_name(), HashSet::new()),
+                plan::PushRole::Into(u) => (special_target(u), HashSet::new()),
+                plan::PushRole::Unlabelled => {
+                    let exclude = match state {
+                        Some(db) => labelled_keys(db, local, &folder)?,
+                        None => HashSet::new(),
+                    };
+                    (special_target(SpecialUse::Archive), exclude)
+                }
+                plan::PushRole::Skip(why) => {
+                    skipped.push(ReuploadFolderReport {
+                        folder: folder.to_string(),
+                        target_folder: String::new(),
+                        skipped: Some(why.to_string()),
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            };
+        planned.push(PlannedFolder {
+            folder,
+            target: target_name,
+            exclude,
+        });
+    }
+    Ok((planned, skipped))
+}
+
+/// All Mail's messages that are in another folder too: the state's Message-ID and size, and
+/// the files' inodes (a pull stores them as hard links).
+fn labelled_keys(
+    db: &StateDb,
+    local: &LocalSide<'_>,
+    all_mail: &FolderName,
+) -> Result<HashSet<String>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mut keys = db.keys_also_elsewhere(all_mail.as_str())?;
+    let (folders, _) = layout::list_folders(local.root, local.layout).map_err(|e| {
+        Error::LocalState(format!("cannot list Maildir {}: {e}", local.root.display()))
+    })?;
+    let inode = |md: &MaildirFolder, m: &NearMessage| {
+        std::fs::metadata(md.message_path(m))
+            .ok()
+            .filter(|meta| meta.nlink() > 1)
+            .map(|meta| (meta.dev(), meta.ino()))
+    };
+    let mut elsewhere = HashSet::new();
+    for f in folders.iter().filter(|f| *f != all_mail) {
+        let (md, near) = local.open_folder(f)?;
+        elsewhere.extend(near.values().filter_map(|m| inode(&md, m)));
+    }
+    let (md, near) = local.open_folder(all_mail)?;
+    for m in near.values() {
+        if inode(&md, m).is_some_and(|i| elsewhere.contains(&i)) {
+            keys.insert(m.key.0.clone());
+        }
+    }
+    Ok(keys)
+}
+
 /// Pushes an account's Maildir to an IMAP target.
 ///
 /// Folders go up over at most the target's `connections` IMAP connections at once, in the units
@@ -318,17 +427,26 @@ pub async fn reupload(
         password,
     } = open_target(local, target, patterns).await?;
     let listing = RefCell::new(list_target(&mut conn).await?);
-    let mut sized = Vec::with_capacity(folders.len());
-    for folder in folders {
-        let tname = plan::target_folder(
-            folder.as_str(),
-            &target.folder_map,
-            &listing.borrow().special,
-        );
-        let size = layout::folder_path(local.root, local.layout, &folder)
-            .map(|p| entries_in(&p))
+    let (planned, skipped) = plan_folders(
+        Some(db),
+        local,
+        folders,
+        patterns,
+        target,
+        &listing.borrow(),
+    )?;
+    let excluded: HashMap<FolderName, HashSet<String>> = planned
+        .iter()
+        .filter(|p| !p.exclude.is_empty())
+        .map(|p| (p.folder.clone(), p.exclude.clone()))
+        .collect();
+    let no_exclusions = HashSet::new();
+    let mut sized = Vec::with_capacity(planned.len());
+    for p in planned {
+        let size = layout::folder_path(local.root, local.layout, &p.folder)
+            .map(|path| entries_in(&path))
             .unwrap_or(0);
-        sized.push((folder, tname, size));
+        sized.push((p.folder, p.target, size));
     }
     let units = plan::upload_units(sized);
     let workers = usize::from(target.connections).min(units.len()).max(1);
@@ -336,6 +454,7 @@ pub async fn reupload(
     let reports = RefCell::new(Vec::new());
     let work = |mut conn: Option<ImapConn>| {
         let (queue, reports, listing, password) = (&queue, &reports, &listing, &password);
+        let (excluded, no_exclusions) = (&excluded, &no_exclusions);
         async move {
             if conn.is_none() {
                 // An extra connection the server refuses only means fewer at once.
@@ -363,9 +482,10 @@ pub async fn reupload(
                             .await
                             .context(format!("target {}", target.name))?;
                     }
+                    let exclude = excluded.get(&folder).unwrap_or(no_exclusions);
                     if let Err(e) = reupload_folder(
-                        db, local, target, &mut conn, listing, &folder, &tname, dry_run, progress,
-                        &mut fr,
+                        db, local, target, &mut conn, listing, &folder, &tname, exclude, dry_run,
+                        progress, &mut fr,
                     )
                     .await
                     {
@@ -387,6 +507,7 @@ pub async fn reupload(
         e?;
     }
     let mut reports = reports.into_inner();
+    reports.extend(skipped);
     reports.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(reports)
 }
@@ -409,11 +530,13 @@ async fn reupload_folder(
     listing: &RefCell<TargetListing>,
     folder: &FolderName,
     tname: &str,
+    exclude: &HashSet<String>,
     dry_run: bool,
     progress: &indicatif::ProgressBar,
     fr: &mut ReuploadFolderReport,
 ) -> Result<(), Error> {
-    let (md, near) = local.open_folder(folder)?;
+    let (md, mut near) = local.open_folder(folder)?;
+    near.retain(|k, _| !exclude.contains(&k.0));
     let target_name = FolderName::parse(tname)
         .map_err(|e| Error::FolderName(format!("target folder {tname:?}: {e}")))?;
     let known = listing.borrow().by_name.get(tname).cloned();
@@ -816,6 +939,7 @@ async fn forget_gone(
 
 /// Compares every selected local folder with its target folder.
 pub async fn verify(
+    state: Option<&StateDb>,
     local: &LocalSide<'_>,
     target: &Target,
     patterns: &[String],
@@ -824,10 +948,16 @@ pub async fn verify(
         folders, mut conn, ..
     } = open_target(local, target, patterns).await?;
     let listing = list_target(&mut conn).await?;
+    let (planned, _) = plan_folders(state, local, folders, patterns, target, &listing)?;
     let mut out = Vec::new();
-    for folder in folders {
-        let tname = plan::target_folder(folder.as_str(), &target.folder_map, &listing.special);
-        let (md, near) = local.open_folder(&folder)?;
+    for PlannedFolder {
+        folder,
+        target: tname,
+        exclude,
+    } in planned
+    {
+        let (md, mut near) = local.open_folder(&folder)?;
+        near.retain(|k, _| !exclude.contains(&k.0));
         let mut local_ids = Vec::with_capacity(near.len());
         let mut hash_sizes = HashSet::new();
         // Normalised sizes (to say how an altered copy differs), and the header sections

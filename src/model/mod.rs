@@ -77,6 +77,41 @@ pub enum SpecialUse {
     All,
     /// The flagged messages (Gmail's "Starred").
     Flagged,
+    /// The messages a provider deems important (RFC 8457; Gmail's "Important").
+    Important,
+}
+
+impl SpecialUse {
+    /// The attribute's name without the backslash, as the state keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecialUse::Sent => "Sent",
+            SpecialUse::Drafts => "Drafts",
+            SpecialUse::Trash => "Trash",
+            SpecialUse::Junk => "Junk",
+            SpecialUse::Archive => "Archive",
+            SpecialUse::All => "All",
+            SpecialUse::Flagged => "Flagged",
+            SpecialUse::Important => "Important",
+        }
+    }
+
+    /// The inverse of [`SpecialUse::as_str`] (any case, backslash optional).
+    pub fn parse(text: &str) -> Option<SpecialUse> {
+        let t = text.trim_start_matches('\\');
+        [
+            SpecialUse::Sent,
+            SpecialUse::Drafts,
+            SpecialUse::Trash,
+            SpecialUse::Junk,
+            SpecialUse::Archive,
+            SpecialUse::All,
+            SpecialUse::Flagged,
+            SpecialUse::Important,
+        ]
+        .into_iter()
+        .find(|u| u.as_str().eq_ignore_ascii_case(t))
+    }
 }
 
 /// A message a sync left alone because it is larger than the account's `max_size`.

@@ -25,6 +25,63 @@ pub fn special_use_of_name(name: &str) -> Option<SpecialUse> {
     })
 }
 
+/// What a push does with a local folder of an account whose server had the label model (a
+/// `\All` folder: Gmail), from the special use the server gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushRole {
+    /// Pushed as it is (a label, or any folder of an ordinary account).
+    AsIs,
+    /// Pushed into the target's folder with this special use (created under its English name
+    /// where the target has none).
+    Into(SpecialUse),
+    /// All Mail: only the messages in no other folder (archived ones), into the target's
+    /// Archive; the rest arrive with their labels.
+    Unlabelled,
+    /// Not pushed, for the reason given.
+    Skip(&'static str),
+}
+
+/// The [`PushRole`] of a local folder: `special` is the use the server gave it, `label_model`
+/// whether the account's server had an All Mail, `named` whether the push's `--folders` named
+/// the folder itself (Spam and Trash go only then).
+pub fn push_role(special: Option<SpecialUse>, label_model: bool, named: bool) -> PushRole {
+    if !label_model {
+        return PushRole::AsIs;
+    }
+    match special {
+        Some(SpecialUse::All) => PushRole::Unlabelled,
+        Some(SpecialUse::Flagged) => {
+            PushRole::Skip("Starred: its messages arrive flagged in their own folders")
+        }
+        Some(SpecialUse::Important) => {
+            PushRole::Skip("Important: a Gmail ranking, its messages arrive in their own folders")
+        }
+        Some(SpecialUse::Junk) if !named => {
+            PushRole::Skip("spam: pushed only when --folders names it")
+        }
+        Some(SpecialUse::Trash) if !named => {
+            PushRole::Skip("trash: pushed only when --folders names it")
+        }
+        Some(
+            u @ (SpecialUse::Sent | SpecialUse::Drafts | SpecialUse::Junk | SpecialUse::Trash),
+        ) => PushRole::Into(u),
+        Some(SpecialUse::Archive) | None => PushRole::AsIs,
+    }
+}
+
+/// The English name a target folder for `use_` gets where the target has none.
+pub fn default_name(use_: SpecialUse) -> &'static str {
+    match use_ {
+        SpecialUse::Sent => "Sent",
+        SpecialUse::Drafts => "Drafts",
+        SpecialUse::Trash => "Trash",
+        SpecialUse::Junk => "Junk",
+        SpecialUse::Archive | SpecialUse::All => "Archive",
+        SpecialUse::Flagged => "Flagged",
+        SpecialUse::Important => "Important",
+    }
+}
+
 /// Where a local folder goes on the target: `folder_map` first (exact canonical names), then,
 /// for a top-level folder whose name means a special use, the target's folder with that use,
 /// else the same name.
@@ -392,6 +449,39 @@ mod tests {
 
     fn id(s: &str, n: u32) -> Identity {
         Identity::IdSize(s.into(), n)
+    }
+
+    #[test]
+    fn gmail_folders_are_pushed_by_their_special_use() {
+        use PushRole::*;
+        assert_eq!(
+            push_role(Some(SpecialUse::All), false, false),
+            AsIs,
+            "ordinary account"
+        );
+        assert_eq!(push_role(Some(SpecialUse::All), true, false), Unlabelled);
+        assert!(matches!(
+            push_role(Some(SpecialUse::Flagged), true, true),
+            Skip(_)
+        ));
+        assert!(matches!(
+            push_role(Some(SpecialUse::Important), true, false),
+            Skip(_)
+        ));
+        assert!(matches!(
+            push_role(Some(SpecialUse::Junk), true, false),
+            Skip(_)
+        ));
+        assert_eq!(
+            push_role(Some(SpecialUse::Junk), true, true),
+            Into(SpecialUse::Junk)
+        );
+        assert_eq!(
+            push_role(Some(SpecialUse::Sent), true, false),
+            Into(SpecialUse::Sent)
+        );
+        assert_eq!(push_role(None, true, false), AsIs);
+        assert_eq!(default_name(SpecialUse::All), "Archive");
     }
 
     #[test]

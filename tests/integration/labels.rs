@@ -7,10 +7,25 @@ use crate::support::*;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 
+/// Gmail's model on Dovecot (TEST-SERVERS.md): one real copy of every message in a namespace
+/// LIST does not show (`Store.Everything`), "[Gmail]/All Mail" a virtual folder over it, the
+/// labels (INBOX, Work) real folders holding copies, "[Gmail]/Starred" a virtual folder of
+/// INBOX's flagged messages, "Sent Mail" marked `\Sent`.
 const GMAIL_LIKE: &str = "mail_plugins = $mail_plugins virtual
 namespace inbox {
   inbox = yes
   separator = .
+  mailbox \"Sent Mail\" {
+    special_use = \\Sent
+  }
+}
+namespace store {
+  prefix = Store.
+  separator = .
+  location = maildir:~/store
+  hidden = yes
+  list = no
+  subscriptions = no
 }
 namespace gmail {
   prefix = [Gmail].
@@ -21,15 +36,23 @@ namespace gmail {
   mailbox \"All Mail\" {
     special_use = \\All
   }
+  mailbox Starred {
+    special_use = \\Flagged
+  }
 }
 ";
 
 fn gmail_like() -> World {
     let w = World::new(GMAIL_LIKE, "");
     let home = w.dovecot.dir.join("mail").join(&w.user);
-    let all = home.join("virtual").join("All Mail");
-    std::fs::create_dir_all(&all).unwrap();
-    std::fs::write(all.join("dovecot-virtual"), "Store\n  all\n").unwrap();
+    for (name, def) in [
+        ("All Mail", "Store.Everything\n  all\n"),
+        ("Starred", "INBOX\n  flagged\n"),
+    ] {
+        let dir = home.join("virtual").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dovecot-virtual"), def).unwrap();
+    }
     w.dovecot.hand_over(&home);
     w
 }
@@ -46,43 +69,51 @@ fn inodes(dir: &std::path::Path) -> Vec<(u64, u64)> {
 }
 
 #[test]
-fn a_label_model_account_stores_each_message_once_and_links_the_rest() {
+fn a_label_model_account_is_stored_once_and_pushed_by_label() {
     let w = gmail_like();
     let mut c = w.client();
-    c.create("Store");
+    c.create("Store.Everything");
     c.create("Work");
-    let msgs: Vec<Vec<u8>> = (1..=4).map(|n| message(n, "mail", 700 + n * 100)).collect();
+    c.create("Sent Mail");
+    // Four received messages (the fourth archived: in no label), one sent.
+    let msgs: Vec<Vec<u8>> = (1..=5).map(|n| message(n, "mail", 700 + n * 100)).collect();
     for m in &msgs {
-        c.append("Store", m, "");
+        c.append("Store.Everything", m, "");
     }
-    for m in &msgs[..3] {
-        c.append("INBOX", m, "\\Seen");
-    }
-    for m in &msgs[..2] {
-        c.append("Work", m, "");
-    }
+    c.append("INBOX", &msgs[0], "\\Seen \\Flagged");
+    c.append("INBOX", &msgs[1], "\\Seen");
+    c.append("INBOX", &msgs[2], "\\Seen");
+    c.append("Work", &msgs[0], "");
+    c.append("Work", &msgs[1], "");
+    c.append("Sent Mail", &msgs[4], "\\Seen");
+    let folders = c.folders();
     assert!(
-        c.folders().iter().any(|f| f == "[Gmail].All Mail"),
-        "{:?}",
-        c.folders()
+        folders.iter().any(|f| f == "[Gmail].All Mail"),
+        "{folders:?}"
+    );
+    assert!(
+        !folders.iter().any(|f| f.starts_with("Store")),
+        "hidden: {folders:?}"
     );
     let out = w.sync_ok();
+    // All Mail downloaded (5); INBOX 3, Work 2, Starred 1, Sent Mail 1 linked.
     assert!(
-        out.contains("+4 ↓") && out.contains("9 already stored (linked)"),
+        out.contains("+5 ↓") && out.contains("7 already stored (linked)"),
         "{out}"
     );
     let all_mail = w.local_dir("[Gmail]/All Mail");
     for (folder, wire) in [
         ("[Gmail]/All Mail", "[Gmail].All Mail"),
-        ("Store", "Store"),
+        ("[Gmail]/Starred", "[Gmail].Starred"),
         ("INBOX", "INBOX"),
         ("Work", "Work"),
+        ("Sent Mail", "Sent Mail"),
     ] {
         assert_same(&mut c, wire, &w.local_dir(folder));
     }
     let stored: BTreeSet<u64> = inodes(&all_mail).iter().map(|(i, _)| *i).collect();
-    assert_eq!(stored.len(), 4);
-    for folder in ["Store", "INBOX", "Work"] {
+    assert_eq!(stored.len(), 5);
+    for folder in ["INBOX", "Work", "Sent Mail", "[Gmail]/Starred"] {
         for (ino, _) in inodes(&w.local_dir(folder)) {
             assert!(
                 stored.contains(&ino),
@@ -107,6 +138,56 @@ fn a_label_model_account_stores_each_message_once_and_links_the_rest() {
         "{out}"
     );
 
+    // Push to an ordinary server: each label once, All Mail's archived message into Archive,
+    // Sent Mail into Sent, Starred not at all (its message arrives flagged in INBOX).
+    let target = World::new("", "");
+    target.dovecot.add_user("bob");
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        format!(
+            "{text}\n[targets.plain]\n[targets.plain.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"bob\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
+            target.dovecot.imap_port
+        ),
+    )
+    .unwrap();
+    let out = stdout_ok(
+        w.arctern(&["push", "test", "--to", "plain"]),
+        "push",
+        &target.dovecot.log(),
+    );
+    assert!(out.contains("+7 ↑"), "{out}");
+    assert!(out.contains("[Gmail]/Starred not pushed: Starred"), "{out}");
+    let mut bob = Client::connect(target.dovecot.imap_port, "bob");
+    let mut folders = bob.folders();
+    folders.sort();
+    assert_eq!(folders, vec!["Archive", "INBOX", "Sent", "Work"]);
+    assert_eq!(bob.messages("INBOX").len(), 3);
+    assert_eq!(bob.messages("Work").len(), 2);
+    let archived = bob.messages("Archive");
+    assert_eq!(archived.len(), 1);
+    assert_eq!(to_lf(&archived[0].body), to_lf(&msgs[3]));
+    assert!(
+        bob.messages("INBOX")
+            .iter()
+            .any(|m| m.flags.contains("\\Flagged"))
+    );
+    let out = stdout_ok(
+        w.arctern(&["verify", "test", "--to", "plain"]),
+        "verify",
+        "",
+    );
+    assert!(
+        out.contains("the target holds exactly the local messages"),
+        "{out}"
+    );
+    let out = stdout_ok(
+        w.arctern(&["push", "test", "--to", "plain"]),
+        "push again",
+        "",
+    );
+    assert!(out.contains("+0 ↑"), "{out}");
+
     // A label added on the server: a link, not a download. A label removed: one link less.
     c.append("Work", &msgs[2], "");
     let out = w.sync_ok();
@@ -119,15 +200,15 @@ fn a_label_model_account_stores_each_message_once_and_links_the_rest() {
     let out = w.sync_ok();
     assert!(out.contains("deleted 1 ↓"), "{out}");
     assert_same(&mut c, "Work", &w.local_dir("Work"));
-    assert_eq!(inodes(&all_mail).len(), 4, "the stored copy stays");
+    assert_eq!(inodes(&all_mail).len(), 5, "the stored copy stays");
 
-    // New mail: downloaded once (All Mail first), linked in its labels.
-    let fifth = message(5, "mail", 900);
-    c.append("Store", &fifth, "");
-    c.append("INBOX", &fifth, "");
+    // New mail: downloaded once (All Mail first), linked in its label.
+    let sixth = message(6, "mail", 900);
+    c.append("Store.Everything", &sixth, "");
+    c.append("INBOX", &sixth, "");
     let out = w.sync_ok();
     assert!(
-        out.contains("+1 ↓") && out.contains("2 already stored (linked)"),
+        out.contains("+1 ↓") && out.contains("1 already stored (linked)"),
         "{out}"
     );
 

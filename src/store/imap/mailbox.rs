@@ -55,6 +55,8 @@ impl ImapConn {
                     imap_proto::NameAttribute::Archive => Some(SpecialUse::Archive),
                     imap_proto::NameAttribute::All => Some(SpecialUse::All),
                     imap_proto::NameAttribute::Flagged => Some(SpecialUse::Flagged),
+                    imap_proto::NameAttribute::Extension(x) => SpecialUse::parse(x)
+                        .filter(|u| *u == SpecialUse::Important),
                     _ => None,
                 });
                 out.push(ListEntry {
