@@ -243,7 +243,7 @@ pub async fn sync_folder(
             .map(|t| format!("{} {} ({:.1} MB)", t.side, t.item, t.size as f64 / 1e6))
             .collect();
         fr.notes.push(format!(
-            "{} message(s) larger than max_size left alone: {}",
+            "{} message(s) larger than max_size (or the server's APPENDLIMIT) left alone: {}",
             names.len(),
             names.join(", ")
         ));
@@ -976,6 +976,12 @@ impl Executor<'_> {
     }
 
     async fn uploads(&mut self, plan: &Plan, fr: &mut FolderReport) -> Result<(), Error> {
+        // The server's APPENDLIMIT bounds uploads as max_size does: a message it would refuse
+        // is not sent (and said), where sending it would cost its whole size for a NO.
+        let limit = match (self.max_size, self.conn.append_limit()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let (uploads, large) = planner::split_by_size(
             &plan.uploads,
             |key| {
@@ -983,7 +989,7 @@ impl Executor<'_> {
                 let meta = std::fs::metadata(self.md.message_path(msg)).ok()?;
                 Some(meta.len())
             },
-            self.max_size,
+            limit,
         );
         fr.too_large
             .extend(large.into_iter().map(|(key, size)| crate::model::TooLarge {

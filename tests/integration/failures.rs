@@ -39,7 +39,7 @@ fn messages_over_max_size_are_left_alone_named_and_never_block_the_rest() {
     let out = w.sync_ok();
     assert!(out.contains("test: +2 ↓ +0 ↑"), "{out}");
     assert!(
-        out.contains("1 message(s) larger than max_size left alone: server UID 2"),
+        out.contains("1 message(s) larger than max_size (or the server's APPENDLIMIT) left alone: server UID 2"),
         "{out}"
     );
     assert_eq!(local_files(&w.maildir).len(), 2);
@@ -147,4 +147,29 @@ fn a_message_the_server_refuses_is_reported_once_not_on_every_sync() {
     let status = String::from_utf8_lossy(&w.arctern(&["status"]).stdout).to_string();
     assert!(!status.contains("refused by the server"), "{status}");
     assert_same(&mut c, "INBOX", &w.maildir);
+}
+
+#[test]
+fn a_message_over_the_servers_appendlimit_is_not_sent() {
+    // Gmail announces APPENDLIMIT=35882577; here the test Dovecot announces a small one.
+    let w = World::new("imap_capability = +APPENDLIMIT=5000\n", "");
+    make_maildir(&w.maildir);
+    write_local(
+        &w.maildir,
+        "1700000000.small.host",
+        &message(1, "INBOX", 800),
+        "S",
+    );
+    write_local(
+        &w.maildir,
+        "1700000000.big.host",
+        &message(2, "INBOX", 20_000),
+        "S",
+    );
+    let out = w.sync_ok();
+    assert!(
+        out.contains("+1 ↑") && out.contains("APPENDLIMIT) left alone: local 1700000000.big.host"),
+        "{out}"
+    );
+    assert_eq!(w.client().messages("INBOX").len(), 1);
 }

@@ -437,6 +437,14 @@ impl ImapConn {
         &self.capabilities
     }
 
+    /// The largest message the server takes in APPEND (RFC 7889 `APPENDLIMIT=N`; Gmail says
+    /// 35882577), when it announces one.
+    pub fn append_limit(&self) -> Option<u64> {
+        self.capabilities
+            .iter()
+            .find_map(|c| c.strip_prefix("APPENDLIMIT=")?.parse().ok())
+    }
+
     /// True when the server announced `cap` (case-insensitive).
     pub fn has(&self, cap: &str) -> bool {
         self.capabilities.contains(&cap.to_ascii_uppercase())
