@@ -529,6 +529,9 @@ struct WrittenBatch {
     linked: bool,
 }
 
+/// A batch's chosen keys and the ids of its download intents.
+type AnnouncedBatch = (BTreeMap<Uid, (NearKey, Flags)>, BTreeMap<Uid, i64>);
+
 struct Executor<'a> {
     /// State changes whose file-system side is done but not yet made durable and committed;
     /// flag changes ride along with the deletions' commit (one directory fsync and one commit
@@ -790,29 +793,7 @@ impl Executor<'_> {
             .partition(|(u, _)| sources.contains_key(u));
         let mut fallback = Vec::new();
         for batch in to_link.chunks(DOWNLOAD_BATCH) {
-            let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
-                .iter()
-                .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
-                .collect();
-            let intents: Vec<Change> = keys
-                .iter()
-                .map(|(u, (k, f))| {
-                    Change::AddIntent(Intent {
-                        id: 0,
-                        kind: IntentKind::Download,
-                        far_uid: Some(*u),
-                        near_key: k.clone(),
-                        uidvalidity: Some(self.uidvalidity),
-                        uidnext: None,
-                        flags: f.clone(),
-                        message_id: None,
-                        size: None,
-                        sha256: None,
-                    })
-                })
-                .collect();
-            let ids = self.db.apply(self.fid, &intents)?;
-            let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
+            let (keys, intent_of) = self.announce_downloads(batch)?;
             let mut written = Vec::new();
             for (uid, (key, flags)) in &keys {
                 let (Some(source), Some((mid, size))) = (sources.get(uid), candidates.get(uid))
@@ -845,8 +826,9 @@ impl Executor<'_> {
         Ok(rest)
     }
 
-    /// Announces a batch, fetches it and writes every message to `tmp/` (not yet durable).
-    async fn fetch_batch(&mut self, batch: &[(Uid, Flags)]) -> Result<WrittenBatch, Error> {
+    /// Chooses a Maildir key for each message of `batch` and records a download intent for
+    /// each (before any file exists, so a crash leaves nothing unaccounted for).
+    fn announce_downloads(&mut self, batch: &[(Uid, Flags)]) -> Result<AnnouncedBatch, Error> {
         let keys: BTreeMap<Uid, (NearKey, Flags)> = batch
             .iter()
             .map(|(u, f)| (*u, (maildir::new_key(), f.clone())))
@@ -870,6 +852,12 @@ impl Executor<'_> {
             .collect();
         let ids = self.db.apply(self.fid, &intents)?;
         let intent_of: BTreeMap<Uid, i64> = keys.keys().copied().zip(ids).collect();
+        Ok((keys, intent_of))
+    }
+
+    /// Announces a batch, fetches it and writes every message to `tmp/` (not yet durable).
+    async fn fetch_batch(&mut self, batch: &[(Uid, Flags)]) -> Result<WrittenBatch, Error> {
+        let (keys, intent_of) = self.announce_downloads(batch)?;
         let uids: Vec<Uid> = keys.keys().copied().collect();
         let mut written = Vec::new();
         let mut local_error: Option<maildir::MaildirError> = None;
