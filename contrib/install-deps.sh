@@ -28,7 +28,8 @@ if [ "${1:-}" = "--search" ]; then
   command -v notmuch >/dev/null 2>&1 || need+=(notmuch)
   command -v mu >/dev/null 2>&1 || need+=(maildir-utils)
 fi
-# Cyrus (and later Courier) run privately from unpacked packages: they conflict with Dovecot.
+# Cyrus and Courier run privately from unpacked packages (they conflict with Dovecot); the
+# OAuth2 tests' authorization server comes from the npm registry.
 if [ "${1:-}" = "" ]; then
   "$(dirname "$0")/install-test-servers.sh"
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: installs what is missing (Dovecot, openssl), then runs formatting and lint
-# checks, the unit and property tests, and the integration tests against private Dovecot servers.
+# The one test command: installs what is missing (Dovecot, Postfix, openssl, Cyrus, Courier, the
+# OAuth2 mock), then runs formatting and lint checks, the unit and property tests, and the
+# integration tests against private instances of those servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

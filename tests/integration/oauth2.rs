@@ -255,3 +255,60 @@ fn device_sign_in_then_pop3_and_smtp_with_tokens() {
     let log = postfix.log();
     assert!(log.contains("sasl_method=OAUTHBEARER"), "{log}");
 }
+
+#[test]
+fn the_daemon_recovers_from_a_token_revoked_while_it_runs() {
+    let auth = AuthServer::start(3600, "alice");
+    let w = world(&auth, "xoauth2 oauthbearer", false);
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        text.replace(
+            "[accounts.test]\n",
+            "[accounts.test]\ninterval = \"2s\"\nidle = [\"INBOX\"]\n",
+        ),
+    )
+    .unwrap();
+    assert!(sign_in(&w, &["--no-browser"]).status.success());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_arctern"))
+        .arg("-c")
+        .arg(&w.config)
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.state_dir.with_file_name("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log =
+        || std::fs::read_to_string(w.state_dir.with_file_name("daemon.log")).unwrap_or_default();
+    let arrived = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if local_messages(&w.maildir).len() >= n {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    };
+    let mut c = w.client();
+    c.append("INBOX", &message(1, "INBOX", 400), "");
+    assert!(arrived(1), "{}", log());
+    assert_eq!(
+        auth.count("refresh_token"),
+        0,
+        "a fresh token is used as it is"
+    );
+    // The token revoked under the running daemon (as after a password change): the IDLE
+    // session goes on, the sync it triggers is refused, renews once and delivers.
+    auth.revoke(&stored(&w, "access_token"));
+    c.append("INBOX", &message(2, "INBOX", 400), "");
+    assert!(arrived(2), "{}", log());
+    assert!(auth.count("refresh_token") >= 1, "{}", log());
+    assert!(
+        !log().contains("no longer accepts the sign-in"),
+        "{}",
+        log()
+    );
+    stop_by_pid(daemon.id());
+    let _ = daemon.wait();
+}
