@@ -527,6 +527,9 @@ struct WrittenBatch {
     local_error: Option<maildir::MaildirError>,
     /// Hard links to messages stored in other folders, not downloads.
     linked: bool,
+    /// The fetch broke off (a lost connection, a server's BYE over a download limit) after
+    /// the messages in `written` had arrived whole: those are kept, the rest is not.
+    fetch_error: Option<Error>,
 }
 
 /// A batch's chosen keys and the ids of its download intents.
@@ -731,12 +734,17 @@ impl Executor<'_> {
                 self.finish_batch(prev, barrier, fr).await?;
             }
             let local_error = written.local_error.take();
+            let fetch_error = written.fetch_error.take();
             let barrier = tokio::spawn(maildir::durability::make_durable(
                 self.md.path().to_path_buf(),
             ));
             in_flight = Some((written, barrier));
             if let Some(e) = local_error {
                 failure = Some(e.into());
+                break;
+            }
+            if let Some(e) = fetch_error {
+                failure = Some(e);
                 break;
             }
         }
@@ -817,6 +825,7 @@ impl Executor<'_> {
                 written,
                 local_error: None,
                 linked: true,
+                fetch_error: None,
             };
             self.finish_batch(batch, barrier, fr).await?;
         }
@@ -888,15 +897,22 @@ impl Executor<'_> {
                 Ok(())
             })
             .await;
-        let batch = WrittenBatch {
+        let mut batch = WrittenBatch {
             keys,
             intent_of,
             written,
             local_error,
             linked: false,
+            fetch_error: None,
         };
         match fetched {
             Ok(()) => Ok(batch),
+            // What arrived whole before the break is kept (finish_batch publishes it and rolls
+            // back the rest): a daily download limit then costs no message twice.
+            Err(e) if !batch.written.is_empty() => {
+                batch.fetch_error = Some(e.into());
+                Ok(batch)
+            }
             Err(e) => {
                 // Nothing of this batch is published; roll its intents back now.
                 let mut changes = Vec::new();

@@ -10,6 +10,7 @@ mod cyrus;
 mod daemon;
 mod failures;
 mod fastpath;
+mod gmail;
 mod hostile;
 mod labels;
 mod mbox;
