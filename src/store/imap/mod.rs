@@ -129,6 +129,26 @@ pub fn server_text(raw: &str) -> String {
     }
 }
 
+/// The most one command waits in all for a throttling server before its refusal stands.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a refusal asks the client to wait before trying again: Exchange Online's
+/// `Request is throttled. Suggested Backoff Time: 143 milliseconds` (at most a minute taken);
+/// `None` for any other refusal.
+pub fn throttle_wait(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("throttled") {
+        return None;
+    }
+    let ms = lower
+        .split("backoff time:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(1000);
+    Some(Duration::from_millis(ms.clamp(10, 60_000)))
+}
+
 /// What SELECT reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SelectInfo {
@@ -478,6 +498,42 @@ impl ImapConn {
         command: &str,
         mut each: impl FnMut(&Response<'_>) -> Result<(), ImapError>,
     ) -> Result<DoneCode, ImapError> {
+        // A server that asks to be given time (Exchange Online: "Request is throttled.
+        // Suggested Backoff Time: N milliseconds") gets it, and the command again, as long as
+        // the refused attempt handed nothing to `each` and the waits stay under a limit.
+        let mut waited = Duration::ZERO;
+        loop {
+            let mut seen = 0usize;
+            let result = self
+                .run_once(command, |r| {
+                    seen += 1;
+                    each(r)
+                })
+                .await;
+            let wait = match &result {
+                Err(ImapError::Refused { text, .. }) if seen == 0 => throttle_wait(text),
+                _ => None,
+            };
+            match wait {
+                Some(wait) if waited.saturating_add(wait) <= MAX_THROTTLE_WAIT => {
+                    tracing::info!(
+                        command = %command_label(command),
+                        "server is throttling; waiting {} ms as it asks",
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
+                    waited = waited.saturating_add(wait);
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    async fn run_once(
+        &mut self,
+        command: &str,
+        mut each: impl FnMut(&Response<'_>) -> Result<(), ImapError>,
+    ) -> Result<DoneCode, ImapError> {
         let label = command_label(command);
         self.ensure_usable(&label)?;
         tracing::debug!(command = %command.chars().take(200).collect::<String>(), "imap send");
@@ -660,6 +716,23 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_answers_say_how_long_to_wait() {
+        assert_eq!(
+            throttle_wait("Request is throttled. Suggested Backoff Time: 143 milliseconds"),
+            Some(Duration::from_millis(143))
+        );
+        assert_eq!(
+            throttle_wait("Request is throttled."),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            throttle_wait("Request is throttled. Suggested Backoff Time: 9999999 milliseconds"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(throttle_wait("Mailbox does not exist"), None);
+    }
 
     #[test]
     fn command_labels_keep_quoted_names_whole() {

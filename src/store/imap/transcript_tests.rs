@@ -366,3 +366,43 @@ async fn namespace_is_read_raw_and_the_connection_goes_on() {
     assert_eq!(c.server_names(Some('/')).prefix(), "");
     c.run("NOOP").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_throttled_command_is_sent_again_after_the_wait_the_server_asks_for() {
+    let mut c = conn(
+        CAPS,
+        vec![
+            step(
+                "SELECT",
+                &["$T NO Request is throttled. Suggested Backoff Time: 20 milliseconds"],
+            ),
+            Step {
+                expect: "SELECT",
+                answer: select_answer(&[]),
+                raw_then_close: None,
+            },
+            // A refusal after data was handed on is not retried.
+            step(
+                "UID FETCH",
+                &[
+                    "* 1 FETCH (UID 2 FLAGS ())",
+                    "$T NO Request is throttled. Suggested Backoff Time: 20 milliseconds",
+                ],
+            ),
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let sel = c.select("INBOX").await.unwrap();
+    assert_eq!(sel.exists, 3);
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    let mut seen = 0;
+    let r = c
+        .run_with("UID FETCH 1:* (UID FLAGS)", |_| {
+            seen += 1;
+            Ok(())
+        })
+        .await;
+    assert!(matches!(r, Err(ImapError::Refused { .. })), "{r:?}");
+    assert_eq!(seen, 1);
+}
