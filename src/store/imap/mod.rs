@@ -503,15 +503,15 @@ impl ImapConn {
         // the refused attempt handed nothing to `each` and the waits stay under a limit.
         let mut waited = Duration::ZERO;
         loop {
-            let mut seen = 0usize;
+            let mut handed_on = false;
             let result = self
                 .run_once(command, |r| {
-                    seen += 1;
+                    handed_on = true;
                     each(r)
                 })
                 .await;
             let wait = match &result {
-                Err(ImapError::Refused { text, .. }) if seen == 0 => throttle_wait(text),
+                Err(ImapError::Refused { text, .. }) if !handed_on => throttle_wait(text),
                 _ => None,
             };
             match wait {
