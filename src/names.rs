@@ -199,12 +199,15 @@ impl ServerNames {
         }
         let n = self.prefix.len();
         let head = wire.get(..n)?;
-        let same = if self.prefix.len() > 5 && self.prefix[..5].eq_ignore_ascii_case("INBOX") {
-            head[..5].eq_ignore_ascii_case("INBOX") && head[5..] == self.prefix[5..]
+        // INBOX as the first level matches in any case; every slice is checked, since both
+        // names come from the server and need not be ASCII.
+        let inbox_first = |t: &str| t.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("INBOX"));
+        let same = if inbox_first(&self.prefix) {
+            inbox_first(head) && head.get(5..) == self.prefix.get(5..)
         } else {
             head == self.prefix
         };
-        let rest = &wire[n..];
+        let rest = wire.get(n..)?;
         (same && !rest.is_empty()).then_some(rest)
     }
 
@@ -437,6 +440,11 @@ mod tests {
         assert_eq!(d("inbox.Sent"), "Sent");
         assert_eq!(d("INBOX.INBOX.x"), "INBOX/x");
         assert_eq!(d("INBOX.Entw&APw-rfe"), "Entwürfe");
+        // Non-ASCII bytes where the prefix is compared: no panic, just not under it.
+        assert_eq!(d("INBOÜx"), "INBOÜx");
+        let odd = ServerNames::new("Pröfix.", Some('.'));
+        assert_eq!(odd.decode("Pröfix.a", Some('.')).unwrap().as_str(), "a");
+        assert_eq!(odd.decode("Prö", Some('.')).unwrap().as_str(), "Prö");
         // Outside the personal namespace: whole.
         assert_eq!(d("#shared.team"), "#shared/team");
         assert!(!courier.is_personal("#shared.team"));

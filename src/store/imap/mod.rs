@@ -129,6 +129,15 @@ pub fn server_text(raw: &str) -> String {
     }
 }
 
+/// A capability as we keep it: upper case, `AUTH=` spelled out.
+fn capability_name(c: &imap_proto::Capability<'_>) -> String {
+    match c {
+        imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
+        imap_proto::Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
+        imap_proto::Capability::Atom(a) => a.to_ascii_uppercase(),
+    }
+}
+
 /// The most one command waits in all for a throttling server before its refusal stands.
 const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(120);
 
@@ -642,15 +651,7 @@ impl ImapConn {
         let mut caps = BTreeSet::new();
         self.run_with("CAPABILITY", |r| {
             if let Response::Capabilities(list) = r {
-                for c in list {
-                    caps.insert(match c {
-                        imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
-                        imap_proto::Capability::Auth(a) => {
-                            format!("AUTH={}", a.to_ascii_uppercase())
-                        }
-                        imap_proto::Capability::Atom(a) => a.to_ascii_uppercase(),
-                    });
-                }
+                caps.extend(list.iter().map(capability_name));
             }
             Ok(())
         })

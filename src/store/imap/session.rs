@@ -208,15 +208,6 @@ pub async fn connect(cfg: &ImapConfig, password: &Secret) -> Result<ImapConn, Im
     Ok(conn)
 }
 
-/// A capability as we keep it: upper case, `AUTH=` spelled out.
-fn capability_name(c: &imap_proto::Capability<'_>) -> String {
-    match c {
-        imap_proto::Capability::Imap4rev1 => "IMAP4REV1".to_string(),
-        imap_proto::Capability::Auth(a) => format!("AUTH={}", a.to_ascii_uppercase()),
-        imap_proto::Capability::Atom(a) => a.to_ascii_uppercase(),
-    }
-}
-
 /// CAPABILITY before login (to choose the SASL mechanism), read through async-imap's parser.
 async fn pre_login_capabilities(
     client: &mut Client<Box<dyn Transport>>,
