@@ -259,11 +259,20 @@ impl StateDb {
         &self,
         uses: &[(String, Option<crate::model::SpecialUse>)],
     ) -> Result<(), DbError> {
+        // Read first: a run where nothing changed (nearly every run) writes nothing.
+        let known = self.special_uses()?;
+        let changed: Vec<_> = uses
+            .iter()
+            .filter(|(name, u)| known.get(name) != u.as_ref())
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
         let tx = self
             .conn
             .unchecked_transaction()
             .map_err(self.err("begin"))?;
-        for (name, u) in uses {
+        for (name, u) in changed {
             tx.execute(
                 "UPDATE folders SET special_use = ?2 WHERE name = ?1 AND special_use IS NOT ?2",
                 rusqlite::params![name, u.map(|u| u.as_str())],

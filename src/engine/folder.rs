@@ -772,12 +772,14 @@ impl Executor<'_> {
             evidence.extend(self.conn.fetch_evidence(&set).await?);
         }
         // Only messages with a stored namesake have their header fetched and compared.
-        let candidates: BTreeMap<Uid, (String, u32)> = evidence
+        // (Message-ID, size, the state's copies) of each UID with a stored namesake.
+        type Candidate = (String, u32, Vec<(String, String)>);
+        let candidates: BTreeMap<Uid, Candidate> = evidence
             .into_iter()
             .filter_map(|e| {
                 let mid = e.message_id?;
                 let known = self.db.stored_copies(&mid, e.size).ok()?;
-                (!known.is_empty()).then_some((e.uid, (mid, e.size)))
+                (!known.is_empty()).then_some((e.uid, (mid, e.size, known)))
             })
             .collect();
         if candidates.is_empty() {
@@ -786,9 +788,9 @@ impl Executor<'_> {
         let wanted: Vec<Uid> = candidates.keys().copied().collect();
         let headers = self.conn.fetch_headers(&wanted).await?;
         let mut sources: BTreeMap<Uid, std::path::PathBuf> = BTreeMap::new();
-        for (uid, (mid, size)) in &candidates {
+        for (uid, (_, _, known)) in &candidates {
             if let Some(header) = headers.get(uid)
-                && let Some(path) = copies.find(self.db, self.folder, mid, *size, header)
+                && let Some(path) = copies.find(known, header)
             {
                 sources.insert(*uid, path);
             }
@@ -804,7 +806,7 @@ impl Executor<'_> {
             let (keys, intent_of) = self.announce_downloads(batch)?;
             let mut written = Vec::new();
             for (uid, (key, flags)) in &keys {
-                let (Some(source), Some((mid, size))) = (sources.get(uid), candidates.get(uid))
+                let (Some(source), Some((mid, size, _))) = (sources.get(uid), candidates.get(uid))
                 else {
                     continue;
                 };

@@ -6,7 +6,6 @@
 //! (`BODY.PEEK[HEADER]`); anything less is downloaded, never linked to the wrong message.
 
 use crate::config::ImapAccount;
-use crate::db::StateDb;
 use crate::names::FolderName;
 use crate::store::eol;
 use crate::store::maildir::{MaildirFolder, layout};
@@ -56,29 +55,18 @@ impl<'a> StoredCopies<'a> {
         Some(map)
     }
 
-    /// A stored file of the message with this Message-ID, server size and header section
-    /// (CRLF, as the server sends `BODY[HEADER]`), in any folder (`folder` included: a virtual
-    /// All Mail may show a message twice).
-    pub fn find(
-        &self,
-        db: &StateDb,
-        folder: &str,
-        message_id: &str,
-        size: u32,
-        server_header: &[u8],
-    ) -> Option<PathBuf> {
-        let copies = db.stored_copies(message_id, size).ok()?;
-        for (other, key) in copies {
-            if other == folder {
-                // Its listing changes while it is synced: read it afresh.
-                self.forget(folder);
-            }
-            let Some(path) = self.listing(&other).and_then(|l| l.get(&key).cloned()) else {
+    /// A stored file among `copies` (folder name, Maildir key: what the state knows under
+    /// the message's Message-ID and size) whose header section equals `server_header` (CRLF,
+    /// as the server sends `BODY[HEADER]`). A folder's listing is read once per run; a copy
+    /// made after it (earlier in this run) is not found there, and its message is downloaded.
+    pub fn find(&self, copies: &[(String, String)], server_header: &[u8]) -> Option<PathBuf> {
+        for (folder, key) in copies {
+            let Some(path) = self.listing(folder).and_then(|l| l.get(key).cloned()) else {
                 continue;
             };
             let Ok(raw) = std::fs::read(&path) else {
                 // Renamed by a mail reader since the listing: read it again next time.
-                self.forget(&other);
+                self.forget(folder);
                 continue;
             };
             let crlf = eol::lf_to_crlf(&raw);

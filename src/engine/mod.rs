@@ -91,12 +91,8 @@ pub async fn sync_account(
         .iter()
         .map(|(n, e)| (n.to_string(), e.special_use))
         .collect();
+    let far: BTreeMap<FolderName, String> = listed.wire_names();
     let names = listed.names;
-    let far: BTreeMap<FolderName, String> = listed
-        .by_name
-        .into_iter()
-        .map(|(name, entry)| (name, entry.wire_name))
-        .collect();
     for (wire, why) in listed.skipped {
         report.folders.push(FolderReport {
             folder: wire,
@@ -293,11 +289,7 @@ pub async fn sync_account(
             .filter(|n| !far.contains_key(*n) && !near.contains(*n) && !known.contains(*n))
             .cloned()
             .collect();
-        far = listed
-            .by_name
-            .into_iter()
-            .map(|(name, entry)| (name, entry.wire_name))
-            .collect();
+        far = listed.wire_names();
         work = Default::default();
         let none = BTreeSet::new();
         for action in plan_folders(&appeared, &none, &none, &patterns, policy) {

@@ -26,15 +26,6 @@ fn offline_config(root: &Path) -> PathBuf {
     config
 }
 
-fn arctern(config: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_arctern"))
-        .arg("-c")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn ok(out: std::process::Output) -> String {
     stdout_ok(out, "arctern", "(no server)")
 }
@@ -91,7 +82,7 @@ fn a_takeout_mbox_goes_into_one_folder_per_label_once_per_label() {
     ];
     let file = dir.path().join("All mail Including Spam and Trash.mbox");
     std::fs::write(&file, mboxrd(&messages)).unwrap();
-    let out = ok(arctern(
+    let out = ok(arctern_with(
         &config,
         &["import", "mbox", file.to_str().unwrap(), "--account", "a"],
     ));
@@ -146,7 +137,7 @@ fn a_takeout_mbox_goes_into_one_folder_per_label_once_per_label() {
         .collect();
     assert_eq!(dirs, expected);
     // A rerun stores nothing again.
-    let again = ok(arctern(
+    let again = ok(arctern_with(
         &config,
         &["import", "mbox", file.to_str().unwrap(), "--account", "a"],
     ));
@@ -191,7 +182,7 @@ fn thunderbird_folders_map_by_file_name_and_deleted_messages_stay_out() {
         .collect();
     let mut args = vec!["import", "mbox", "--account", "a", "--format", "mboxo"];
     args.extend(files.iter().map(String::as_str));
-    let out = ok(arctern(&config, &args));
+    let out = ok(arctern_with(&config, &args));
     assert!(
         out.contains("1 marked deleted by Thunderbird left out"),
         "{out}"
@@ -272,7 +263,7 @@ fn an_import_killed_midway_and_rerun_stores_each_message_exactly_once() {
         before < 100_002,
         "killed too late to test anything ({before})"
     );
-    let out = ok(arctern(
+    let out = ok(arctern_with(
         &config,
         &[
             "import",
@@ -366,7 +357,7 @@ fn export_then_import_round_trips_byte_for_byte_with_a_manifest() {
 
     // To a file: the manifest beside it names every message's SHA-256 and the mbox's.
     let file = dir.path().join("a.mbox");
-    ok(arctern(
+    ok(arctern_with(
         &config,
         &["export", "mbox", "a", "-o", file.to_str().unwrap()],
     ));
@@ -381,7 +372,7 @@ fn export_then_import_round_trips_byte_for_byte_with_a_manifest() {
     }
     // Only some folders.
     let only = dir.path().join("archive.mbox");
-    ok(arctern(
+    ok(arctern_with(
         &config,
         &[
             "export",

@@ -156,6 +156,14 @@ pub struct ServerFolders {
 }
 
 impl ServerFolders {
+    /// Canonical name → wire name.
+    pub fn wire_names(&self) -> BTreeMap<FolderName, String> {
+        self.by_name
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.wire_name.clone()))
+            .collect()
+    }
+
     /// The folder with every message (SPECIAL-USE `\All`, Gmail's "All Mail"), when the server
     /// has one: then it has the label model, where the other folders show the same messages
     /// again (Gmail's labels; Dovecot's virtual folders).
