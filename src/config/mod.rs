@@ -89,6 +89,7 @@ struct RawTarget {
     smtp: Option<RawSmtp>,
     folder_map: Option<BTreeMap<String, String>>,
     connections: Option<u8>,
+    upload_budget: Option<RawBudget>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +129,8 @@ struct RawAccount {
     expunge: Option<ExpungePolicy>,
     max_delete_percent: Option<u8>,
     max_size: Option<RawSize>,
+    download_budget: Option<RawBudget>,
+    upload_budget: Option<RawBudget>,
     mbsync_state: Option<PathBuf>,
     offlineimap_status: Option<PathBuf>,
     utf7_names: Option<bool>,
@@ -218,6 +221,35 @@ impl RawSize {
     }
 }
 
+/// A daily transfer budget in the config: a size (as `max_size`), or `"none"` for no budget
+/// where a provider preset sets one.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawBudget {
+    Bytes(u64),
+    Text(String),
+}
+
+impl RawBudget {
+    /// The budget in bytes (`None`: none), or the preset's when the key is absent.
+    fn resolve(
+        raw: Option<&RawBudget>,
+        preset: Option<u64>,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<u64>, String> {
+        match raw {
+            None => Ok(preset),
+            Some(RawBudget::Text(t)) if t.trim().eq_ignore_ascii_case("none") => Ok(None),
+            Some(RawBudget::Bytes(n)) => RawSize::Bytes(*n).resolve(owner, key).map(Some),
+            Some(RawBudget::Text(t)) => RawSize::Text(t.clone())
+                .resolve(owner, key)
+                .map(Some)
+                .map_err(|e| format!("{e} (or \"none\")")),
+        }
+    }
+}
+
 /// The default full-resync interval of `arctern daemon`.
 pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -292,6 +324,8 @@ pub struct Target {
     pub folder_map: BTreeMap<String, String>,
     /// IMAP connections `push` uses at once, for different folders (default 4, as for accounts).
     pub connections: u8,
+    /// Bytes a day `push` may upload to an IMAP target (`upload_budget`; Gmail: 500 MB).
+    pub upload_budget: Option<u64>,
 }
 
 /// How a target receives messages.
@@ -560,6 +594,11 @@ pub struct ImapAccount {
     /// Messages larger than this many bytes are neither downloaded nor uploaded (mbsync's
     /// `MaxSize`); they are named in the report and in `status`. `None`: no limit.
     pub max_size: Option<u64>,
+    /// Bytes a day the account may download from its server (`download_budget`; Gmail's
+    /// preset: 2,500 MB); what would go over waits for a later run. `None`: no budget.
+    pub download_budget: Option<u64>,
+    /// Bytes a day the account may upload to its server (`upload_budget`; Gmail: 500 MB).
+    pub upload_budget: Option<u64>,
     /// Where another tool's sync records are, read (never written) on the first sync of a
     /// folder so adopting its Maildir pairs exactly.
     pub adopt: AdoptSources,
@@ -745,6 +784,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ("expunge", a.expunge.is_some()),
                 ("max_delete_percent", a.max_delete_percent.is_some()),
                 ("max_size", a.max_size.is_some()),
+                ("download_budget", a.download_budget.is_some()),
+                ("upload_budget", a.upload_budget.is_some()),
                 ("mbsync_state", a.mbsync_state.is_some()),
                 ("offlineimap_status", a.offlineimap_status.is_some()),
                 ("utf7_names", a.utf7_names.is_some()),
@@ -893,6 +934,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(size) => Some(size.resolve(&owner, "max_size").map_err(invalid)?),
             None => None,
         };
+        let (preset_down, preset_up) = a
+            .provider
+            .map_or((None, None), provider::Provider::daily_budgets);
+        let download_budget = RawBudget::resolve(
+            a.download_budget.as_ref(),
+            preset_down,
+            &owner,
+            "download_budget",
+        )
+        .map_err(invalid)?;
+        let upload_budget =
+            RawBudget::resolve(a.upload_budget.as_ref(), preset_up, &owner, "upload_budget")
+                .map_err(invalid)?;
         let idle = a.idle.clone().unwrap_or_else(|| vec!["INBOX".to_string()]);
         let adopt = AdoptSources {
             mbsync_state: a.mbsync_state.as_deref().map(|p| {
@@ -910,6 +964,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         };
         let account = ImapAccount {
             max_size,
+            download_budget,
+            upload_budget,
             adopt,
             idle,
             interval,
@@ -981,6 +1037,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 )));
             }
         };
+        let owner = format!("target {name}");
+        let upload_budget = match &kind {
+            TargetKind::Imap(_) => RawBudget::resolve(
+                t.upload_budget.as_ref(),
+                t.provider.and_then(|p| p.daily_budgets().1),
+                &owner,
+                "upload_budget",
+            )
+            .map_err(invalid)?,
+            TargetKind::Smtp(_) if t.upload_budget.is_some() => {
+                return Err(invalid(format!(
+                    "{owner}: upload_budget applies to IMAP targets (an SMTP server's sending limit is answered per message)"
+                )));
+            }
+            TargetKind::Smtp(_) => None,
+        };
         targets.insert(
             name.clone(),
             Target {
@@ -988,6 +1060,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 kind,
                 folder_map: t.folder_map.unwrap_or_default(),
                 connections,
+                upload_budget,
             },
         );
     }

@@ -119,6 +119,16 @@ impl Provider {
         }
     }
 
+    /// The bytes a day it lets one account download and upload over IMAP, where it documents
+    /// a budget (Gmail: 2,500 MB down, 500 MB up, "Bandwidth limits" in Google's IMAP help;
+    /// over it, IMAP is locked for up to a day). Decimal megabytes, as Google counts.
+    pub fn daily_budgets(self) -> (Option<u64>, Option<u64>) {
+        match self {
+            Provider::Gmail => (Some(2_500_000_000), Some(500_000_000)),
+            _ => (None, None),
+        }
+    }
+
     /// What a password login needs there, for the error when none is given.
     pub fn password_hint(self) -> &'static str {
         match self {

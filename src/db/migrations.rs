@@ -167,6 +167,19 @@ const STEPS: &[&str] = &[
     // 12: the server folder's special use (RFC 6154: \All, \Sent, ...), so that a push of the
     // Maildir later knows Gmail's All Mail, Starred and Sent Mail whatever their names.
     "ALTER TABLE folders ADD COLUMN special_use TEXT;",
+    // 13: a message's account-wide identity where the server gives one (Gmail's X-GM-MSGID,
+    // RFC 8474's EMAILID): a label-model account links its other folders' files by it.
+    "ALTER TABLE messages ADD COLUMN object_id TEXT;
+     CREATE INDEX messages_object ON messages(object_id) WHERE object_id IS NOT NULL;",
+    // 14: bytes moved per hour, by direction and peer ('' = the account's server, else a
+    // target's name), for providers' daily budgets (Gmail: 2,500 MB down, 500 MB up).
+    "CREATE TABLE transfer_hours (
+        direction TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        PRIMARY KEY (direction, peer, hour)
+    );",
 ];
 
 /// Brings the schema up to date, one transaction per step.

@@ -82,6 +82,35 @@ pub struct MessageRow {
     pub far_flags: Option<Flags>,
 }
 
+/// Which way bytes went, for daily budgets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferDirection {
+    /// From a server.
+    Down,
+    /// To a server.
+    Up,
+}
+
+impl TransferDirection {
+    fn as_str(self) -> &'static str {
+        match self {
+            TransferDirection::Down => "down",
+            TransferDirection::Up => "up",
+        }
+    }
+}
+
+/// A stored copy of a message in one of the account's folders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCopy {
+    /// Folder name.
+    pub folder: String,
+    /// Maildir key.
+    pub key: String,
+    /// The server's identity of the message, where it was recorded.
+    pub object_id: Option<String>,
+}
+
 /// One change to the state, applied with others in a single transaction.
 #[derive(Clone, Debug)]
 pub enum Change {
@@ -99,6 +128,8 @@ pub enum Change {
         message_id: Option<String>,
         /// Server size.
         size: Option<u32>,
+        /// The server's account-wide identity of the message (X-GM-MSGID, EMAILID), tagged.
+        object_id: Option<String>,
     },
     /// New base flags for a row.
     SetFlags(RowId, Flags),
@@ -326,25 +357,84 @@ impl StateDb {
 
     /// The local copies (folder name, Maildir key) of messages with this Message-ID and server
     /// size, in any folder of the account.
-    pub fn stored_copies(
+    pub fn stored_copies(&self, message_id: &str, size: u32) -> Result<Vec<StoredCopy>, DbError> {
+        self.copies_where(
+            "m.message_id = ?1 AND m.size = ?2",
+            rusqlite::params![message_id, size],
+        )
+    }
+
+    /// The stored copies (folder name, Maildir key) of the message the server names
+    /// `object_id` (X-GM-MSGID, EMAILID, tagged as recorded).
+    pub fn copies_by_object_id(&self, object_id: &str) -> Result<Vec<StoredCopy>, DbError> {
+        self.copies_where("m.object_id = ?1", rusqlite::params![object_id])
+    }
+
+    fn copies_where(
         &self,
-        message_id: &str,
-        size: u32,
-    ) -> Result<Vec<(String, String)>, DbError> {
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredCopy>, DbError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT f.name, m.near_key FROM messages m JOIN folders f ON f.id = m.folder_id
-                 WHERE m.message_id = ?1 AND m.size = ?2 AND m.near_key IS NOT NULL",
-            )
+            .prepare_cached(&format!(
+                "SELECT f.name, m.near_key, m.object_id FROM messages m JOIN folders f ON f.id = m.folder_id
+                 WHERE {condition} AND m.near_key IS NOT NULL"
+            ))
             .map_err(self.err("prepare stored copies"))?;
         let rows = st
-            .query_map(rusqlite::params![message_id, size], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            .query_map(params, |r| {
+                Ok(StoredCopy {
+                    folder: r.get(0)?,
+                    key: r.get(1)?,
+                    object_id: r.get(2)?,
+                })
             })
             .map_err(self.err("stored copies"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(self.err("stored copies"))
+    }
+
+    /// Bytes moved in `direction` to or from `peer` in the hours from `first_hour` (unix hour)
+    /// on.
+    pub fn transferred_since(
+        &self,
+        direction: TransferDirection,
+        peer: &str,
+        first_hour: i64,
+    ) -> Result<u64, DbError> {
+        let total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(bytes), 0) FROM transfer_hours WHERE direction = ?1 AND peer = ?2 AND hour >= ?3",
+                params![direction.as_str(), peer, first_hour],
+                |r| r.get(0),
+            )
+            .map_err(self.err("read transfer_hours"))?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Adds `bytes` moved in `hour` (unix hour); forgets hours older than two days.
+    pub fn add_transferred(
+        &self,
+        direction: TransferDirection,
+        peer: &str,
+        hour: i64,
+        bytes: u64,
+    ) -> Result<(), DbError> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.in_transaction("record transfer_hours", |tx| {
+            tx.execute(
+                "INSERT INTO transfer_hours (direction, peer, hour, bytes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (direction, peer, hour) DO UPDATE SET bytes = bytes + excluded.bytes",
+                params![direction.as_str(), peer, hour, bytes],
+            )?;
+            tx.execute(
+                "DELETE FROM transfer_hours WHERE hour < ?1",
+                params![hour.saturating_sub(48)],
+            )?;
+            Ok(())
+        })
     }
 
     /// Renames a folder in the state, with what push and SMTP recorded under its name, in one
@@ -553,10 +643,11 @@ impl StateDb {
                     far_flags,
                     message_id,
                     size,
+                    object_id,
                 } => {
                     tx.prepare_cached(
-                        "INSERT INTO messages (folder_id, far_uid, near_key, flags, message_id, size, far_flags)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "INSERT INTO messages (folder_id, far_uid, near_key, flags, message_id, size, far_flags, object_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
@@ -566,7 +657,8 @@ impl StateDb {
                             flags.to_db(),
                             message_id,
                             size,
-                            far_flags.to_db()
+                            far_flags.to_db(),
+                            object_id
                         ])
                     })
                     .map_err(e("link message"))?;
@@ -765,6 +857,7 @@ mod tests {
                         far_flags: flags.clone(),
                         message_id: Some("m@x".into()),
                         size: Some(10),
+                        object_id: None,
                     },
                     Change::AddIntent(Intent {
                         id: 0,

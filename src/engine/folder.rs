@@ -444,6 +444,7 @@ async fn pair_existing(
             far_flags: link.far_flags,
             message_id: link.message_id,
             size: (link.size > 0).then_some(link.size),
+            object_id: None,
         });
     }
     if options.dry_run || fid < 0 {
@@ -522,14 +523,26 @@ fn describe(plan: &Plan, fr: &mut FolderReport) {
 struct WrittenBatch {
     keys: BTreeMap<Uid, (NearKey, Flags)>,
     intent_of: BTreeMap<Uid, i64>,
-    /// (uid, flags written, Message-ID, server size) of each message in `tmp/`.
-    written: Vec<(Uid, Flags, Option<String>, u32)>,
+    /// Each message in `tmp/`.
+    written: Vec<Written>,
     local_error: Option<maildir::MaildirError>,
     /// Hard links to messages stored in other folders, not downloads.
     linked: bool,
     /// The fetch broke off (a lost connection, a server's BYE over a download limit) after
     /// the messages in `written` had arrived whole: those are kept, the rest is not.
     fetch_error: Option<Error>,
+}
+
+/// A message written to `tmp/`, with what its state row records.
+struct Written {
+    uid: Uid,
+    /// The flags its file was given.
+    flags: Flags,
+    message_id: Option<String>,
+    /// The server's identity of it (X-GM-MSGID, EMAILID).
+    object_id: Option<String>,
+    /// RFC822.SIZE.
+    size: u32,
 }
 
 /// A batch's chosen keys and the ids of its download intents.
@@ -758,40 +771,51 @@ impl Executor<'_> {
     }
 
     /// Label model: the messages of `downloads` stored in another folder of the account are
-    /// hard-linked from there (evidence: Message-ID, size, header section); returns the rest,
-    /// to download. A link that cannot be made (another file system) falls back to a download.
+    /// hard-linked from there; returns the rest, to download. Evidence: the server's identity
+    /// of the message (X-GM-MSGID, EMAILID) where it has one, else Message-ID, size and an
+    /// equal header section. A link that cannot be made (another file system) falls back to a
+    /// download.
     async fn link_stored(
         &mut self,
         copies: &super::labels::StoredCopies<'_>,
         downloads: Vec<(Uid, Flags)>,
         fr: &mut FolderReport,
     ) -> Result<Vec<(Uid, Flags)>, Error> {
+        use super::labels::Evidence;
         let uids: Vec<Uid> = downloads.iter().map(|(u, _)| *u).collect();
-        let mut evidence = Vec::new();
+        let mut identities = Vec::new();
         for set in imap::uid_sets(&uids, 200) {
-            evidence.extend(self.conn.fetch_evidence(&set).await?);
+            identities.extend(self.conn.fetch_identities(&set).await?);
         }
-        // Only messages with a stored namesake have their header fetched and compared.
-        // (Message-ID, size, the state's copies) of each UID with a stored namesake.
-        type Candidate = (String, u32, Vec<(String, String)>);
-        let candidates: BTreeMap<Uid, Candidate> = evidence
-            .into_iter()
-            .filter_map(|e| {
-                let mid = e.message_id?;
-                let known = self.db.stored_copies(&mid, e.size).ok()?;
-                (!known.is_empty()).then_some((e.uid, (mid, e.size, known)))
-            })
-            .collect();
+        let mut candidates: BTreeMap<Uid, (imap::Identity, Evidence)> = BTreeMap::new();
+        for id in identities {
+            if let Some(evidence) = super::labels::evidence_for(self.db, &id)? {
+                candidates.insert(id.uid, (id, evidence));
+            }
+        }
         if candidates.is_empty() {
             return Ok(downloads);
         }
-        let wanted: Vec<Uid> = candidates.keys().copied().collect();
-        let headers = self.conn.fetch_headers(&wanted).await?;
+        // Headers only for the messages whose evidence is their Message-ID.
+        let wanted: Vec<Uid> = candidates
+            .iter()
+            .filter(|(_, (_, e))| matches!(e, Evidence::Namesakes(_)))
+            .map(|(u, _)| *u)
+            .collect();
+        let headers = if wanted.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.conn.fetch_headers(&wanted).await?
+        };
         let mut sources: BTreeMap<Uid, std::path::PathBuf> = BTreeMap::new();
-        for (uid, (_, _, known)) in &candidates {
-            if let Some(header) = headers.get(uid)
-                && let Some(path) = copies.find(known, header)
-            {
+        for (uid, (_, evidence)) in &candidates {
+            let found = match evidence {
+                Evidence::SameObject(known) => copies.find_any(known),
+                Evidence::Namesakes(known) => headers
+                    .get(uid)
+                    .and_then(|header| copies.find(known, header)),
+            };
+            if let Some(path) = found {
                 sources.insert(*uid, path);
             }
         }
@@ -806,12 +830,17 @@ impl Executor<'_> {
             let (keys, intent_of) = self.announce_downloads(batch)?;
             let mut written = Vec::new();
             for (uid, (key, flags)) in &keys {
-                let (Some(source), Some((mid, size, _))) = (sources.get(uid), candidates.get(uid))
-                else {
+                let (Some(source), Some((id, _))) = (sources.get(uid), candidates.get(uid)) else {
                     continue;
                 };
                 match std::fs::hard_link(source, self.md.tmp_path(key)) {
-                    Ok(()) => written.push((*uid, flags.clone(), Some(mid.clone()), *size)),
+                    Ok(()) => written.push(Written {
+                        uid: *uid,
+                        flags: flags.clone(),
+                        message_id: id.message_id.clone(),
+                        object_id: id.object_id.clone(),
+                        size: id.size,
+                    }),
                     Err(e) => {
                         tracing::debug!(folder = self.folder, %uid, "link from {} failed: {e}; downloading", source.display());
                         fallback.push((*uid, flags.clone()));
@@ -888,12 +917,13 @@ impl Executor<'_> {
                     .as_deref()
                     .and_then(imap::parse_internal_date);
                 match md.write_tmp_from_crlf(key, m.body, mtime) {
-                    Ok(()) => written.push((
-                        m.uid,
+                    Ok(()) => written.push(Written {
+                        uid: m.uid,
                         flags,
-                        crate::message::message_id(m.body),
-                        m.size.unwrap_or(m.body.len() as u32),
-                    )),
+                        message_id: crate::message::message_id(m.body),
+                        object_id: m.object_id,
+                        size: m.size.unwrap_or(m.body.len() as u32),
+                    }),
                     Err(e) => local_error = Some(e),
                 }
                 Ok(())
@@ -944,7 +974,14 @@ impl Executor<'_> {
             .map_err(Error::io("syncfs on", self.md.path()))?;
         let mut changes = Vec::new();
         let mut linked = std::collections::BTreeSet::new();
-        for (uid, flags, message_id, size) in batch.written {
+        for Written {
+            uid,
+            flags,
+            message_id,
+            object_id,
+            size,
+        } in batch.written
+        {
             let Some((key, _)) = batch.keys.get(&uid) else {
                 continue; // written only for UIDs of this batch
             };
@@ -964,6 +1001,7 @@ impl Executor<'_> {
                 flags,
                 message_id,
                 size: Some(size),
+                object_id,
             });
         }
         // The renames are durable before the state says so.
@@ -1100,6 +1138,7 @@ impl Executor<'_> {
                             far_flags: p.intent.flags.clone(),
                             message_id: p.intent.message_id.clone(),
                             size: p.intent.size,
+                            object_id: None,
                         });
                         changes.push(Change::RemoveIntent(p.intent.id));
                         fr.uploaded += 1;

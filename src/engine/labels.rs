@@ -1,13 +1,18 @@
 //! Label-model accounts (Gmail's labels; any server with a SPECIAL-USE `\All` folder): every
 //! folder is mirrored, but a message the Maildir already holds in another folder is not
 //! downloaded again; its new file is a hard link to the stored one (one inode, flags per file
-//! as Maildir keeps them). A link needs evidence: the same Message-ID and size in the state,
-//! and the stored file's header section equal, byte for byte, to the server's
-//! (`BODY.PEEK[HEADER]`); anything less is downloaded, never linked to the wrong message.
+//! as Maildir keeps them). A link needs evidence: the server's own identity of the message
+//! (Gmail's X-GM-MSGID, RFC 8474's EMAILID) recorded with the stored copy, or, where the server
+//! has none or the copy was stored without one, the same Message-ID and size in the state and
+//! the stored file's header section equal, byte for byte, to the server's
+//! (`BODY.PEEK[HEADER]`). Anything less is downloaded, never linked to the wrong message; a
+//! stored namesake whose identity differs is a different message.
 
 use crate::config::ImapAccount;
+use crate::db::{DbError, StateDb, StoredCopy};
 use crate::names::FolderName;
 use crate::store::eol;
+use crate::store::imap::Identity;
 use crate::store::maildir::{MaildirFolder, layout};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -55,13 +60,33 @@ impl<'a> StoredCopies<'a> {
         Some(map)
     }
 
-    /// A stored file among `copies` (folder name, Maildir key: what the state knows under
-    /// the message's Message-ID and size) whose header section equals `server_header` (CRLF,
-    /// as the server sends `BODY[HEADER]`). A folder's listing is read once per run; a copy
-    /// made after it (earlier in this run) is not found there, and its message is downloaded.
-    pub fn find(&self, copies: &[(String, String)], server_header: &[u8]) -> Option<PathBuf> {
-        for (folder, key) in copies {
-            let Some(path) = self.listing(folder).and_then(|l| l.get(key).cloned()) else {
+    fn path_of(&self, copy: &StoredCopy) -> Option<PathBuf> {
+        self.listing(&copy.folder)
+            .and_then(|l| l.get(&copy.key).cloned())
+    }
+
+    /// The first of `copies` (the same message, by the server's identity) still on disk. A
+    /// folder's listing is read once per run; a copy made after it (earlier in this run) is
+    /// not found there, and its message is downloaded.
+    pub fn find_any(&self, copies: &[StoredCopy]) -> Option<PathBuf> {
+        copies.iter().find_map(|c| {
+            let path = self.path_of(c)?;
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.forget(&c.folder);
+                None
+            }
+        })
+    }
+
+    /// A stored file among `copies` (what the state knows under the message's Message-ID and
+    /// size) whose header section equals `server_header` (CRLF, as the server sends
+    /// `BODY[HEADER]`).
+    pub fn find(&self, copies: &[StoredCopy], server_header: &[u8]) -> Option<PathBuf> {
+        for copy in copies {
+            let folder = &copy.folder;
+            let Some(path) = self.path_of(copy) else {
                 continue;
             };
             let Ok(raw) = std::fs::read(&path) else {
@@ -78,6 +103,44 @@ impl<'a> StoredCopies<'a> {
     }
 }
 
+/// Why a server message may be one already stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// Stored copies recorded under the server's identity of this message: the same message.
+    SameObject(Vec<StoredCopy>),
+    /// Stored copies with its Message-ID and size, to be confirmed by the header section.
+    Namesakes(Vec<StoredCopy>),
+}
+
+/// What the state holds that may be `id`'s message, or `None` (download it).
+pub fn evidence_for(db: &StateDb, id: &Identity) -> Result<Option<Evidence>, DbError> {
+    if let Some(object) = &id.object_id {
+        let same = db.copies_by_object_id(object)?;
+        if !same.is_empty() {
+            return Ok(Some(Evidence::SameObject(same)));
+        }
+    }
+    let Some(mid) = &id.message_id else {
+        return Ok(None);
+    };
+    let namesakes = namesakes_to_compare(db.stored_copies(mid, id.size)?, id.object_id.as_deref());
+    Ok((!namesakes.is_empty()).then_some(Evidence::Namesakes(namesakes)))
+}
+
+/// Of the copies with a message's Message-ID and size, those its header may confirm: a copy
+/// recorded under another identity of the same scheme is another message (Gmail keeps two
+/// messages with one Message-ID apart), never a link.
+pub fn namesakes_to_compare(copies: Vec<StoredCopy>, object_id: Option<&str>) -> Vec<StoredCopy> {
+    let scheme = |o: &str| o.split(':').next().unwrap_or("").to_string();
+    copies
+        .into_iter()
+        .filter(|c| match (c.object_id.as_deref(), object_id) {
+            (Some(theirs), Some(ours)) => scheme(theirs) != scheme(ours),
+            _ => true,
+        })
+        .collect()
+}
+
 /// The header section of a message (up to and including the empty line), or all of it.
 pub fn header_section(crlf: &[u8]) -> &[u8] {
     crlf.windows(4)
@@ -89,6 +152,29 @@ pub fn header_section(crlf: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn copy(folder: &str, object_id: Option<&str>) -> StoredCopy {
+        StoredCopy {
+            folder: folder.into(),
+            key: "k".into(),
+            object_id: object_id.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_namesake_under_another_identity_is_another_message() {
+        let copies = vec![
+            copy("a", Some("gm:1")),
+            copy("b", None),
+            copy("c", Some("emailid:M1")),
+        ];
+        let kept: Vec<String> = namesakes_to_compare(copies.clone(), Some("gm:2"))
+            .into_iter()
+            .map(|c| c.folder)
+            .collect();
+        assert_eq!(kept, ["b", "c"]);
+        assert_eq!(namesakes_to_compare(copies, None).len(), 3);
+    }
 
     #[test]
     fn header_sections() {

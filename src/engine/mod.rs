@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod adopt;
+pub mod budget;
 pub mod credentials;
 pub mod error;
 pub mod folder;

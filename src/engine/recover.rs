@@ -49,6 +49,7 @@ pub async fn settle_intents(
                         far_flags: intent.flags.clone(),
                         message_id: crate::message::message_id(&raw),
                         size: Some(u32::try_from(wire_size).unwrap_or(u32::MAX)),
+                        object_id: None,
                     });
                 }
                 changes.push(Change::RemoveIntent(intent.id));
@@ -208,6 +209,7 @@ fn record_copies(
                 far_flags: intent.flags.clone(),
                 message_id: intent.message_id.clone(),
                 size: intent.size,
+                object_id: None,
             })
         })
         .collect();

@@ -2,8 +2,8 @@
 //! (https://developers.google.com/gmail/imap/imap-smtp, "Bandwidth limits"; RFC 7888 for
 //! LITERAL-, RFC 7889 for APPENDLIMIT): it announces `LITERAL-` (non-synchronizing literals
 //! only up to 4,096 bytes) and `APPENDLIMIT`, and ends the session with `BYE [OVERQUOTA]` once
-//! a day's download budget is spent, in the middle of a FETCH. CONDSTORE and labels are left
-//! out here: they are tested against Dovecot. One mailbox, INBOX, kept in memory.
+//! a day's download budget is spent, in the middle of a FETCH. One mailbox, INBOX, kept in
+//! memory; Gmail's labels, X-GM-MSGID and CONDSTORE are in gmail_labels.rs.
 
 use crate::support::*;
 use std::io::{BufRead, BufReader, Read, Write};

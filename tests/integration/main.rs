@@ -11,6 +11,7 @@ mod daemon;
 mod failures;
 mod fastpath;
 mod gmail;
+mod gmail_labels;
 mod hostile;
 mod labels;
 mod mbox;

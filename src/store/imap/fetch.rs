@@ -127,6 +127,57 @@ impl ImapConn {
         Ok(out)
     }
 
+    /// The FETCH item that names a message across the account's folders: Gmail's
+    /// `X-GM-MSGID` (X-GM-EXT-1), else RFC 8474's `EMAILID` (OBJECTID), else none.
+    pub fn object_id_item(&self) -> Option<&'static str> {
+        if self.has("X-GM-EXT-1") {
+            Some("X-GM-MSGID")
+        } else if self.has("OBJECTID") {
+            Some("EMAILID")
+        } else {
+            None
+        }
+    }
+
+    /// What tells whether a message of `set` is one already stored in another folder: size,
+    /// Message-ID and, where the server has one, its account-wide identity
+    /// ([`ImapConn::object_id_item`]).
+    pub async fn fetch_identities(&mut self, set: &str) -> Result<Vec<Identity>, ImapError> {
+        let identity = self
+            .object_id_item()
+            .map(|i| format!(" {i}"))
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        self.run_with(
+            &format!(
+                "UID FETCH {set} (UID RFC822.SIZE{identity} BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+            ),
+            |r| {
+                if let Response::Fetch(_, attrs) = r
+                    && let Some(uid) = uid_of(attrs)
+                    && let Some(size) = attrs.iter().find_map(|a| match a {
+                        AttributeValue::Rfc822Size(s) => Some(*s),
+                        _ => None,
+                    })
+                {
+                    let header = attrs.iter().find_map(|a| match a {
+                        AttributeValue::BodySection { data: Some(d), .. } => Some(d.as_ref()),
+                        _ => None,
+                    });
+                    out.push(Identity {
+                        uid,
+                        size,
+                        message_id: header.and_then(crate::message::message_id),
+                        object_id: object_id_of(attrs),
+                    });
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
     /// The header sections (`BODY.PEEK[HEADER]`, CRLF as stored) of the messages with UIDs in
     /// `uids` that the server reports.
     pub async fn fetch_headers(
@@ -182,9 +233,15 @@ impl ImapConn {
         uids: &[Uid],
         mut each: impl FnMut(FetchedMessage<'_>) -> Result<(), ImapError>,
     ) -> Result<(), ImapError> {
+        let identity = self
+            .object_id_item()
+            .map(|i| format!(" {i}"))
+            .unwrap_or_default();
         for set in uid_sets(uids, 200) {
             self.run_with(
-                &format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"),
+                &format!(
+                    "UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE{identity} BODY.PEEK[])"
+                ),
                 |r| {
                     let Response::Fetch(_, attrs) = r else {
                         return Ok(());
@@ -215,6 +272,7 @@ impl ImapConn {
                             AttributeValue::Rfc822Size(s) => Some(*s),
                             _ => None,
                         }),
+                        object_id: object_id_of(attrs),
                         body,
                     })
                 },
@@ -223,4 +281,27 @@ impl ImapConn {
         }
         Ok(())
     }
+}
+
+/// A message's account-wide identity in a FETCH answer, tagged with its kind so that two
+/// schemes never compare equal: `gm:` + X-GM-MSGID, `emailid:` + EMAILID.
+pub fn object_id_of(attrs: &[AttributeValue<'_>]) -> Option<String> {
+    attrs.iter().find_map(|a| match a {
+        AttributeValue::GmailMsgId(n) => Some(format!("gm:{n}")),
+        AttributeValue::EmailId(id) if !id.is_empty() => Some(format!("emailid:{id}")),
+        _ => None,
+    })
+}
+
+/// A server message's identity evidence ([`ImapConn::fetch_identities`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// UID.
+    pub uid: Uid,
+    /// RFC822.SIZE.
+    pub size: u32,
+    /// Normalised Message-ID.
+    pub message_id: Option<String>,
+    /// X-GM-MSGID or EMAILID, tagged ([`object_id_of`]).
+    pub object_id: Option<String>,
 }

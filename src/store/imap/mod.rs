@@ -17,6 +17,7 @@ mod session;
 mod transcript_tests;
 mod write;
 
+pub use fetch::Identity;
 pub use session::connect;
 
 use crate::model::{Evidence, Flags, Uid, UidValidity};
@@ -267,6 +268,8 @@ pub struct FetchedMessage<'a> {
     pub internal_date: Option<String>,
     /// RFC822.SIZE.
     pub size: Option<u32>,
+    /// Its account-wide identity (X-GM-MSGID, EMAILID) where the server has one.
+    pub object_id: Option<String>,
     /// The full message (CRLF as on the wire), borrowed from the response buffer: it is never
     /// copied here, so a message sits in memory once.
     pub body: &'a [u8],

@@ -11,6 +11,8 @@
 //! | a message containing NUL refused (`NO Message contains NUL`) | Cyrus 3.6 | refused uploads recorded once (`refused_uploads`), not retried while the file is unchanged |
 //! | bare CR removed, final newline added on APPEND | Courier 5.0 | `verify` reports altered copies by Message-ID and size |
 //! | `LOGIN-DELAY` in POP3 CAPA | Courier 5.0 | said once (`store::pop3`) |
+//! | every message in several folders (labels), `X-GM-MSGID` names it; CONDSTORE without QRESYNC; system folders named in the user's language | Gmail (scripted peer, tests/integration/support/fakegmail.rs) | label model (`engine::labels`): linked by X-GM-MSGID, folders found by SPECIAL-USE; CONDSTORE-only resync proves completeness by the message count |
+//! | `EMAILID` (RFC 8474 OBJECTID) | Cyrus 3.x, Fastmail | label links by EMAILID where the account has a `\All` folder |
 //! | parse-breaking answers imap-proto 0.17 cannot read (NAMESPACE) | all servers with NAMESPACE | read raw here, before any other command |
 //!
 //! NAMESPACE is read with our own reader on the transport under async-imap, because imap-proto

@@ -5,6 +5,7 @@ pub mod client;
 pub mod courier;
 pub mod cyrus;
 pub mod dovecot;
+pub mod fakegmail;
 pub mod fakepop;
 pub mod fakesmtp;
 pub mod oauth2;
