@@ -125,6 +125,9 @@ pub async fn run_push(
         if let Some(why) = &r.skipped {
             println!("{}: {} not pushed: {why}", a.name(), r.folder);
         }
+        if let Some(note) = &r.deferred_note {
+            println!("{}: {} → {}: {note}", a.name(), r.folder, r.target_folder);
+        }
         if let Some(p) = &r.planned {
             println!(
                 "{}: {} → {}: would {p}",

@@ -1528,6 +1528,32 @@ ca_file = "/path/ca.pem"             # optional extra trust root (self-signed se
     }
 
     #[test]
+    fn daily_budgets_come_from_the_preset_and_can_be_changed_or_turned_off() {
+        let cfg = |text: &str| parse(Path::new("/c.toml"), &format!("state_dir = \"/s\"\n{text}"));
+        let gmail = "[accounts.g]\nmaildir = \"/m\"\nprovider = \"gmail\"\n[accounts.g.imap]\nuser = \"me@gmail.com\"\npassword = \"x\"\n";
+        let c = cfg(gmail).unwrap();
+        assert_eq!(c.accounts["g"].download_budget, Some(2_500_000_000));
+        assert_eq!(c.accounts["g"].upload_budget, Some(500_000_000));
+        let c = cfg(&gmail.replace(
+            "provider = \"gmail\"\n",
+            "provider = \"gmail\"\ndownload_budget = \"none\"\nupload_budget = \"100M\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.accounts["g"].download_budget, None);
+        assert_eq!(c.accounts["g"].upload_budget, Some(100 << 20));
+        let e = cfg(&gmail.replace(
+            "provider = \"gmail\"\n",
+            "provider = \"gmail\"\ndownload_budget = \"lots\"\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("download_budget") && e.contains("none"), "{e}");
+        let c = cfg("[accounts.f]\nmaildir = \"/m\"\nprovider = \"fastmail\"\n[accounts.f.imap]\nuser = \"me\"\npassword = \"x\"\n[targets.t]\nprovider = \"gmail\"\n[targets.t.imap]\nuser = \"me@gmail.com\"\npassword = \"x\"\n").unwrap();
+        assert_eq!(c.accounts["f"].download_budget, None);
+        assert_eq!(c.targets["t"].upload_budget, Some(500_000_000));
+    }
+
+    #[test]
     fn provider_presets_fill_servers_and_sign_in_and_written_values_win() {
         let cfg = |text: &str| parse(Path::new("/c.toml"), &format!("state_dir = \"/s\"\n{text}"));
         let c = cfg("[accounts.g]\nmaildir = \"/m\"\nprovider = \"gmail\"\n[accounts.g.imap]\nuser = \"me@gmail.com\"\npassword_command = \"pass gmail\"\n").unwrap();

@@ -22,6 +22,30 @@ pub struct Budget {
     used: Mutex<u64>,
 }
 
+/// The budgets of one account's run against its own server.
+#[derive(Debug, Default)]
+pub struct Budgets {
+    /// `download_budget`.
+    pub down: Option<Budget>,
+    /// `upload_budget`.
+    pub up: Option<Budget>,
+}
+
+impl Budgets {
+    /// The account's budgets with what the state says was moved in the last 24 hours.
+    pub fn open(
+        db: &StateDb,
+        download: Option<u64>,
+        upload: Option<u64>,
+        now: i64,
+    ) -> Result<Budgets, DbError> {
+        Ok(Budgets {
+            down: Budget::open(db, TransferDirection::Down, "", download, now)?,
+            up: Budget::open(db, TransferDirection::Up, "", upload, now)?,
+        })
+    }
+}
+
 /// Messages left for a later run by a budget: how many and their bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Deferred {
@@ -70,6 +94,13 @@ impl Budget {
         (items, deferred)
     }
 
+    /// Records what a transfer that reserved `reserved` bytes moved (`moved`), and gives back
+    /// the rest of the reservation.
+    pub fn settle(&self, db: &StateDb, reserved: u64, moved: u64, now: i64) -> Result<(), DbError> {
+        self.release(reserved.saturating_sub(moved));
+        self.record(db, moved, now)
+    }
+
     /// Gives back reserved bytes that were not moved (a failed transfer).
     pub fn release(&self, bytes: u64) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
@@ -96,6 +127,38 @@ impl Budget {
             deferred.bytes as f64 / 1e6,
             self.limit as f64 / 1e6
         )
+    }
+}
+
+/// What a budget lets through now ([`allow`]).
+#[derive(Debug)]
+pub struct Allowed<T> {
+    /// The items that go now.
+    pub items: Vec<T>,
+    /// The bytes reserved for them.
+    pub reserved: u64,
+    /// How many wait for a later run.
+    pub deferred: usize,
+    /// What to say about those, when there are any.
+    pub note: Option<String>,
+}
+
+/// The leading `items` that `budget` (if any) has room for, reserved; the rest waits.
+pub fn allow<T>(budget: Option<&Budget>, items: Vec<T>, size: impl Fn(&T) -> u64) -> Allowed<T> {
+    let Some(budget) = budget else {
+        return Allowed {
+            items,
+            reserved: 0,
+            deferred: 0,
+            note: None,
+        };
+    };
+    let (items, later) = budget.reserve(items, &size);
+    Allowed {
+        reserved: items.iter().map(&size).sum(),
+        items,
+        deferred: later.count,
+        note: (later.count > 0).then(|| budget.note(later)),
     }
 }
 
@@ -151,11 +214,11 @@ mod tests {
             }
         );
         // A second folder of the same run finds the budget spent.
-        let (take, later) = b.reserve(vec![1u64], |s| *s);
+        let (take, later) = b.reserve(vec![10u64], |s| *s);
         assert!(take.is_empty() && later.count == 1);
         b.release(35);
-        let (take, _) = b.reserve(vec![1u64], |s| *s);
-        assert_eq!(take, [1]);
+        let (take, _) = b.reserve(vec![10u64], |s| *s);
+        assert_eq!(take, [10]);
         assert!(
             Budget::open(&db, TransferDirection::Down, "", None, now)
                 .unwrap()

@@ -40,6 +40,7 @@ pub async fn sync_folder(
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     copies: Option<&super::labels::StoredCopies<'_>>,
+    budgets: &super::budget::Budgets,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let folder_row = if options.dry_run {
@@ -230,6 +231,7 @@ pub async fn sync_folder(
         folder: name.as_str(),
         max_size: account.max_size,
         copies,
+        budgets,
     };
     exec.flags(&plan, fr).await?;
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "flags done");
@@ -569,6 +571,8 @@ struct Executor<'a> {
     /// On a label-model account: the messages stored in other folders, linked instead of
     /// downloaded.
     copies: Option<&'a super::labels::StoredCopies<'a>>,
+    /// The account's daily transfer budgets, shared by the run's folders.
+    budgets: &'a super::budget::Budgets,
 }
 
 /// About this many bytes per upload batch: a batch is held in memory while it is sent.
@@ -700,14 +704,17 @@ impl Executor<'_> {
         // With a max_size, the sizes first: an oversized message is never fetched. (The body
         // literal is buffered whole by the IMAP client, so this is also the bound on what a
         // server can make us hold in memory.)
+        // A daily budget needs the sizes too, to stop before it is spent.
+        let mut sizes = BTreeMap::new();
         let downloads = match self.max_size {
-            Some(max) if !plan.downloads.is_empty() => {
+            _ if plan.downloads.is_empty() => Vec::new(),
+            max if max.is_some() || self.budgets.down.is_some() => {
                 let uids: Vec<Uid> = plan.downloads.iter().map(|(u, _)| *u).collect();
-                let sizes = self.conn.fetch_sizes(&uids).await?;
+                sizes = self.conn.fetch_sizes(&uids).await?;
                 let (keep, large) = planner::split_by_size(
                     &plan.downloads,
                     |u| sizes.get(u).map(|s| u64::from(*s)),
-                    Some(max),
+                    max,
                 );
                 fr.too_large
                     .extend(large.into_iter().map(|(uid, size)| crate::model::TooLarge {
@@ -725,6 +732,26 @@ impl Executor<'_> {
             }
             _ => downloads,
         };
+        let allowed = super::budget::allow(self.budgets.down.as_ref(), downloads, |(u, _)| {
+            sizes.get(u).map_or(0, |s| u64::from(*s))
+        });
+        fr.deferred += allowed.deferred;
+        fr.notes.extend(allowed.note);
+        let bytes_before = fr.bytes_down;
+        let result = self.download_batches(allowed.items, fr).await;
+        if let Some(budget) = &self.budgets.down {
+            let moved = fr.bytes_down.saturating_sub(bytes_before);
+            budget.settle(self.db, allowed.reserved, moved, crate::clock::unix_now())?;
+        }
+        result
+    }
+
+    /// Fetches `downloads` in pipelined batches (see [`Executor::downloads`]).
+    async fn download_batches(
+        &mut self,
+        downloads: Vec<(Uid, Flags)>,
+        fr: &mut FolderReport,
+    ) -> Result<(), Error> {
         let total = downloads.len();
         let mut in_flight: Option<(WrittenBatch, tokio::task::JoinHandle<std::io::Result<()>>)> =
             None;
@@ -1061,6 +1088,28 @@ impl Executor<'_> {
                 .filter(|k| !self.near.contains_key(&NearKey((*k).clone())))
                 .cloned(),
         );
+        // CRLF on the wire: a little more than the file (LF).
+        let allowed = super::budget::allow(self.budgets.up.as_ref(), uploads, |(key, _)| {
+            size_of(key).map_or(0, |n| n.saturating_add(n / 32))
+        });
+        fr.deferred += allowed.deferred;
+        fr.notes.extend(allowed.note);
+        let bytes_before = fr.bytes_up;
+        let result = self.upload_batches(allowed.items, cleared, fr).await;
+        if let Some(budget) = &self.budgets.up {
+            let moved = fr.bytes_up.saturating_sub(bytes_before);
+            budget.settle(self.db, allowed.reserved, moved, crate::clock::unix_now())?;
+        }
+        result
+    }
+
+    /// Uploads `uploads` in batches (see [`Executor::uploads`]).
+    async fn upload_batches(
+        &mut self,
+        uploads: Vec<(NearKey, Flags)>,
+        cleared: Vec<String>,
+        fr: &mut FolderReport,
+    ) -> Result<(), Error> {
         let mut refused_now: Vec<(String, u64, String)> = Vec::new();
         let total = uploads.len();
         let mut sent = 0;

@@ -229,6 +229,12 @@ pub async fn sync_account(
         conn = imap::connect(&account.imap, &password).await?;
     }
     let state_file = config.state_path(&account.name);
+    let budgets = budget::Budgets::open(
+        db,
+        account.download_budget,
+        account.upload_budget,
+        crate::clock::unix_now(),
+    )?;
     let mut far = far;
     let mut relisted = false;
     let mut later: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -254,6 +260,7 @@ pub async fn sync_account(
             reports: std::cell::RefCell::new(Vec::new()),
             created_far: std::cell::Cell::new(false),
             copies: copies.as_ref(),
+            budgets: &budgets,
         };
         shared.run(conn, db, &state_file).await;
         let created_far = shared.created_far.get();
@@ -518,6 +525,8 @@ struct Shared<'a> {
     created_far: std::cell::Cell<bool>,
     /// Label model: stored messages, linked instead of downloaded again.
     copies: Option<&'a labels::StoredCopies<'a>>,
+    /// The account's daily transfer budgets.
+    budgets: &'a budget::Budgets,
 }
 
 impl Shared<'_> {
@@ -634,6 +643,7 @@ impl Shared<'_> {
             self.options,
             self.progress,
             self.copies,
+            self.budgets,
             &mut fr,
         )
         .await;
@@ -664,6 +674,7 @@ async fn prepare_and_sync(
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
     copies: Option<&labels::StoredCopies<'_>>,
+    budgets: &budget::Budgets,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let path = match dry_run_path {
@@ -698,7 +709,7 @@ async fn prepare_and_sync(
         None => {}
     }
     folder::sync_folder(
-        conn, db, account, name, &wire, &path, options, progress, copies, fr,
+        conn, db, account, name, &wire, &path, options, progress, copies, budgets, fr,
     )
     .await
 }

@@ -31,6 +31,8 @@ pub struct FolderReport {
     pub recovered: usize,
     /// Things worth knowing that are not errors (UIDVALIDITY re-pairing, folders created).
     pub notes: Vec<String>,
+    /// Messages left for a later run by a daily transfer budget (said in `notes`).
+    pub deferred: usize,
     /// Why the folder failed, if it did.
     pub error: Option<String>,
     /// In `--dry-run`, the planned actions.
@@ -97,6 +99,12 @@ impl AccountReport {
             format!(", {linked} already stored (linked)")
         } else {
             String::new()
+        };
+        let deferred = self.total(|f| f.deferred);
+        let linked = if deferred > 0 {
+            format!("{linked}, {deferred} left for a later run (daily budget)")
+        } else {
+            linked
         };
         let mut line = format!(
             "{}: +{} ↓ +{} ↑ flags {} ↓ {} ↑ deleted {} ↓ {} ↑{linked} in {:.1}s",

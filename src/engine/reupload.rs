@@ -106,6 +106,10 @@ pub struct ReuploadFolderReport {
     pub uncertain: Vec<String>,
     /// Not pushed, and why (Gmail's Starred, Important, Spam, Trash).
     pub skipped: Option<String>,
+    /// Messages left for a later run by the target's daily `upload_budget`, and the note.
+    pub deferred: usize,
+    /// What the budget note says, when messages were deferred.
+    pub deferred_note: Option<String>,
 }
 
 /// A target server's folders: canonical name → wire name, and the special-use ones.
@@ -427,6 +431,13 @@ pub async fn reupload(
         password,
     } = open_target(local, target, patterns).await?;
     let listing = RefCell::new(list_target(&mut conn).await?);
+    let budget = super::budget::Budget::open(
+        db,
+        crate::db::TransferDirection::Up,
+        &target.name,
+        target.upload_budget,
+        crate::clock::unix_now(),
+    )?;
     let (planned, skipped) = plan_folders(
         Some(db),
         local,
@@ -454,7 +465,7 @@ pub async fn reupload(
     let reports = RefCell::new(Vec::new());
     let work = |mut conn: Option<ImapConn>| {
         let (queue, reports, listing, password) = (&queue, &reports, &listing, &password);
-        let (excluded, no_exclusions) = (&excluded, &no_exclusions);
+        let (excluded, no_exclusions, budget) = (&excluded, &no_exclusions, budget.as_ref());
         async move {
             if conn.is_none() {
                 // An extra connection the server refuses only means fewer at once.
@@ -484,8 +495,8 @@ pub async fn reupload(
                     }
                     let exclude = excluded.get(&folder).unwrap_or(no_exclusions);
                     if let Err(e) = reupload_folder(
-                        db, local, target, &mut conn, listing, &folder, &tname, exclude, dry_run,
-                        progress, &mut fr,
+                        db, local, target, &mut conn, listing, &folder, &tname, exclude, budget,
+                        dry_run, progress, &mut fr,
                     )
                     .await
                     {
@@ -512,6 +523,33 @@ pub async fn reupload(
     Ok(reports)
 }
 
+/// For a target that takes messages, not folders (SMTP): of a label-model account's folders,
+/// those a push leaves out (Starred, Important; Spam and Trash unless `patterns` name them),
+/// as reports saying why, and the rest. Every other folder goes; a message in several of them
+/// is sent once (the SMTP records compare SHA-256).
+pub(crate) fn without_skipped_roles(
+    db: &StateDb,
+    folders: Vec<FolderName>,
+    patterns: &[String],
+) -> Result<(Vec<FolderName>, Vec<ReuploadFolderReport>), Error> {
+    let uses = db.special_uses()?;
+    let label_model = uses.values().any(|u| *u == SpecialUse::All);
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for folder in folders {
+        let named = patterns.iter().any(|p| p == folder.as_str());
+        match plan::push_role(uses.get(folder.as_str()).copied(), label_model, named) {
+            plan::PushRole::Skip(why) => skipped.push(ReuploadFolderReport {
+                folder: folder.to_string(),
+                skipped: Some(why.to_string()),
+                ..Default::default()
+            }),
+            _ => kept.push(folder),
+        }
+    }
+    Ok((kept, skipped))
+}
+
 /// How many entries a Maildir folder's `cur/` and `new/` hold (its size for scheduling).
 fn entries_in(path: &Path) -> u64 {
     ["cur", "new"]
@@ -531,6 +569,7 @@ async fn reupload_folder(
     folder: &FolderName,
     tname: &str,
     exclude: &HashSet<String>,
+    budget: Option<&super::budget::Budget>,
     dry_run: bool,
     progress: &indicatif::ProgressBar,
     fr: &mut ReuploadFolderReport,
@@ -655,6 +694,14 @@ async fn reupload_folder(
         .filter(|(i, _)| missing.contains(i))
         .map(|(_, m)| *m)
         .collect();
+    // CRLF on the wire: a little more than the file (LF).
+    let wire_size = |m: &&NearMessage| {
+        std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len().saturating_add(x.len() / 32))
+    };
+    let allowed = super::budget::allow(budget.filter(|_| !dry_run), uploads, wire_size);
+    fr.deferred = allowed.deferred;
+    fr.deferred_note = allowed.note;
+    let uploads = allowed.items;
     if dry_run {
         fr.planned = Some(format!(
             "upload {} message(s); {} already on the target",
@@ -729,7 +776,21 @@ async fn reupload_folder(
                 .map(|m| std::fs::metadata(md.message_path(m)).map_or(0, |x| x.len()))
                 .sum(),
         );
-        let results = conn.append_many(&wire, &items).await?;
+        let reserved: u64 = batch.iter().map(wire_size).sum();
+        let results = conn.append_many(&wire, &items).await;
+        if let Some(b) = budget {
+            let moved = match &results {
+                Ok(r) => r
+                    .iter()
+                    .zip(&items)
+                    .filter(|(r, _)| r.is_ok())
+                    .map(|(_, i)| i.2.len() as u64)
+                    .sum(),
+                Err(_) => 0,
+            };
+            b.settle(db, reserved, moved, crate::clock::unix_now())?;
+        }
+        let results = results?;
         let mut done = Vec::new();
         let mut refused = Vec::new();
         let mut unresolved = false;

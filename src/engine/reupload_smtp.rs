@@ -13,7 +13,10 @@
 //! again, and the report says so (never lost; at worst one duplicate, named).
 
 use super::error::{Context, Error};
-use super::reupload::{LocalSide, ReuploadFolderReport, VerifyReport, list_target, local_folders};
+use super::reupload::{
+    LocalSide, ReuploadFolderReport, VerifyReport, list_target, local_folders,
+    without_skipped_roles,
+};
 use crate::clock::jitter;
 use crate::config::{SmtpConfig, Target, TargetKind};
 use crate::db::StateDb;
@@ -135,6 +138,9 @@ struct Sender<'a> {
     rate: Option<f64>,
     started: Instant,
     attempts: u64,
+    /// The server's answer once it said the sending limit is reached: nothing more is sent
+    /// in this run.
+    limit: Option<String>,
 }
 
 impl Sender<'_> {
@@ -164,6 +170,8 @@ enum Outcome {
     Sent(String),
     Failed(String),
     Uncertain(String),
+    /// Not sent: the account's sending limit is reached (the server's answer).
+    Limit(String),
 }
 
 /// Sends one message, retrying 4xx answers and broken connections with backoff.
@@ -193,6 +201,13 @@ async fn send_one(
             Ok(reply) => return Ok(Outcome::Sent(reply)),
             Err(e) => e,
         };
+        if e.is_sending_limit() {
+            db.forget_smtp_rows(
+                &sender.target.name,
+                &[(intent.folder.clone(), intent.near_key.clone())],
+            )?;
+            return Ok(Outcome::Limit(e.to_string()));
+        }
         let retryable = match &e {
             SmtpError::Uncertain { message } => {
                 sender.conn = None;
@@ -248,7 +263,7 @@ pub async fn reupload(
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<ReuploadFolderReport>, Error> {
     let cfg = smtp_of(target)?;
-    let folders = local_folders(local, patterns)?;
+    let (folders, skipped) = without_skipped_roles(db, local_folders(local, patterns)?, patterns)?;
     let mut rows = db.smtp_rows(&target.name)?;
     let unconfirmed = if opts.dry_run {
         Vec::new()
@@ -278,6 +293,7 @@ pub async fn reupload(
         rate: opts.rate.or(cfg.rate),
         started: Instant::now(),
         attempts: 0,
+        limit: None,
     };
     let mut reports = Vec::new();
     for folder in folders {
@@ -311,6 +327,7 @@ pub async fn reupload(
     if let Some(first) = reports.first_mut() {
         first.unconfirmed = unconfirmed;
     }
+    reports.extend(skipped);
     if let Some(c) = sender.conn.take() {
         c.quit().await;
     }
@@ -344,6 +361,15 @@ async fn reupload_folder(
     progress.inc_length(pending_bytes);
     let total = todo.len();
     for (i, m) in todo.into_iter().enumerate() {
+        if let Some(answer) = &sender.limit {
+            // This message and the rest of the folder wait (a later run sends them).
+            let left = total.saturating_sub(i);
+            fr.deferred = left;
+            fr.deferred_note = Some(format!(
+                "{left} message(s) wait for a later run: the server's sending limit is reached ({answer})"
+            ));
+            break;
+        }
         progress.set_message(format!("{folder} → {}: {i}/{total}", sender.target.name));
         let raw = match md.read(m) {
             Ok(r) => r,
@@ -396,6 +422,16 @@ async fn reupload_folder(
                 fr.rejected.push(format!("{folder}/{}: {why}", m.file_name));
                 row.detail = Some(why);
             }
+            Outcome::Limit(answer) => {
+                sender.limit = Some(answer);
+                let left = total.saturating_sub(i);
+                fr.deferred = left;
+                fr.deferred_note = Some(format!(
+                    "{left} message(s) wait for a later run: the server's sending limit is reached ({})",
+                    sender.limit.as_deref().unwrap_or_default()
+                ));
+                break;
+            }
             Outcome::Uncertain(why) => {
                 // The intent stays: the next run settles it.
                 fr.uncertain
@@ -436,7 +472,8 @@ pub async fn verify(
     patterns: &[String],
 ) -> Result<Vec<VerifyReport>, Error> {
     let cfg = smtp_of(target)?;
-    let folders = local_folders(local, patterns)?;
+    // What push leaves out is not looked for.
+    let (folders, _) = without_skipped_roles(db, local_folders(local, patterns)?, patterns)?;
     let rows = db.smtp_rows(&target.name)?;
     let mailbox: Option<HashMap<String, usize>> = match &cfg.confirm_via {
         None => None,

@@ -85,6 +85,19 @@ pub enum SmtpError {
 }
 
 impl SmtpError {
+    /// True when the server says the account's sending limit is reached (Gmail: `550 5.4.5
+    /// Daily user sending limit exceeded`; Exchange Online: `554 5.2.0
+    /// STOREDRV.Submission.Exception:SubmissionQuotaExceededException`): no further message
+    /// will go today, whatever it is, so the rest waits for a later run instead of being
+    /// refused one by one.
+    pub fn is_sending_limit(&self) -> bool {
+        let text = match self {
+            SmtpError::Permanent { text, .. } | SmtpError::Transient { text, .. } => text,
+            _ => return false,
+        };
+        sending_limit_text(text)
+    }
+
     /// True when the connection is no longer usable.
     pub fn breaks_connection(&self) -> bool {
         matches!(
@@ -95,6 +108,24 @@ impl SmtpError {
                 | SmtpError::Uncertain { .. }
         )
     }
+}
+
+/// The answers of providers whose sending limit is reached (enhanced status 4.4.5 / 5.4.5,
+/// RFC 3463 "system congestion"/"mail system full" as Gmail uses them, and the quota words of
+/// Exchange Online and Yahoo).
+pub fn sending_limit_text(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.starts_with("5.4.5")
+        || t.starts_with("4.4.5")
+        || [
+            "sending limit exceeded",
+            "sending quota exceeded",
+            "submissionquotaexceeded",
+            "message submission quota",
+            "daily smtp relay limit",
+        ]
+        .iter()
+        .any(|w| t.contains(w))
 }
 
 /// What the server announced in its EHLO answer that matters for sending.
@@ -391,7 +422,13 @@ fn expect(
     if r.code / 100 == class {
         return Ok(());
     }
-    let text = r.message.replace(['\r', '\n'], " ");
+    let message = r.message.replace(['\r', '\n'], " ");
+    // The enhanced status code (RFC 3463), which the parser keeps apart, goes back in front:
+    // it is what tells a sending limit (5.4.5) from a refused recipient (5.1.1).
+    let text = match r.esc {
+        [0, 0, 0] => message,
+        [a, b, c] => format!("{a}.{b}.{c} {message}"),
+    };
     if r.code / 100 == 4 {
         Err(SmtpError::Transient {
             stage,
@@ -410,6 +447,24 @@ fn expect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn providers_sending_limits_are_recognised() {
+        for text in [
+            "5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to",
+            "5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message",
+            "4.4.5 Daily sending quota exceeded",
+        ] {
+            assert!(sending_limit_text(text), "{text}");
+        }
+        for text in [
+            "5.1.1 The email account that you tried to reach does not exist",
+            "4.7.0 Try again later, closing connection.",
+            "5.3.4 Message size exceeds fixed limit",
+        ] {
+            assert!(!sending_limit_text(text), "{text}");
+        }
+    }
     use proptest::prelude::*;
 
     /// What a receiver does with DATA: lines up to the lone dot, one leading dot removed.

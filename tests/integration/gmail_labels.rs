@@ -3,6 +3,7 @@
 //! found by special use; CONDSTORE without QRESYNC carries the resyncs.
 
 use crate::support::fakegmail::{ALL_MAIL, DRAFTS, FakeGmail, Identity, SENT};
+use crate::support::fakesmtp::FakeSmtp;
 use crate::support::*;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -27,9 +28,7 @@ fn account(identity: Identity, target_port: Option<u16>) -> Account {
         peer.port
     );
     if let Some(port) = target_port {
-        text.push_str(&format!(
-            "[targets.plain]\n[targets.plain.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nuser = \"bob\"\npassword = \"secret\"\ntimeout_seconds = 20\n"
-        ));
+        text.push_str(&imap_target_toml("plain", port, "bob", ""));
     }
     std::fs::write(&config, text).unwrap();
     Account {
@@ -105,16 +104,18 @@ fn gmail_labels_link_by_x_gm_msgid_resync_by_condstore_and_push_by_special_use()
             st.add(m[7].clone(), "\\Draft", &[DRAFTS]),
         ]
     };
+    let spam = message(9, "spam", 300);
+    a.peer.state.lock().unwrap().add_spam(spam.clone());
     let out = stdout_ok(arctern_with(&a.config, &["sync"]), "pull", "");
-    // All Mail downloads each message once; INBOX 4, Arbeit 3, Gesendet 1, Entwürfe 1 and
-    // Markiert 1 are links.
+    // All Mail downloads each message once (and Spam its own); INBOX 4, Arbeit 3, Gesendet 1,
+    // Entwürfe 1 and Markiert 1 are links.
     assert!(
-        out.contains("+8 ↓") && out.contains("10 already stored (linked)"),
+        out.contains("+9 ↓") && out.contains("10 already stored (linked)"),
         "{out}"
     );
     {
         let st = a.peer.state.lock().unwrap();
-        assert_eq!(st.bodies_sent, 8, "each message fetched once");
+        assert_eq!(st.bodies_sent, 9, "each message fetched once");
         assert!(st.commands.iter().any(|c| c.contains("X-GM-MSGID")));
         assert!(!st.commands.iter().any(|c| c.contains("QRESYNC")));
     }
@@ -142,6 +143,7 @@ fn gmail_labels_link_by_x_gm_msgid_resync_by_condstore_and_push_by_special_use()
         &target.dovecot.log(),
     );
     assert!(out.contains("+10 ↑"), "{out}");
+    assert!(out.contains("[Gmail]/Spam not pushed: spam"), "{out}");
     let mut bob = Client::connect(target.dovecot.imap_port, "bob");
     let mut folders = bob.folders();
     folders.sort();
@@ -158,6 +160,33 @@ fn gmail_labels_link_by_x_gm_msgid_resync_by_condstore_and_push_by_special_use()
             .iter()
             .any(|x| x.flags.contains("\\Flagged") && to_lf(&x.body) == to_lf(&m[6]))
     );
+
+    // Through SMTP (a restore by delivery): each distinct message once, Starred and Spam not.
+    let smtp = FakeSmtp::start(&[]);
+    let text = std::fs::read_to_string(&a.config).unwrap();
+    std::fs::write(
+        &a.config,
+        format!(
+            "{text}[targets.mailer]\n[targets.mailer.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nenvelope_from = \"me@gmail.com\"\nenvelope_to = [\"me@example.org\"]\n",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let out = stdout_ok(
+        arctern_with(&a.config, &["push", "gmail", "--to", "mailer"]),
+        "smtp push",
+        "",
+    );
+    assert!(out.contains("+8 sent"), "{out}");
+    assert!(out.contains("[Gmail]/Spam not pushed: spam"), "{out}");
+    let sent: BTreeSet<Vec<u8>> = smtp
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| to_lf(b))
+        .collect();
+    assert_eq!(sent, lf_set(&m.iter().collect::<Vec<_>>()));
 
     // Changes at Gmail, read through CONDSTORE alone: a star (a flag in every folder and a new
     // member of Markiert), a label taken off, a label put on an archived message.
@@ -176,7 +205,7 @@ fn gmail_labels_link_by_x_gm_msgid_resync_by_condstore_and_push_by_special_use()
     assert!(out.contains("deleted 1 ↓"), "{out}");
     {
         let st = a.peer.state.lock().unwrap();
-        assert_eq!(st.bodies_sent, 8, "nothing fetched again");
+        assert_eq!(st.bodies_sent, 9, "nothing fetched again");
         assert!(
             st.commands.iter().any(|c| c.contains("CHANGEDSINCE")),
             "{:?}",

@@ -142,15 +142,7 @@ fn a_label_model_account_is_stored_once_and_pushed_by_label() {
     // Sent Mail into Sent, Starred not at all (its message arrives flagged in INBOX).
     let target = World::new("", "");
     target.dovecot.add_user("bob");
-    let text = std::fs::read_to_string(&w.config).unwrap();
-    std::fs::write(
-        &w.config,
-        format!(
-            "{text}\n[targets.plain]\n[targets.plain.imap]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"bob\"\npassword = \"secret\"\ntimeout_seconds = 20\n",
-            target.dovecot.imap_port
-        ),
-    )
-    .unwrap();
+    add_imap_target(&w.config, "plain", target.dovecot.imap_port, "bob", "");
     let out = stdout_ok(
         w.arctern(&["push", "test", "--to", "plain"]),
         "push",

@@ -5,6 +5,7 @@
 mod support;
 
 mod adopt;
+mod budgets;
 mod courier;
 mod cyrus;
 mod daemon;

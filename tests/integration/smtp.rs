@@ -302,6 +302,53 @@ fn smtp_temporary_failures_are_retried_with_backoff_then_recorded() {
 }
 
 #[test]
+fn smtp_sending_limit_stops_the_push_and_a_later_run_sends_the_rest_once() {
+    let w = World::new("", "");
+    // Gmail's answer once the day's sending limit is spent; after it (the next day) all goes.
+    let fake = FakeSmtp::start(&[
+        "250 ok",
+        "550 5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852",
+    ]);
+    add_smtp_target(&w, fake.port, "none", "");
+    make_maildir(&w.maildir);
+    let msgs: Vec<Vec<u8>> = (1..=4).map(|n| message(n, "INBOX", 400)).collect();
+    for (n, m) in msgs.iter().enumerate() {
+        write_local(&w.maildir, &format!("170000000{n}.m{n}.host"), m, "S");
+    }
+    let (code, out, err) = run(&w, &["push", "test", "--to", "archive-inbox"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("+1 sent") && out.contains("0 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 message(s) wait for a later run: the server's sending limit is reached")
+            && out.contains("5.4.5 Daily user sending limit"),
+        "{out}"
+    );
+    let data = |fake: &FakeSmtp| {
+        fake.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| *l == "DATA")
+            .count()
+    };
+    assert_eq!(data(&fake), 2, "nothing offered after the limit");
+    let (code, out, err) = run(&w, &["push", "test", "--to", "archive-inbox"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("+3 sent") && out.contains("1 pushed before"),
+        "{out}"
+    );
+    let mut got = fake.accepted.lock().unwrap().clone();
+    got.sort();
+    let mut want = msgs.clone();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn smtp_password_never_crosses_a_link_without_the_configured_tls() {
     let w = World::new("", "");
     w.dovecot.add_user("dest");

@@ -74,6 +74,8 @@ pub const SENT: &str = "[Gmail]/Gesendet";
 pub const DRAFTS: &str = "[Gmail]/Entw&APw-rfe";
 /// `\Flagged`.
 pub const STARRED: &str = "[Gmail]/Markiert";
+/// `\Junk` (outside All Mail, as at Gmail).
+pub const SPAM: &str = "[Gmail]/Spam";
 
 impl GmailState {
     fn new(identity: Identity) -> GmailState {
@@ -93,6 +95,7 @@ impl GmailState {
                 folder(SENT, "\\Sent"),
                 folder(DRAFTS, "\\Drafts"),
                 folder(STARRED, "\\Flagged"),
+                folder(SPAM, "\\Junk"),
             ],
             modseq: 1,
             commands: Vec::new(),
@@ -158,6 +161,20 @@ impl GmailState {
             self.label(index, l);
         }
         self.starred_follows(index);
+        index
+    }
+
+    /// A new message in Spam (which All Mail does not show); returns its index.
+    pub fn add_spam(&mut self, body: Vec<u8>) -> usize {
+        let modseq = self.next_modseq();
+        let index = self.store.len();
+        self.store.push(StoredMessage {
+            msgid: 1_700_000_000_000_000_000 + index as u64,
+            flags: BTreeSet::new(),
+            body,
+            modseq,
+        });
+        self.label(index, SPAM);
         index
     }
 

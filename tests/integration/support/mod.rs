@@ -121,6 +121,20 @@ pub fn arctern_with(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The TOML of an IMAP target `name` (plain text to 127.0.0.1:`port`, `user` / secret), with
+/// `extra` lines in its `[targets.NAME]` table.
+pub fn imap_target_toml(name: &str, port: u16, user: &str, extra: &str) -> String {
+    format!(
+        "\n[targets.{name}]\n{extra}\n[targets.{name}.imap]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nuser = \"{user}\"\npassword = \"secret\"\ntimeout_seconds = 20\n"
+    )
+}
+
+/// Appends [`imap_target_toml`] to the config at `config`.
+pub fn add_imap_target(config: &Path, name: &str, port: u16, user: &str, extra: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, text + &imap_target_toml(name, port, user, extra)).unwrap();
+}
+
 /// Writes a config at `path` with one POP3 account `p` (alice / secret, plain text on
 /// 127.0.0.1:`port`) pulling into `maildir`, its state under `state_dir`.
 pub fn write_pop3_config(path: &Path, state_dir: &Path, maildir: &Path, port: u16) {
