@@ -28,6 +28,16 @@ const DOWNLOAD_BATCH: usize = 200;
 /// Messages appended per batch between intent commits.
 const UPLOAD_BATCH: usize = 100;
 
+/// What a run shares with each folder's sync, beside the connection and the state.
+pub struct RunAids<'a> {
+    /// Label model: stored messages, linked instead of downloaded again.
+    pub copies: Option<&'a super::labels::StoredCopies<'a>>,
+    /// The account's daily transfer budgets.
+    pub budgets: &'a super::budget::Budgets,
+    /// Where published files go to be indexed during the sync (`index = true`).
+    pub index: Option<&'a crate::index::live::LiveSink>,
+}
+
 /// Syncs one existing folder pair. Errors are returned as text for the report.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_folder(
@@ -39,8 +49,7 @@ pub async fn sync_folder(
     path: &Path,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
-    copies: Option<&super::labels::StoredCopies<'_>>,
-    budgets: &super::budget::Budgets,
+    aids: &RunAids<'_>,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let folder_row = if options.dry_run {
@@ -230,8 +239,18 @@ pub async fn sync_folder(
         progress,
         folder: name.as_str(),
         max_size: account.max_size,
-        copies,
-        budgets,
+        copies: aids.copies,
+        budgets: aids.budgets,
+        index: aids.index.map(|sink| {
+            (
+                sink,
+                std::sync::Arc::new(crate::index::FolderSource {
+                    account: account.name.clone(),
+                    folder: name.to_string(),
+                    path: path.to_path_buf(),
+                }),
+            )
+        }),
     };
     exec.flags(&plan, fr).await?;
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "flags done");
@@ -251,13 +270,24 @@ pub async fn sync_folder(
         ));
     }
     db.set_too_large(fid, &fr.too_large)?;
+    // A run that changed only the Maildir (a pull: downloads, links, local flags and
+    // deletions) left the server as SELECT saw it: its fingerprint can be recorded with the
+    // Maildir as it is now, once proven to hold exactly our changes, so the next run skips the
+    // folder instead of listing it again.
+    let local_only =
+        !touched && snapshot::only_local_changes(&plan) && fr.deferred == 0 && fid >= 0;
     touched |= !plan.is_empty();
+    let mtimes = if touched && local_only {
+        settled_local_mtimes(&md, &near).await
+    } else {
+        mtimes_before_scan
+    };
     let fingerprint = snapshot::fingerprint_after(
-        touched,
+        touched && !(local_only && mtimes.is_some()),
         sel.exists,
         sel.uidnext,
         sel.highestmodseq,
-        mtimes_before_scan,
+        mtimes,
     );
     // Everything the server had at SELECT time is now known: the next run can ask only for
     // changes since then (our own changes come back as changes, harmlessly).
@@ -273,6 +303,43 @@ pub async fn sync_folder(
         },
     )?;
     Ok(())
+}
+
+/// The timestamp granularity a directory mtime may have (a kernel tick, at most 10 ms with
+/// HZ=100), with a margin.
+const MTIME_GRANULARITY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The mtimes of `md`'s `cur/` and `new/` after this run's own changes, or `None` when the
+/// folder holds anything but what `near` says (a mail reader changed it meanwhile). The mtimes
+/// are read first and the listing is taken once the clock has passed them by more than the
+/// timestamp granularity: a change before the listing shows in it, a change after it moves an
+/// mtime past the one returned (the "racy git" problem, solved the same way).
+async fn settled_local_mtimes(
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
+) -> Option<(i64, i64)> {
+    let mtimes = maildir::dir_mtimes(md.path())?;
+    let newest = u64::try_from(mtimes.0.max(mtimes.1)).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let age = std::time::Duration::from_nanos(
+        u64::try_from(now.saturating_sub(u128::from(newest))).unwrap_or(u64::MAX),
+    );
+    if let Some(wait) = MTIME_GRANULARITY.checked_sub(age) {
+        tokio::time::sleep(wait).await;
+    }
+    let listed = md.scan().ok()?;
+    let same = listed.len() == near.len()
+        && listed.iter().all(|(k, m)| {
+            near.get(k)
+                .is_some_and(|n| n.file_name == m.file_name && n.sub == m.sub)
+        });
+    if !same {
+        tracing::debug!(folder = %md.path().display(), "changed during the sync: no fingerprint");
+    }
+    same.then_some(mtimes)
 }
 
 /// Rebuilds the server's complete listing from the stored server flags plus what changed since
@@ -321,13 +388,15 @@ async fn delta_snapshot(
 }
 
 /// True when a folder is provably unchanged on both sides since it was last fully in sync
-/// ([`snapshot::unchanged`]): one STATUS and two stats instead of a full scan.
+/// ([`snapshot::unchanged`]): one STATUS (none when LIST-STATUS gave it, `listed`) and two
+/// stats instead of a full scan.
 pub async fn unchanged(
     conn: &mut ImapConn,
     db: &StateDb,
     row: &crate::db::FolderRow,
     wire: &str,
     path: &Path,
+    listed: Option<&imap::MailboxStatus>,
 ) -> bool {
     // Nothing to ask the server when the stored state alone rules it out.
     let pending = db.intent_count(row.id).unwrap_or(1);
@@ -335,8 +404,12 @@ pub async fn unchanged(
     if !snapshot::worth_probing(row.fingerprint, condstore, pending) {
         return false;
     }
-    let Ok(st) = conn.status(wire).await else {
-        return false;
+    let st = match listed {
+        Some(st) => *st,
+        None => match conn.status(wire).await {
+            Ok(st) => st,
+            Err(_) => return false,
+        },
     };
     let probe = snapshot::FolderProbe {
         messages: st.messages,
@@ -573,6 +646,11 @@ struct Executor<'a> {
     copies: Option<&'a super::labels::StoredCopies<'a>>,
     /// The account's daily transfer budgets, shared by the run's folders.
     budgets: &'a super::budget::Budgets,
+    /// Where published files are told, to be indexed during the sync, and this folder.
+    index: Option<(
+        &'a crate::index::live::LiveSink,
+        std::sync::Arc<crate::index::FolderSource>,
+    )>,
 }
 
 /// About this many bytes per upload batch: a batch is held in memory while it is sent.
@@ -1013,6 +1091,13 @@ impl Executor<'_> {
                 continue; // written only for UIDs of this batch
             };
             let msg = self.md.publish(key, &flags)?;
+            if let Some((sink, source)) = &self.index {
+                sink.published(
+                    source,
+                    &msg.key.0,
+                    format!("{}/{}", msg.sub.dir(), msg.file_name),
+                );
+            }
             self.near.insert(key.clone(), msg);
             linked.insert(uid);
             if batch.linked {

@@ -53,6 +53,7 @@ pub async fn sync_account(
     db: &mut StateDb,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
+    live_index: Option<&crate::index::live::LiveSink>,
     report: &mut AccountReport,
 ) -> Result<(), Error> {
     let known_folders = db.folders()?;
@@ -93,6 +94,12 @@ pub async fn sync_account(
         .map(|(n, e)| (n.to_string(), e.special_use))
         .collect();
     let far: BTreeMap<FolderName, String> = listed.wire_names();
+    // LIST-STATUS: each folder's STATUS came with the listing.
+    let listed_status: BTreeMap<FolderName, imap::MailboxStatus> = listed
+        .by_name
+        .iter()
+        .filter_map(|(n, e)| Some((n.clone(), e.status?)))
+        .collect();
     let names = listed.names;
     for (wire, why) in listed.skipped {
         report.folders.push(FolderReport {
@@ -207,7 +214,8 @@ pub async fn sync_account(
                     far.get(&name),
                 )
                 && let Ok(path) = layout::folder_path(&account.maildir, account.layout, &name)
-                && folder::unchanged(&mut conn, db, row, wire, &path).await
+                && folder::unchanged(&mut conn, db, row, wire, &path, listed_status.get(&name))
+                    .await
             {
                 report.folders.push(FolderReport {
                     folder: name.to_string(),
@@ -235,6 +243,11 @@ pub async fn sync_account(
         account.upload_budget,
         crate::clock::unix_now(),
     )?;
+    let aids = folder::RunAids {
+        copies: copies.as_ref(),
+        budgets: &budgets,
+        index: live_index,
+    };
     let mut far = far;
     let mut relisted = false;
     let mut later: std::collections::VecDeque<(FolderName, Option<Side>)> = Default::default();
@@ -259,8 +272,7 @@ pub async fn sync_account(
             queue: std::cell::RefCell::new(work),
             reports: std::cell::RefCell::new(Vec::new()),
             created_far: std::cell::Cell::new(false),
-            copies: copies.as_ref(),
-            budgets: &budgets,
+            aids: &aids,
         };
         shared.run(conn, db, &state_file).await;
         let created_far = shared.created_far.get();
@@ -523,10 +535,8 @@ struct Shared<'a> {
     reports: std::cell::RefCell<Vec<FolderReport>>,
     /// Set when a folder was created on the server.
     created_far: std::cell::Cell<bool>,
-    /// Label model: stored messages, linked instead of downloaded again.
-    copies: Option<&'a labels::StoredCopies<'a>>,
-    /// The account's daily transfer budgets.
-    budgets: &'a budget::Budgets,
+    /// Stored copies, budgets, the live index.
+    aids: &'a folder::RunAids<'a>,
 }
 
 impl Shared<'_> {
@@ -642,8 +652,7 @@ impl Shared<'_> {
             self.dry_run_paths.get(name),
             self.options,
             self.progress,
-            self.copies,
-            self.budgets,
+            self.aids,
             &mut fr,
         )
         .await;
@@ -673,8 +682,7 @@ async fn prepare_and_sync(
     dry_run_path: Option<&PathBuf>,
     options: SyncOptions,
     progress: &indicatif::ProgressBar,
-    copies: Option<&labels::StoredCopies<'_>>,
-    budgets: &budget::Budgets,
+    aids: &folder::RunAids<'_>,
     fr: &mut FolderReport,
 ) -> Result<(), Error> {
     let path = match dry_run_path {
@@ -709,7 +717,7 @@ async fn prepare_and_sync(
         None => {}
     }
     folder::sync_folder(
-        conn, db, account, name, &wire, &path, options, progress, copies, budgets, fr,
+        conn, db, account, name, &wire, &path, options, progress, aids, fr,
     )
     .await
 }

@@ -60,13 +60,33 @@ pub async fn run_account(
         pop3: matches!(account, AnyAccount::Pop3(_)),
         ..Default::default()
     };
+    // The index is written while the sync downloads when this run gets the index's turn at
+    // once (another account's run may hold it: then this one indexes after its sync, as before).
+    let mut turn = None;
+    let mut live = None;
+    if config.index && !options.dry_run && matches!(account, AnyAccount::Imap(_)) {
+        turn = match INDEX_TURN.try_lock() {
+            Ok(t) => Some(t),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if turn.is_some() {
+            match crate::index::live::LiveIndex::start(&config.state_dir) {
+                Ok(l) => live = Some(l),
+                // The update after the sync tries again, and reports a failure.
+                Err(e) => tracing::debug!("indexing during the sync not started: {e}"),
+            }
+        }
+    }
     // The lock is held to the end of the run: history, index and metrics included.
     let (result, held) = match open_account(config, name) {
         Err(e) => (Err(e), None),
         Ok((lock, mut db)) => {
             let result = match account {
                 AnyAccount::Imap(a) => {
-                    super::sync_account(config, a, &mut db, options, progress, &mut report).await
+                    let sink = live.as_ref().and_then(|l| l.sink());
+                    super::sync_account(config, a, &mut db, options, progress, sink, &mut report)
+                        .await
                 }
                 AnyAccount::Pop3(a) => {
                     super::pop3::pull_account(a, &mut db, options, progress, &mut report).await
@@ -74,6 +94,14 @@ pub async fn run_account(
             };
             (result, Some((lock, db)))
         }
+    };
+    let live_error = match live.map(crate::index::live::LiveIndex::finish) {
+        Some(Ok(n)) => {
+            tracing::debug!(account = name, "indexed {n} message(s) during the sync");
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
     };
     let error = result.err();
     if let Some(e) = &error {
@@ -101,7 +129,11 @@ pub async fn run_account(
     };
     // The search index follows every sync that ran, so it never shows a message that is gone.
     if config.index && run.error.is_none() {
-        let _turn = INDEX_TURN.lock().unwrap_or_else(|p| p.into_inner());
+        let _turn = turn.unwrap_or_else(|| INDEX_TURN.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(e) = &live_error {
+            // What the live indexer could not do, the update does now.
+            tracing::warn!("indexing during the sync stopped: {e}");
+        }
         if let Err(e) = crate::index::accounts::update(config, &[account], &|_, _| {}) {
             run.index_error = Some(e);
         }

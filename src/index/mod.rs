@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod extract;
+pub mod live;
 pub mod search;
 pub mod snippet;
 pub mod stem;
@@ -379,14 +380,6 @@ impl MailIndex {
             )));
         }
         let mut report = UpdateReport::default();
-        let mut writer: IndexWriter = self
-            .index
-            .writer(64 * 1024 * 1024)
-            .map_err(|e| self.terr(e))?;
-        // Merges are decided below, after the commit, on a stable set of segments: tantivy's
-        // background merge policy would race with them (a segment it merged away cannot be
-        // merged again: found at 100,000 messages).
-        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         let f = self.fields;
         let now = crate::clock::unix_now();
 
@@ -461,6 +454,20 @@ impl MailIndex {
             mtimes.push((src.clone(), settled));
         }
 
+        if to_add.is_empty() && to_remove.is_empty() && gone_folders.is_empty() {
+            // Nothing to write (a quiet resync, or a pull indexed while it downloaded): no
+            // writer, no commit, only the folders' mtimes.
+            self.record_folder_mtimes(&mtimes)?;
+            return Ok(report);
+        }
+        let mut writer: IndexWriter = self
+            .index
+            .writer(64 * 1024 * 1024)
+            .map_err(|e| self.terr(e))?;
+        // Merges are decided below, after the commit, on a stable set of segments: tantivy's
+        // background merge policy would race with them (a segment it merged away cannot be
+        // merged again: found at 100,000 messages).
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
         for id in &to_remove {
             writer.delete_term(Term::from_field_text(f.id, id));
         }
@@ -602,40 +609,35 @@ impl MailIndex {
                 )
                 .map_err(cerr)?;
             }
-            let mut put = tx
-                .prepare(
-                    "INSERT INTO docs (id, account, folder, file_name) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(id) DO UPDATE SET file_name = excluded.file_name",
-                )
-                .map_err(cerr)?;
-            for (src, key, name) in &to_add {
-                put.execute(params![
-                    doc_id(&src.account, &src.folder, key),
-                    src.account,
-                    src.folder,
-                    name
-                ])
-                .map_err(cerr)?;
-            }
-            let mut fold = tx
-                .prepare(
-                    "INSERT INTO folders (account, folder, cur_mtime, new_mtime) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(account, folder) DO UPDATE SET cur_mtime = excluded.cur_mtime,
-                       new_mtime = excluded.new_mtime",
-                )
-                .map_err(cerr)?;
-            for (src, m) in &mtimes {
-                fold.execute(params![
-                    src.account,
-                    src.folder,
-                    m.map(|m| m.0),
-                    m.map(|m| m.1)
-                ])
-                .map_err(cerr)?;
-            }
+            put_docs(
+                &tx,
+                to_add
+                    .iter()
+                    .map(|(src, key, name)| (src, key.as_str(), name.as_str())),
+            )
+            .map_err(cerr)?;
+            put_folder_mtimes(&tx, &mtimes).map_err(cerr)?;
         }
         tx.commit().map_err(|e| self.cerr(e))?;
         Ok(report)
+    }
+
+    /// Records the folders' mtimes as listed (`None`: list again next time).
+    fn record_folder_mtimes(
+        &mut self,
+        mtimes: &[(FolderSource, Option<(i64, i64)>)],
+    ) -> Result<(), IndexError> {
+        if mtimes.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join("catalog.sqlite3");
+        let cerr = |source| IndexError::Catalog {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.catalog.transaction().map_err(cerr)?;
+        put_folder_mtimes(&tx, mtimes).map_err(cerr)?;
+        tx.commit().map_err(cerr)
     }
 
     /// Number of documents.
@@ -648,6 +650,48 @@ impl MailIndex {
             .map_err(|e| self.terr(e))?;
         Ok(reader.searcher().num_docs())
     }
+}
+
+/// Records indexed documents (source, Maildir key, `cur/…` or `new/…` file name) in the
+/// catalog.
+fn put_docs<'a>(
+    tx: &rusqlite::Transaction<'_>,
+    docs: impl IntoIterator<Item = (&'a FolderSource, &'a str, &'a str)>,
+) -> rusqlite::Result<()> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO docs (id, account, folder, file_name) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(id) DO UPDATE SET file_name = excluded.file_name",
+    )?;
+    for (src, key, name) in docs {
+        put.execute(params![
+            doc_id(&src.account, &src.folder, key),
+            src.account,
+            src.folder,
+            name
+        ])?;
+    }
+    Ok(())
+}
+
+/// Writes folders' listed mtimes into the catalog.
+fn put_folder_mtimes(
+    tx: &rusqlite::Transaction<'_>,
+    mtimes: &[(FolderSource, Option<(i64, i64)>)],
+) -> rusqlite::Result<()> {
+    let mut fold = tx.prepare_cached(
+        "INSERT INTO folders (account, folder, cur_mtime, new_mtime) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(account, folder) DO UPDATE SET cur_mtime = excluded.cur_mtime,
+           new_mtime = excluded.new_mtime",
+    )?;
+    for (src, m) in mtimes {
+        fold.execute(params![
+            src.account,
+            src.folder,
+            m.map(|m| m.0),
+            m.map(|m| m.1)
+        ])?;
+    }
+    Ok(())
 }
 
 /// Stored for snippets: the first [`PREVIEW_CHARS`] characters of the body. (Storing whole

@@ -105,6 +105,15 @@ pub fn unchanged(
         && probe.mtimes == Some((fp.cur_mtime, fp.new_mtime))
 }
 
+/// True when carrying out `plan` changes nothing on the server (no upload, no server flag
+/// change, no server deletion): the server is then still as the SELECT that started the sync
+/// saw it.
+pub fn only_local_changes(plan: &Plan) -> bool {
+    plan.uploads.is_empty()
+        && plan.delete_far.is_empty()
+        && plan.flags.iter().all(|u| u.far.is_none())
+}
+
 /// The fingerprint a folder sync may record: only when the run found the folder in sync and
 /// changed nothing (`touched` false): after our own changes the values seen are stale, and
 /// trusting them could hide someone else's change. `mtimes` must be taken before the scan.
@@ -134,6 +143,31 @@ mod tests {
 
     fn flags(letters: &[Flag]) -> Flags {
         letters.iter().cloned().collect()
+    }
+
+    #[test]
+    fn only_a_plan_without_server_work_leaves_the_server_as_selected() {
+        let mut plan = Plan {
+            downloads: vec![(Uid(1), Flags::new())],
+            delete_near: vec![(1, NearKey("k".into()))],
+            ..Default::default()
+        };
+        assert!(only_local_changes(&plan));
+        plan.flags.push(crate::sync::planner::FlagUpdate {
+            row: 1,
+            far: None,
+            near: Some((NearKey("k".into()), Flags::new())),
+            base: Flags::new(),
+        });
+        assert!(only_local_changes(&plan));
+        plan.flags[0].far = Some((Uid(1), Flags::new()));
+        assert!(!only_local_changes(&plan));
+        plan.flags.clear();
+        plan.uploads.push((NearKey("n".into()), Flags::new()));
+        assert!(!only_local_changes(&plan));
+        plan.uploads.clear();
+        plan.delete_far.push((2, Uid(2)));
+        assert!(!only_local_changes(&plan));
     }
 
     #[test]

@@ -256,3 +256,52 @@ fn big_updates_merge_into_one_segment_and_small_ones_stay_searchable() {
     assert_eq!(days[..3], [N - 2, N - 3, N - 3], "{top:?}");
     assert_eq!(days[3..], [N - 4, N - 5], "{top:?}");
 }
+
+#[test]
+fn a_pull_indexes_while_downloading_and_leaves_the_index_a_rebuild_would() {
+    let w = World::new("", "");
+    let mut c = w.client();
+    c.create("Archive");
+    for n in 0..150 {
+        c.append("INBOX", &message(n, "INBOX", 300 + n * 7), "");
+        c.append(
+            "Archive",
+            &message(1000 + n, "Archive", 200),
+            if n % 3 == 0 {
+                "\\Seen \\Flagged"
+            } else {
+                "\\Seen"
+            },
+        );
+    }
+    let out = w.arctern(&["-vv", "sync"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("indexed 300 message(s) during the sync"),
+        "{log}"
+    );
+    // Every search field as the pull left it, then as a rebuild from the Maildirs makes it.
+    let everything = |w: &World| -> Vec<String> {
+        let out = w.arctern(&["search", "--json", "--limit", "1000", "*"]);
+        assert!(out.status.success());
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let after_pull = everything(&w);
+    assert_eq!(after_pull.len(), 300);
+    let out = w.arctern(&["index"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("index: +0 ~0 -0"),
+        "nothing left for the update: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(ids(&w, "flag:flagged").len(), 50);
+    let out = w.arctern(&["index", "--rebuild"]);
+    assert!(out.status.success());
+    assert_eq!(everything(&w), after_pull);
+}

@@ -255,6 +255,9 @@ pub struct ListEntry {
     pub selectable: bool,
     /// Its special use (RFC 6154), when the server says.
     pub special_use: Option<crate::model::SpecialUse>,
+    /// Its STATUS at listing time, when the server has LIST-STATUS (RFC 5819): the folder's
+    /// unchanged check then costs no STATUS command of its own.
+    pub status: Option<MailboxStatus>,
 }
 
 /// A fetched message.

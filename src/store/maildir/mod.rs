@@ -52,7 +52,8 @@ pub enum Sub {
 }
 
 impl Sub {
-    fn dir(self) -> &'static str {
+    /// The subdirectory's name.
+    pub fn dir(self) -> &'static str {
         match self {
             Sub::New => "new",
             Sub::Cur => "cur",
