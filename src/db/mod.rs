@@ -141,6 +141,8 @@ pub enum Change {
     Detach(RowId, Side),
     /// Give a row a new server UID (after UIDVALIDITY re-pairing).
     Relink(RowId, Option<Uid>),
+    /// Give a row a new Maildir key (its file was renamed by a mail reader).
+    Rekey(RowId, NearKey),
     /// Record an intent.
     AddIntent(Intent),
     /// An intent was carried out or abandoned.
@@ -693,6 +695,11 @@ impl StateDb {
                     )
                     .and_then(|mut s| s.execute(params![row, uid.map(|u| u.0)]))
                     .map_err(e("relink message row"))?;
+                }
+                Change::Rekey(row, key) => {
+                    tx.prepare_cached("UPDATE messages SET near_key = ?2 WHERE id = ?1")
+                        .and_then(|mut s| s.execute(params![row, key.0]))
+                        .map_err(e("rekey message row"))?;
                 }
                 Change::AddIntent(i) => {
                     tx.prepare_cached(

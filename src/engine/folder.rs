@@ -196,11 +196,20 @@ pub async fn sync_folder(
         .await?;
         touched = true;
     }
+    let policy = account.policy();
+    if !options.dry_run && fid >= 0 && policy.may_write(crate::model::Side::Far) {
+        let relinked =
+            relink_renamed(conn, db, fid, &md, &near, &far, &message_rows, &mut rows).await?;
+        if relinked > 0 {
+            fr.notes.push(format!(
+                "{relinked} file(s) renamed by a mail reader are the same messages: relinked, not uploaded again"
+            ));
+        }
+    }
     let near_flags =
         snapshot::complete_near_flags(&rows, near.iter().map(|(k, m)| (k, &m.flags)), |f| {
             md.can_represent(f)
         });
-    let policy = account.policy();
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "server listing ready");
     let plan = planner::plan(&rows, &far, &near_flags, policy);
     tracing::debug!(folder = %name, ms = phase.elapsed().as_millis() as u64, "planned");
@@ -303,6 +312,81 @@ pub async fn sync_folder(
         },
     )?;
     Ok(())
+}
+
+/// Rows whose file a mail reader renamed under a new key (mu4e does, when it changes flags):
+/// paired by Message-ID and size with a file no row knows ([`renames::candidates`]) and
+/// confirmed by the server copy's header section, they get the new key (in the state and in
+/// `rows`), so the planner sees a flag change at most instead of a deletion and an upload.
+/// Returns how many.
+#[allow(clippy::too_many_arguments)]
+async fn relink_renamed(
+    conn: &mut ImapConn,
+    db: &mut StateDb,
+    fid: i64,
+    md: &MaildirFolder,
+    near: &BTreeMap<NearKey, NearMessage>,
+    far: &BTreeMap<Uid, Flags>,
+    message_rows: &[crate::db::MessageRow],
+    rows: &mut [StateRow],
+) -> Result<usize, Error> {
+    use crate::sync::renames;
+    let vanished: Vec<renames::Vanished> = message_rows
+        .iter()
+        .filter_map(|r| {
+            let key = r.state.near.as_ref()?;
+            let uid = r.state.far?;
+            (!near.contains_key(key) && far.contains_key(&uid)).then_some(())?;
+            Some(renames::Vanished {
+                row: r.state.id,
+                uid,
+                message_id: r.message_id.clone()?,
+                size: r.size?,
+            })
+        })
+        .collect();
+    if vanished.is_empty() {
+        return Ok(0);
+    }
+    let known: std::collections::BTreeSet<&NearKey> =
+        rows.iter().filter_map(|r| r.near.as_ref()).collect();
+    let mut fresh = Vec::new();
+    let mut headers_of: BTreeMap<NearKey, Vec<u8>> = BTreeMap::new();
+    for (key, msg) in near.iter().filter(|(k, _)| !known.contains(k)) {
+        let Ok(raw) = md.read(msg) else { continue };
+        let Some(message_id) = crate::message::message_id(&raw) else {
+            continue;
+        };
+        let crlf = eol::lf_to_crlf(&raw);
+        fresh.push(renames::Fresh {
+            key: key.clone(),
+            message_id,
+            size: u32::try_from(crlf.len()).unwrap_or(u32::MAX),
+        });
+        headers_of.insert(key.clone(), super::labels::header_section(&crlf).to_vec());
+    }
+    let candidates = renames::candidates(&vanished, &fresh);
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let uids: Vec<Uid> = candidates.iter().map(|c| c.uid).collect();
+    let server = conn.fetch_headers(&uids).await?;
+    let mut changes = Vec::new();
+    for c in &candidates {
+        let same = server
+            .get(&c.uid)
+            .zip(headers_of.get(&c.key))
+            .is_some_and(|(s, l)| super::labels::header_section(s) == l.as_slice());
+        if !same {
+            continue;
+        }
+        if let Some(row) = rows.iter_mut().find(|r| r.id == c.row) {
+            row.near = Some(c.key.clone());
+            changes.push(Change::Rekey(c.row, c.key.clone()));
+        }
+    }
+    db.apply(fid, &changes)?;
+    Ok(changes.len())
 }
 
 /// The timestamp granularity a directory mtime may have (a kernel tick, at most 10 ms with

@@ -36,6 +36,10 @@ use tantivy::{Index, IndexWriter, TantivyDocument, Term};
 const SCHEMA_VERSION: i64 = 3;
 /// Updates that add at least this many messages end with the index merged into one segment.
 const MERGE_INTO_ONE_AFTER: usize = 1000;
+/// Updates adding fewer messages than this use a small writer ([`SMALL_WRITER_HEAP`]).
+const SMALL_UPDATE: usize = 1000;
+/// The memory budget of a small update's writer: tantivy's minimum for one thread is 15 MB.
+const SMALL_WRITER_HEAP: usize = 15_000_000;
 /// A big update commits after each this many messages (see `MailIndex::update`).
 const COMMIT_EVERY: usize = 2000;
 /// A file in the index directory holding [`SCHEMA_VERSION`] (see [`MailIndex::open_for_search`]).
@@ -460,10 +464,18 @@ impl MailIndex {
             self.record_folder_mtimes(&mtimes)?;
             return Ok(report);
         }
-        let mut writer: IndexWriter = self
-            .index
-            .writer(64 * 1024 * 1024)
-            .map_err(|e| self.terr(e))?;
+        // A small update (a resync's flag changes) gets a small writer: one indexing thread and
+        // tantivy's smallest memory budget, instead of a 64 MB arena allocated for a few
+        // documents.
+        let mut writer: IndexWriter = if to_add.len() < SMALL_UPDATE {
+            self.index
+                .writer_with_num_threads(1, SMALL_WRITER_HEAP)
+                .map_err(|e| self.terr(e))?
+        } else {
+            self.index
+                .writer(64 * 1024 * 1024)
+                .map_err(|e| self.terr(e))?
+        };
         // Merges are decided below, after the commit, on a stable set of segments: tantivy's
         // background merge policy would race with them (a segment it merged away cannot be
         // merged again: found at 100,000 messages).

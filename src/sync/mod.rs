@@ -12,6 +12,7 @@ pub mod index_diff;
 pub mod planner;
 pub mod pop3;
 pub mod recovery;
+pub mod renames;
 pub mod repair;
 pub mod reupload;
 pub mod smtp;

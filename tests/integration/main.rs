@@ -17,6 +17,7 @@ mod hostile;
 mod labels;
 mod mbox;
 mod mirror;
+mod moves;
 mod oauth2;
 mod pop3;
 mod push;

@@ -1,0 +1,152 @@
+//! Files renamed within a folder: some mail readers give a message a new file name, key
+//! included, when they change its flags (mu4e with `mu4e-change-filenames-when-moving`, which
+//! mbsync users are told to set). Read naively, the old file is gone (delete the server copy)
+//! and a new one appeared (upload it): the server gets the same message again under a new UID,
+//! for nothing. Pure: which vanished files and which new files are the same message, by
+//! Message-ID and size, one to one; the engine confirms each pair against the server's header
+//! section before it relinks the row, so an uncertain match stays an upload, never a wrong link.
+
+use crate::model::{NearKey, RowId, Uid};
+use std::collections::BTreeMap;
+
+/// A state row whose local file is gone while its server copy is still there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vanished {
+    /// The row.
+    pub row: RowId,
+    /// Its server UID.
+    pub uid: Uid,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Its server size (CRLF).
+    pub size: u32,
+}
+
+/// A local file no row knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fresh {
+    /// Its key.
+    pub key: NearKey,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Its size with CRLF line ends (as the server would count it).
+    pub size: u32,
+}
+
+/// A vanished row and the fresh file that may be its message under a new name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The row.
+    pub row: RowId,
+    /// Its server UID (whose header confirms the pair).
+    pub uid: Uid,
+    /// The file's key.
+    pub key: NearKey,
+}
+
+/// Pairs vanished rows with fresh files of the same Message-ID and size, where that evidence is
+/// one to one on both sides (two files or two rows sharing it pair nothing: a guess could link
+/// the wrong copy).
+pub fn candidates(vanished: &[Vanished], fresh: &[Fresh]) -> Vec<Candidate> {
+    let mut rows: BTreeMap<(&str, u32), Vec<&Vanished>> = BTreeMap::new();
+    for v in vanished {
+        rows.entry((v.message_id.as_str(), v.size))
+            .or_default()
+            .push(v);
+    }
+    let mut files: BTreeMap<(&str, u32), Vec<&Fresh>> = BTreeMap::new();
+    for f in fresh {
+        files
+            .entry((f.message_id.as_str(), f.size))
+            .or_default()
+            .push(f);
+    }
+    rows.iter()
+        .filter_map(|(evidence, rs)| {
+            let fs = files.get(evidence)?;
+            match (rs.as_slice(), fs.as_slice()) {
+                ([r], [f]) => Some(Candidate {
+                    row: r.row,
+                    uid: r.uid,
+                    key: f.key.clone(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(row: RowId, mid: &str, size: u32) -> Vanished {
+        Vanished {
+            row,
+            uid: Uid(row as u32 + 100),
+            message_id: mid.into(),
+            size,
+        }
+    }
+
+    fn f(key: &str, mid: &str, size: u32) -> Fresh {
+        Fresh {
+            key: NearKey(key.into()),
+            message_id: mid.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn one_to_one_evidence_pairs_and_anything_else_does_not() {
+        let got = candidates(
+            &[
+                v(1, "a@x", 10),
+                v(2, "b@x", 20),
+                v(3, "c@x", 30),
+                v(4, "c@x", 30),
+            ],
+            &[f("ka", "a@x", 10), f("kb", "b@x", 21), f("kc", "c@x", 30)],
+        );
+        assert_eq!(
+            got,
+            vec![Candidate {
+                row: 1,
+                uid: Uid(101),
+                key: NearKey("ka".into())
+            }]
+        );
+        // Two fresh files with the same evidence: neither is paired.
+        assert!(
+            candidates(
+                &[v(1, "a@x", 10)],
+                &[f("k1", "a@x", 10), f("k2", "a@x", 10)]
+            )
+            .is_empty()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_row_and_a_file_are_each_paired_at_most_once(
+            rows in proptest::collection::vec((0u8..4, 0u32..3), 0..12),
+            files in proptest::collection::vec((0u8..4, 0u32..3), 0..12),
+        ) {
+            let vanished: Vec<Vanished> = rows.iter().enumerate()
+                .map(|(i, (m, s))| v(i as RowId, &format!("m{m}"), *s)).collect();
+            let fresh: Vec<Fresh> = files.iter().enumerate()
+                .map(|(i, (m, s))| f(&format!("k{i}"), &format!("m{m}"), *s)).collect();
+            let got = candidates(&vanished, &fresh);
+            let mut seen_rows = std::collections::BTreeSet::new();
+            let mut seen_keys = std::collections::BTreeSet::new();
+            for c in &got {
+                prop_assert!(seen_rows.insert(c.row));
+                prop_assert!(seen_keys.insert(c.key.clone()));
+                let r = vanished.iter().find(|x| x.row == c.row).unwrap();
+                let k = fresh.iter().find(|x| x.key == c.key).unwrap();
+                prop_assert_eq!((&r.message_id, r.size), (&k.message_id, k.size));
+            }
+        }
+    }
+}
