@@ -3,7 +3,7 @@
 # same data, in one run, and write the table to BENCHMARKS.md.
 #   contrib/bench.sh [--messages N] [--runs R] [--skip-offlineimap] [--profile realistic|small]
 #                    [--append] [--search] [--only SCENARIO,...]
-# --only runs just these scenarios (pull, nochange, changes, adopt, push, migrate, pop3, limits); the
+# --only runs just these scenarios (pull, nochange, changes, moves, adopt, push, migrate, pop3, limits); the
 # ones that need a pulled Maildir get one from an unrecorded arctern pull.
 # --search runs the search scenarios instead (contrib/bench/search.sh): arctern pulls the account
 # once, then arctern, notmuch and mu index that Maildir, and arctern and notmuch answer the same
@@ -11,7 +11,8 @@
 # --profile small keeps messages under ~100 KB (100,000 messages in about 1 GB); --append adds the
 # run's table to BENCHMARKS.md as a new section instead of replacing the file.
 # Scenarios, each tool from its own clean local side: initial pull; resync with no change; resync
-# after 200 server-side changes (flags, new mail, expunges); arctern adopting mbsync's Maildir
+# after 200 server-side changes (flags, new mail, expunges); the same with 50 of the 200 moves of
+# messages with attachments (bytes the server sent); arctern adopting mbsync's Maildir
 # with fresh state (bytes copied and IMAP traffic); push of 2,000 new local messages; a
 # migration (`arctern push` of the whole pulled Maildir to an empty account, against mbsync
 # pushing a copy of the same Maildir with `Sync Push` + `Create Far`); a
@@ -205,6 +206,34 @@ for r in $(seq "$RUNS"); do
   $D expunge -u bench mailbox Archive uid "$((lo + 100)):$((lo + 149))" >/dev/null
   for tool in "${TOOLS[@]}"; do
     res=$(run_tool "$tool" "$B/local-$tool-bench"); record changes "$tool" "$res"; echo "  $tool 200 changes #$r: $res"
+  done
+done
+fi
+if want moves; then
+echo "== resync after 200 server-side changes, 50 of them moves of messages with attachments"
+# 50 messages over 40 KB moved INBOX -> Archive (UID MOVE, as a mail client on another machine
+# does), 100 flag changes, 25 new messages, 25 expunges. Bytes: what the server sent to each
+# tool in its run (Dovecot's logout lines, out=); only the new mail needs fetching.
+: > "$B/results/moves"
+next=$((MESSAGES + 100000))
+for r in $(seq "$RUNS"); do
+  lo=$(( (r - 1) * 60 + 2001 ))
+  big=$($D search -u bench mailbox INBOX larger 40k | awk '{print $2}' | head -n 50 | paste -sd, -)
+  $D move -u bench Archive mailbox INBOX uid "$big" >/dev/null
+  $D flags add -u bench '\Flagged' mailbox INBOX uid "$lo:$((lo + 49))" >/dev/null
+  $D flags add -u bench '\Answered' mailbox Archive uid "$lo:$((lo + 49))" >/dev/null
+  for i in $(seq 25); do
+    next=$((next + 1))
+    printf 'From: new@example.org\r\nSubject: new %d\r\nMessage-ID: <new%d@bench>\r\n\r\nnew mail %d\r\n' "$next" "$next" "$next" \
+      | $D save -u bench -m INBOX
+  done
+  $D expunge -u bench mailbox Archive uid "$((lo + 100)):$((lo + 124))" >/dev/null
+  for tool in "${TOOLS[@]}"; do
+    mark=$(wc -l < "$B/dovecot.log")
+    res=$(run_tool "$tool" "$B/local-$tool-bench"); record moves "$tool" "$res"
+    out=$(tail -n +"$((mark + 1))" "$B/dovecot.log" | grep -o ' out=[0-9]*' | awk -F= '{o += $2} END {print o + 0}')
+    echo "$tool $out" >> "$B/results/moves"
+    echo "  $tool 200 changes with 50 moves #$r: $res; $out bytes from the server"
   done
 done
 fi
@@ -449,12 +478,16 @@ print(f"- versions: {ver(['target/release/arctern', '--version'])} (commit {comm
 print(f"- each figure: median wall time of {runs} runs; RSS is the peak over those runs\n")
 tools = [t for t in ("arctern", "mbsync", "offlineimap", "getmail", "notmuch", "mu") if any(k[1] == t for k in data)]
 names = {"pull": f"initial pull of {messages} messages", "nochange": "resync, no change",
-         "changes": "resync after 200 server changes", "push": "push of 2,000 new local messages",
+         "changes": "resync after 200 server changes",
+         "moves": "resync after 200 server changes, 50 of them moves (messages over 40 KB)", "push": "push of 2,000 new local messages",
          "migrate": f"migration: push of the whole Maildir ({messages}+ messages) to an empty account",
          "pop3": "POP3 pull of 2,000 messages",
          "adopt": "adopting mbsync's Maildir (fresh arctern state, mbsync's records)", "index": f"indexing {messages} messages",
          "index200": "index update after 200 changes", "search": "search latency, p50 of the query set"}
 names = {k: v for k, v in names.items() if any(key[0] == k for key in data)}
+import json, os
+json.dump(names, open(os.path.join(os.path.dirname(raw), "names.json"), "w"))
+print(f"![Each peer's time / arctern's, per scenario (right of 1: arctern faster)](docs/bench-{messages}-{profile}.svg)\n")
 print("| scenario | " + " | ".join(tools) + " | " + " | ".join(f"{t} / arctern" for t in tools if t != "arctern") + " |")
 print("|---|" + "---|" * (len(tools) * 2 - 1))
 for scen, label in names.items():
@@ -481,6 +514,15 @@ if os.path.exists(adopt) and os.path.getsize(adopt) > 0:
     rows = [list(map(int, l.split())) for l in open(adopt) if l.strip()]
     d, up, tin, tout, files = rows[-1]
     print(f"\nAdopting mbsync's Maildir ({files} files) in the same run: message bytes copied {d} down, {up} up; the whole IMAP conversation {tout / 1e6:.1f} MB from the server, {tin / 1e6:.2f} MB from arctern (the pairing needs headers and sizes, never bodies).")
+moves = os.path.join(os.path.dirname(raw), "moves")
+if os.path.exists(moves) and os.path.getsize(moves) > 0:
+    by_tool = collections.defaultdict(list)
+    for l in open(moves):
+        if l.strip():
+            t, n = l.split()
+            by_tool[t].append(int(n))
+    cells = ", ".join(f"{t} {statistics.median(v) / 1e6:.2f} MB" for t, v in by_tool.items())
+    print(f"\nBytes the server sent in the resync with 50 moves (median per run, the whole IMAP conversation; the 25 new messages are about 2 KB): {cells}.")
 u = med(("upload", "limit"))
 if u:
     print(f"\nThe server's cost of taking the migrated messages in the same run (a bare client sending them over one connection, 100 per MULTIAPPEND, into an empty account): {u[0]:.2f} s.")
@@ -507,5 +549,8 @@ if os.path.exists(os.path.join(results, "agreement")):
         q, a, n, both = line.rstrip("\n").split("|")
         print(f"| `{q}` | {a} | {n} | {both} |")
 PY
+mkdir -p docs
+python3 contrib/bench/chart.py "$B/results/raw" "$(cat "$B/results/names.json")" \
+  "docs/bench-$MESSAGES-$PROFILE.svg" "arctern against its peers: $MESSAGES messages, $PROFILE sizes"
 if [ "$APPEND" = 1 ]; then cat "$OUT" >> BENCHMARKS.md; fi
 cat "$OUT"

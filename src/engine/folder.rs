@@ -30,7 +30,8 @@ const UPLOAD_BATCH: usize = 100;
 
 /// What a run shares with each folder's sync, beside the connection and the state.
 pub struct RunAids<'a> {
-    /// Label model: stored messages, linked instead of downloaded again.
+    /// Messages stored in other folders (label model; on a resync, messages the server moved),
+    /// linked instead of downloaded again.
     pub copies: Option<&'a super::labels::StoredCopies<'a>>,
     /// The account's daily transfer budgets.
     pub budgets: &'a super::budget::Budgets,
@@ -100,6 +101,9 @@ pub async fn sync_folder(
     })??;
     let mut touched = false;
     let mut full_scan_needed = false;
+    if let Some(copies) = aids.copies {
+        md.sweep_departed(|p| copies.is_departed(p));
+    }
 
     if !options.dry_run {
         fr.recovered += recover::settle_intents(conn, db, fid, wire, &sel, &md, &near)
@@ -232,7 +236,21 @@ pub async fn sync_folder(
     .into_iter()
     .map(|(row, flags)| Change::SetFarFlags(row, flags))
     .collect();
+    // What the messages the server took away were: another folder may find them in this run.
+    let departing: BTreeMap<crate::model::RowId, (String, u32)> = match aids.copies {
+        Some(_) if !plan.delete_near.is_empty() => {
+            let going: std::collections::BTreeSet<_> =
+                plan.delete_near.iter().map(|(r, _)| *r).collect();
+            message_rows
+                .iter()
+                .filter(|r| going.contains(&r.state.id))
+                .filter_map(|r| Some((r.state.id, (r.message_id.clone()?, r.size?))))
+                .collect()
+        }
+        _ => BTreeMap::new(),
+    };
     let mut exec = Executor {
+        departing,
         pending: far_flag_fixes,
         conn,
         db,
@@ -728,6 +746,9 @@ struct Executor<'a> {
     /// On a label-model account: the messages stored in other folders, linked instead of
     /// downloaded.
     copies: Option<&'a super::labels::StoredCopies<'a>>,
+    /// The Message-ID and size of rows whose file goes because the server's copy went: kept
+    /// for the run in `copies`, where the folder the message moved to finds it.
+    departing: BTreeMap<crate::model::RowId, (String, u32)>,
     /// The account's daily transfer budgets, shared by the run's folders.
     budgets: &'a super::budget::Budgets,
     /// Where published files are told, to be indexed during the sync, and this folder.
@@ -825,7 +846,14 @@ impl Executor<'_> {
         let mut changes = std::mem::take(&mut self.pending);
         for (row, key) in &plan.delete_near {
             if let Some(msg) = self.near.remove(key) {
-                self.md.delete(&msg)?;
+                match (self.copies, self.departing.remove(row)) {
+                    (Some(copies), Some((message_id, size))) => {
+                        if let Some(kept) = self.md.depart(&msg)? {
+                            copies.depart(message_id, size, kept);
+                        }
+                    }
+                    _ => self.md.delete(&msg)?,
+                }
             }
             changes.push(Change::Delete(*row));
             fr.deleted_near += 1;
@@ -959,8 +987,9 @@ impl Executor<'_> {
         }
     }
 
-    /// Label model: the messages of `downloads` stored in another folder of the account are
-    /// hard-linked from there; returns the rest, to download. Evidence: the server's identity
+    /// The messages of `downloads` stored in another folder of the account (label model), or
+    /// moved here by the server from another folder (a resync), are hard-linked from there;
+    /// returns the rest, to download. Evidence: the server's identity
     /// of the message (X-GM-MSGID, EMAILID) where it has one, else Message-ID, size and an
     /// equal header section. A link that cannot be made (another file system) falls back to a
     /// download.
@@ -978,7 +1007,16 @@ impl Executor<'_> {
         }
         let mut candidates: BTreeMap<Uid, (imap::Identity, Evidence)> = BTreeMap::new();
         for id in identities {
-            if let Some(evidence) = super::labels::evidence_for(self.db, &id)? {
+            let evidence = match super::labels::evidence_for(self.db, &id)? {
+                Some(e) => Some(e),
+                // Moved here from a folder synced earlier in this run: only its kept file.
+                None => id
+                    .message_id
+                    .as_deref()
+                    .is_some_and(|m| copies.has_departed(m, id.size))
+                    .then(|| Evidence::Namesakes(Vec::new())),
+            };
+            if let Some(evidence) = evidence {
                 candidates.insert(id.uid, (id, evidence));
             }
         }
@@ -997,12 +1035,15 @@ impl Executor<'_> {
             self.conn.fetch_headers(&wanted).await?
         };
         let mut sources: BTreeMap<Uid, std::path::PathBuf> = BTreeMap::new();
-        for (uid, (_, evidence)) in &candidates {
+        for (uid, (id, evidence)) in &candidates {
             let found = match evidence {
                 Evidence::SameObject(known) => copies.find_any(known),
-                Evidence::Namesakes(known) => headers
-                    .get(uid)
-                    .and_then(|header| copies.find(known, header)),
+                Evidence::Namesakes(known) => headers.get(uid).and_then(|header| {
+                    copies.find(known, header).or_else(|| {
+                        let mid = id.message_id.as_deref()?;
+                        copies.find_departed(mid, id.size, header)
+                    })
+                }),
             };
             if let Some(path) = found {
                 sources.insert(*uid, path);

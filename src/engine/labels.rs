@@ -1,12 +1,17 @@
+//! Stored copies of a message across an account's folders, linked instead of downloaded again.
+//!
 //! Label-model accounts (Gmail's labels; any server with a SPECIAL-USE `\All` folder): every
 //! folder is mirrored, but a message the Maildir already holds in another folder is not
 //! downloaded again; its new file is a hard link to the stored one (one inode, flags per file
-//! as Maildir keeps them). A link needs evidence: the server's own identity of the message
-//! (Gmail's X-GM-MSGID, RFC 8474's EMAILID) recorded with the stored copy, or, where the server
-//! has none or the copy was stored without one, the same Message-ID and size in the state and
-//! the stored file's header section equal, byte for byte, to the server's
-//! (`BODY.PEEK[HEADER]`). Anything less is downloaded, never linked to the wrong message; a
-//! stored namesake whose identity differs is a different message.
+//! as Maildir keeps them). Every other account, on a resync: a message the server moved to
+//! another folder (UID MOVE, or COPY and EXPUNGE) is linked from the file of the folder it left
+//! (still in place, or kept in `tmp/` for the run by [`StoredCopies::depart`] when that folder
+//! was synced first), so a move costs no download. A link needs evidence: the server's own
+//! identity of the message (Gmail's X-GM-MSGID, RFC 8474's EMAILID) recorded with the stored
+//! copy, or, where the server has none or the copy was stored without one, the same Message-ID
+//! and size in the state and the stored file's header section equal, byte for byte, to the
+//! server's (`BODY.PEEK[HEADER]`). Anything less is downloaded, never linked to the wrong
+//! message; a stored namesake whose identity differs is a different message.
 
 use crate::config::ImapAccount;
 use crate::db::{DbError, StateDb, StoredCopy};
@@ -25,6 +30,15 @@ pub struct StoredCopies<'a> {
     account: &'a ImapAccount,
     /// Folder name → Maildir key → file path.
     listings: RefCell<HashMap<String, Rc<BTreeMap<String, PathBuf>>>>,
+    /// Files of messages the server took out of a folder, kept until the run ends.
+    departed: RefCell<Vec<Departed>>,
+}
+
+/// A message the server took out of a folder, its file kept for the run.
+struct Departed {
+    message_id: String,
+    size: u32,
+    path: PathBuf,
 }
 
 impl<'a> StoredCopies<'a> {
@@ -33,6 +47,62 @@ impl<'a> StoredCopies<'a> {
         StoredCopies {
             account,
             listings: RefCell::new(HashMap::new()),
+            departed: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Keeps the file at `path` (taken out of its folder by [`MaildirFolder::depart`]) as a
+    /// copy of the message with `message_id` and server `size`, until [`StoredCopies::sweep`].
+    pub fn depart(&self, message_id: String, size: u32, path: PathBuf) {
+        self.departed.borrow_mut().push(Departed {
+            message_id,
+            size,
+            path,
+        });
+    }
+
+    /// Whether a departed file may be the message with `message_id` and `size`.
+    pub fn has_departed(&self, message_id: &str, size: u32) -> bool {
+        self.departed
+            .borrow()
+            .iter()
+            .any(|d| d.message_id == message_id && d.size == size)
+    }
+
+    /// Whether `path` is a departed file of this run.
+    pub fn is_departed(&self, path: &std::path::Path) -> bool {
+        self.departed.borrow().iter().any(|d| d.path == path)
+    }
+
+    /// A departed file with `message_id` and `size` whose header section equals
+    /// `server_header`.
+    pub fn find_departed(
+        &self,
+        message_id: &str,
+        size: u32,
+        server_header: &[u8],
+    ) -> Option<PathBuf> {
+        let departed = self.departed.borrow();
+        departed
+            .iter()
+            .filter(|d| d.message_id == message_id && d.size == size)
+            .find(|d| {
+                std::fs::read(&d.path).is_ok_and(|raw| {
+                    header_section(&eol::lf_to_crlf(&raw)) == header_section(server_header)
+                })
+            })
+            .map(|d| d.path.clone())
+    }
+
+    /// Removes the departed files (their messages now live in the folders they moved to, or
+    /// on the server only, as its deletion said).
+    pub fn sweep(&self) {
+        for d in self.departed.borrow_mut().drain(..) {
+            if let Err(e) = std::fs::remove_file(&d.path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("cannot remove {}: {e}", d.path.display());
+            }
         }
     }
 
@@ -100,6 +170,13 @@ impl<'a> StoredCopies<'a> {
             }
         }
         None
+    }
+}
+
+impl Drop for StoredCopies<'_> {
+    /// The run is over (or failed): departed files go, whatever happened.
+    fn drop(&mut self) {
+        self.sweep();
     }
 }
 

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod folder;
 pub mod labels;
+pub mod local_moves;
 pub mod lock;
 pub mod mbox;
 pub mod pop3;
@@ -84,9 +85,10 @@ pub async fn sync_account(
     // A label model (a `\All` folder): each message stored once, its other folders' files
     // linked to it; All Mail is synced first, alone, so the others find their messages.
     let all_mail = listed.all_mail().cloned();
-    let copies = all_mail
-        .as_ref()
-        .map(|_| labels::StoredCopies::new(account));
+    // On a resync, a message the server moved between folders is linked from the file of the
+    // folder it left, not downloaded again (not on the first pull: nothing is stored yet).
+    let copies = (all_mail.is_some() || !known_folders.is_empty())
+        .then(|| labels::StoredCopies::new(account));
     // Kept with the state, for a later push of the Maildir (Gmail's All Mail, Starred, Sent).
     let special_uses: Vec<(String, Option<crate::model::SpecialUse>)> = listed
         .by_name
@@ -236,6 +238,17 @@ pub async fn sync_account(
     if conn.is_poisoned() {
         conn = imap::connect(&account.imap, &password).await?;
     }
+    // Files a mail reader moved between folders: moved on the server first, so the folder
+    // syncs find them in place instead of deleting and uploading them.
+    let mut move_notes = BTreeMap::new();
+    if !options.dry_run && !known_folders.is_empty() {
+        let existing: Vec<FolderName> = work
+            .iter()
+            .filter(|(_, create)| create.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        move_notes = local_moves::move_on_server(&mut conn, db, account, &existing, &far).await?;
+    }
     let state_file = config.state_path(&account.name);
     let budgets = budget::Budgets::open(
         db,
@@ -333,6 +346,16 @@ pub async fn sync_account(
     }
     if !options.dry_run {
         db.record_special_uses(&special_uses)?;
+    }
+    for (folder, notes) in move_notes {
+        match report.folders.iter_mut().find(|f| f.folder == folder) {
+            Some(fr) => fr.notes.splice(0..0, notes).for_each(drop),
+            None => report.folders.push(FolderReport {
+                folder,
+                notes,
+                ..Default::default()
+            }),
+        }
     }
     report.folders.sort_by(|a, b| a.folder.cmp(&b.folder));
     Ok(())

@@ -5,6 +5,11 @@
 //! for nothing. Pure: which vanished files and which new files are the same message, by
 //! Message-ID and size, one to one; the engine confirms each pair against the server's header
 //! section before it relinks the row, so an uncertain match stays an upload, never a wrong link.
+//!
+//! Files moved between folders: a mail reader that moves a message takes its file out of one
+//! folder and puts it (often under a new name) into another. Read naively, the server copy is
+//! deleted and the file uploaded again; paired here the same way ([`moves`]), across folders,
+//! the engine moves the server copy instead (UID MOVE).
 
 use crate::model::{NearKey, RowId, Uid};
 use std::collections::BTreeMap;
@@ -48,16 +53,70 @@ pub struct Candidate {
 /// one to one on both sides (two files or two rows sharing it pair nothing: a guess could link
 /// the wrong copy).
 pub fn candidates(vanished: &[Vanished], fresh: &[Fresh]) -> Vec<Candidate> {
-    let mut rows: BTreeMap<(&str, u32), Vec<&Vanished>> = BTreeMap::new();
+    let vanished: Vec<((), &Vanished)> = vanished.iter().map(|v| ((), v)).collect();
+    let fresh: Vec<((), &Fresh)> = fresh.iter().map(|f| ((), f)).collect();
+    one_to_one(&vanished, &fresh)
+        .into_iter()
+        .map(|((), r, (), f)| Candidate {
+            row: r.row,
+            uid: r.uid,
+            key: f.key.clone(),
+        })
+        .collect()
+}
+
+/// A file a mail reader moved from one folder (where its row's file vanished) to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move<F> {
+    /// The folder it left.
+    pub from: F,
+    /// The row there.
+    pub row: RowId,
+    /// Its server UID there (whose header confirms the pair).
+    pub uid: Uid,
+    /// The folder it is in now.
+    pub to: F,
+    /// Its key there.
+    pub key: NearKey,
+}
+
+/// Pairs vanished rows with fresh files of other folders by Message-ID and size, where that
+/// evidence is one to one across every folder given (a rename within a folder is left to
+/// [`candidates`]; two files or two rows sharing the evidence pair nothing).
+pub fn moves<F: Clone + PartialEq>(
+    vanished: &[(F, Vanished)],
+    fresh: &[(F, Fresh)],
+) -> Vec<Move<F>> {
+    let vanished: Vec<(F, &Vanished)> = vanished.iter().map(|(f, v)| (f.clone(), v)).collect();
+    let fresh: Vec<(F, &Fresh)> = fresh.iter().map(|(f, x)| (f.clone(), x)).collect();
+    one_to_one(&vanished, &fresh)
+        .into_iter()
+        .filter(|(from, _, to, _)| from != to)
+        .map(|(from, r, to, f)| Move {
+            from,
+            row: r.row,
+            uid: r.uid,
+            to,
+            key: f.key.clone(),
+        })
+        .collect()
+}
+
+/// The (row, file) pairs whose Message-ID and size no other row or file shares.
+fn one_to_one<'a, F: Clone>(
+    vanished: &[(F, &'a Vanished)],
+    fresh: &[(F, &'a Fresh)],
+) -> Vec<(F, &'a Vanished, F, &'a Fresh)> {
+    let mut rows: BTreeMap<(&str, u32), Vec<&(F, &Vanished)>> = BTreeMap::new();
     for v in vanished {
-        rows.entry((v.message_id.as_str(), v.size))
+        rows.entry((v.1.message_id.as_str(), v.1.size))
             .or_default()
             .push(v);
     }
-    let mut files: BTreeMap<(&str, u32), Vec<&Fresh>> = BTreeMap::new();
+    let mut files: BTreeMap<(&str, u32), Vec<&(F, &Fresh)>> = BTreeMap::new();
     for f in fresh {
         files
-            .entry((f.message_id.as_str(), f.size))
+            .entry((f.1.message_id.as_str(), f.1.size))
             .or_default()
             .push(f);
     }
@@ -65,11 +124,7 @@ pub fn candidates(vanished: &[Vanished], fresh: &[Fresh]) -> Vec<Candidate> {
         .filter_map(|(evidence, rs)| {
             let fs = files.get(evidence)?;
             match (rs.as_slice(), fs.as_slice()) {
-                ([r], [f]) => Some(Candidate {
-                    row: r.row,
-                    uid: r.uid,
-                    key: f.key.clone(),
-                }),
+                ([(rf, r)], [(ff, f)]) => Some((rf.clone(), *r, ff.clone(), *f)),
                 _ => None,
             }
         })
@@ -124,6 +179,33 @@ mod tests {
                 &[f("k1", "a@x", 10), f("k2", "a@x", 10)]
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_move_pairs_across_folders_and_a_rename_is_left_to_the_folder() {
+        let got = moves(
+            &[
+                ("inbox", v(1, "a@x", 10)),
+                ("inbox", v(2, "b@x", 20)),
+                ("inbox", v(3, "c@x", 30)),
+            ],
+            &[
+                ("archive", f("ka", "a@x", 10)),
+                ("inbox", f("kb", "b@x", 20)),
+                ("archive", f("kc1", "c@x", 30)),
+                ("work", f("kc2", "c@x", 30)),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![Move {
+                from: "inbox",
+                row: 1,
+                uid: Uid(101),
+                to: "archive",
+                key: NearKey("ka".into())
+            }]
         );
     }
 

@@ -116,7 +116,9 @@ fn two_way_mirror_of_six_folders() {
     );
 
     let out = w.sync_ok();
-    assert!(out.contains("test: +2 ↓ +3 ↑"), "{out}");
+    // The message moved to Archive is linked from its INBOX file, not downloaded again.
+    assert!(out.contains("test: +1 ↓ +3 ↑"), "{out}");
+    assert!(out.contains("1 already stored (linked)"), "{out}");
     assert!(
         out.contains("deleted 4 ↓ 2 ↑"),
         "3 expunged + 1 moved away; 2 deleted locally: {out}"

@@ -279,7 +279,7 @@ pub struct FetchedMessage<'a> {
 }
 
 /// The response code of a tagged OK, where it matters to us.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DoneCode {
     /// No code we use.
     None,
@@ -287,6 +287,35 @@ pub enum DoneCode {
     ReadOnly,
     /// `[APPENDUID v uid]` (RFC 4315) for a single message.
     AppendUid(UidValidity, Uid),
+    /// `[COPYUID v from to]` (RFC 4315): each source UID with its UID in the destination.
+    CopyUid(Vec<(Uid, Uid)>),
+}
+
+/// The UIDs of a COPYUID's two sets paired in order (RFC 4315: "the order of UIDs in the
+/// source set corresponds to the destination set"); nothing when their lengths differ or a set
+/// is absurdly large (a range is expanded).
+pub fn copy_uid_pairs(from: &[UidSetMember], into: &[UidSetMember]) -> Vec<(Uid, Uid)> {
+    const MAX: usize = 1_000_000;
+    fn expand(set: &[UidSetMember]) -> Option<Vec<Uid>> {
+        let mut out = Vec::new();
+        for member in set {
+            match member {
+                UidSetMember::Uid(u) => out.push(Uid(*u)),
+                UidSetMember::UidRange(r) => {
+                    let (a, b) = ((*r.start()).min(*r.end()), (*r.start()).max(*r.end()));
+                    if usize::try_from(b.saturating_sub(a)).ok()? >= MAX.saturating_sub(out.len()) {
+                        return None;
+                    }
+                    out.extend((a..=b).map(Uid));
+                }
+            }
+        }
+        Some(out)
+    }
+    match (expand(from), expand(into)) {
+        (Some(f), Some(t)) if f.len() == t.len() => f.into_iter().zip(t).collect(),
+        _ => Vec::new(),
+    }
 }
 
 impl DoneCode {
@@ -300,6 +329,9 @@ impl DoneCode {
                 }
                 _ => DoneCode::None,
             },
+            Some(ResponseCode::CopyUid(_, from, into)) => {
+                DoneCode::CopyUid(copy_uid_pairs(from, into))
+            }
             _ => DoneCode::None,
         }
     }
@@ -723,6 +755,24 @@ fn truncate(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copyuid_sets_pair_in_order_and_uneven_sets_pair_nothing() {
+        let from = [UidSetMember::Uid(4), UidSetMember::UidRange(7..=9)];
+        let into = [UidSetMember::UidRange(20..=23)];
+        assert_eq!(
+            copy_uid_pairs(&from, &into),
+            vec![
+                (Uid(4), Uid(20)),
+                (Uid(7), Uid(21)),
+                (Uid(8), Uid(22)),
+                (Uid(9), Uid(23))
+            ]
+        );
+        assert!(copy_uid_pairs(&from, &[UidSetMember::Uid(1)]).is_empty());
+        let huge = [UidSetMember::UidRange(1..=u32::MAX)];
+        assert!(copy_uid_pairs(&huge, &huge).is_empty());
+    }
 
     #[test]
     fn throttling_answers_say_how_long_to_wait() {

@@ -1,5 +1,6 @@
-//! Changing the mailbox: flags (STORE), deletions (UID EXPUNGE where UIDPLUS allows it) and
-//! APPEND, single or MULTIAPPEND (RFC 3502) with APPENDUID (RFC 4315) read from each answer.
+//! Changing the mailbox: flags (STORE), deletions (UID EXPUNGE where UIDPLUS allows it),
+//! moves (UID MOVE, RFC 6851, with the COPYUID it answers) and APPEND, single or MULTIAPPEND
+//! (RFC 3502) with APPENDUID (RFC 4315) read from each answer.
 
 use super::*;
 
@@ -50,6 +51,36 @@ impl ImapConn {
         } else {
             Ok(false)
         }
+    }
+
+    /// Moves messages of the selected folder to `to` (UID MOVE, RFC 6851: the server keeps
+    /// their flags and internal dates, and takes them out of this folder). Returns each moved
+    /// UID with its UID in `to` where the server said them (COPYUID, RFC 4315: untagged before
+    /// the expunges as RFC 6851 asks, or in the tagged answer). The caller checks `MOVE`.
+    pub async fn move_messages(
+        &mut self,
+        uids: &[Uid],
+        to: &str,
+    ) -> Result<BTreeMap<Uid, Uid>, ImapError> {
+        let mut moved = BTreeMap::new();
+        for set in uid_sets(uids, 200) {
+            let mut pairs = Vec::new();
+            let done = self
+                .run_with(&format!("UID MOVE {set} {}", quote(to)), |r| {
+                    if let Response::Data { outcome, .. } = r
+                        && let Some(ResponseCode::CopyUid(_, from, into)) = &outcome.code
+                    {
+                        pairs.extend(copy_uid_pairs(from, into));
+                    }
+                    Ok(())
+                })
+                .await?;
+            if let DoneCode::CopyUid(tagged) = done {
+                pairs.extend(tagged);
+            }
+            moved.extend(pairs);
+        }
+        Ok(moved)
     }
 
     /// APPENDs a message (CRLF bytes) with flags and internal date. Returns the new UID when the

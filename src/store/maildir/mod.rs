@@ -95,6 +95,9 @@ struct DirtyDirs {
 
 static KEY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The name prefix of a file [`MaildirFolder::depart`] keeps in `tmp/`.
+pub const DEPARTED_PREFIX: &str = "arctern-departed.";
+
 /// A new unique file-name part, following the Maildir convention
 /// `<seconds>.M<micros>P<pid>Q<counter>.<host>`.
 pub fn new_key() -> NearKey {
@@ -405,6 +408,44 @@ impl MaildirFolder {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(err("delete", &p)(e)),
+        }
+    }
+
+    /// Takes a message out of the folder as [`MaildirFolder::delete`] does, but keeps its file
+    /// for the rest of the run under `tmp/` (which mail readers ignore), where another folder
+    /// may link it: a message the server moved out of this folder is found there by the folder
+    /// it moved to. Returns the kept file, or `None` when it was deleted instead (the rename
+    /// failed).
+    pub fn depart(&self, msg: &NearMessage) -> Result<Option<PathBuf>, MaildirError> {
+        let from = self.message_path(msg);
+        let kept = self
+            .path
+            .join("tmp")
+            .join(format!("{DEPARTED_PREFIX}{}", msg.key.0));
+        self.mark_dirty(msg.sub);
+        match std::fs::rename(&from, &kept) {
+            Ok(()) => Ok(Some(kept)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(_) => self.delete(msg).map(|()| None),
+        }
+    }
+
+    /// Removes files [`MaildirFolder::depart`] kept in `tmp/` that `keep` does not want (left by
+    /// an earlier run that was interrupted before it removed them).
+    pub fn sweep_departed(&self, keep: impl Fn(&Path) -> bool) {
+        let Ok(entries) = std::fs::read_dir(self.path.join("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(DEPARTED_PREFIX))
+                && !keep(&path)
+            {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 

@@ -94,6 +94,14 @@ impl Client {
         });
     }
 
+    /// Copies UIDs from `folder` to `to`.
+    pub fn copy_to(&mut self, folder: &str, uids: &str, to: &str) {
+        self.rt.block_on(async {
+            self.session.select(folder).await.unwrap();
+            self.session.uid_copy(uids, to).await.unwrap();
+        });
+    }
+
     /// Wire names of all folders.
     pub fn folders(&mut self) -> Vec<String> {
         self.rt.block_on(async {
