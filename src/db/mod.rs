@@ -527,6 +527,12 @@ impl StateDb {
         Ok(())
     }
 
+    /// Records a folder's unchanged-folder fingerprint (after its sync completed).
+    pub fn set_fingerprint(&self, folder: i64, f: Fingerprint) -> Result<(), DbError> {
+        Self::write_fingerprint(&self.conn, folder, Some(f))
+            .map_err(self.err("store folder fingerprint"))
+    }
+
     /// Sets a folder's UIDVALIDITY (first sync or after re-pairing).
     pub fn set_uidvalidity(&self, folder: i64, v: UidValidity) -> Result<(), DbError> {
         self.conn

@@ -37,6 +37,99 @@ pub struct RunAids<'a> {
     pub budgets: &'a super::budget::Budgets,
     /// Where published files go to be indexed during the sync (`index = true`).
     pub index: Option<&'a crate::index::live::LiveSink>,
+    /// Folders whose sync changed only the Maildir: their fingerprints, recorded once the
+    /// folders are proven to hold exactly the sync's changes ([`settle_fingerprints`]).
+    pub settle: &'a std::cell::RefCell<Vec<PendingFingerprint>>,
+}
+
+/// The fingerprint of a folder whose sync changed only its Maildir, waiting for the proof that
+/// the folder holds exactly what the sync left ([`settle_fingerprints`]).
+#[derive(Debug)]
+pub struct PendingFingerprint {
+    fid: i64,
+    path: std::path::PathBuf,
+    /// What the sync left: how many files, and a digest of their names.
+    count: usize,
+    digest: [u8; 32],
+    exists: u32,
+    uidnext: u32,
+    modseq: u64,
+    /// The directories' mtimes when the sync read the folder, and the folder as the index
+    /// knows it (`index = true`): told when the folder settles, so the index update can skip it.
+    before: Option<(i64, i64)>,
+    index: Option<std::sync::Arc<crate::index::FolderSource>>,
+}
+
+/// A digest of a folder listing's file names (in key order, as scanned).
+fn listing_digest(near: &BTreeMap<NearKey, NearMessage>) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    for m in near.values() {
+        h.update(m.sub.dir().as_bytes());
+        h.update(b"/");
+        h.update(m.file_name.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().into()
+}
+
+/// Records the fingerprints of `pending` folders that hold exactly what their syncs left, so
+/// the next run skips them. One wait for all of them: the directories' mtimes are read first,
+/// and the listing is taken once the clock has passed them by more than the timestamp
+/// granularity, so a change before the listing shows in it and a change after it moves an
+/// mtime past the one recorded (the "racy git" problem, solved the same way). Run after every
+/// folder is synced, while the index finishes its commit on its own thread.
+pub async fn settle_fingerprints(
+    db: &StateDb,
+    pending: Vec<PendingFingerprint>,
+    index: Option<&crate::index::live::LiveSink>,
+) {
+    let read: Vec<(PendingFingerprint, Option<(i64, i64)>)> = pending
+        .into_iter()
+        .map(|p| {
+            let m = maildir::dir_mtimes(&p.path);
+            (p, m)
+        })
+        .collect();
+    let newest = read
+        .iter()
+        .filter_map(|(_, m)| m.map(|(c, n)| c.max(n)))
+        .max();
+    if let Some(newest) = newest.and_then(|n| u64::try_from(n).ok()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let age = std::time::Duration::from_nanos(
+            u64::try_from(now.saturating_sub(u128::from(newest))).unwrap_or(u64::MAX),
+        );
+        if let Some(wait) = MTIME_GRANULARITY.checked_sub(age) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    for (p, mtimes) in read {
+        let Some((cur_mtime, new_mtime)) = mtimes else {
+            continue;
+        };
+        let same = MaildirFolder::open(&p.path)
+            .and_then(|md| md.scan())
+            .is_ok_and(|listed| listed.len() == p.count && listing_digest(&listed) == p.digest);
+        if !same {
+            tracing::debug!(folder = %p.path.display(), "changed during the sync: no fingerprint");
+            continue;
+        }
+        let fingerprint = crate::model::Fingerprint {
+            exists: p.exists,
+            uidnext: p.uidnext,
+            modseq: p.modseq,
+            cur_mtime,
+            new_mtime,
+        };
+        if let Err(e) = db.set_fingerprint(p.fid, fingerprint) {
+            tracing::warn!("{e}");
+        }
+        if let (Some(sink), Some(source), Some(before)) = (index, &p.index, p.before) {
+            sink.settled(source, before, (cur_mtime, new_mtime));
+        }
+    }
 }
 
 /// Syncs one existing folder pair. Errors are returned as text for the report.
@@ -284,6 +377,7 @@ pub async fn sync_folder(
     exec.deletions(&plan, fr).await?;
     exec.downloads(&plan, fr).await?;
     exec.uploads(&plan, fr).await?;
+    let index_source = exec.index.as_ref().map(|(_, source)| source.clone());
     if !fr.too_large.is_empty() {
         let names: Vec<String> = fr
             .too_large
@@ -304,17 +398,29 @@ pub async fn sync_folder(
     let local_only =
         !touched && snapshot::only_local_changes(&plan) && fr.deferred == 0 && fid >= 0;
     touched |= !plan.is_empty();
-    let mtimes = if touched && local_only {
-        settled_local_mtimes(&md, &near).await
-    } else {
-        mtimes_before_scan
-    };
+    // Such a folder's fingerprint waits for the proof, taken once for all folders at the end.
+    if touched
+        && local_only
+        && let (Some(uidnext), Some(modseq)) = (sel.uidnext, sel.highestmodseq)
+    {
+        aids.settle.borrow_mut().push(PendingFingerprint {
+            fid,
+            path: path.to_path_buf(),
+            count: near.len(),
+            digest: listing_digest(&near),
+            exists: sel.exists,
+            uidnext,
+            modseq,
+            before: mtimes_before_scan,
+            index: index_source,
+        });
+    }
     let fingerprint = snapshot::fingerprint_after(
-        touched && !(local_only && mtimes.is_some()),
+        touched,
         sel.exists,
         sel.uidnext,
         sel.highestmodseq,
-        mtimes,
+        mtimes_before_scan,
     );
     // Everything the server had at SELECT time is now known: the next run can ask only for
     // changes since then (our own changes come back as changes, harmlessly).
@@ -410,39 +516,6 @@ async fn relink_renamed(
 /// The timestamp granularity a directory mtime may have (a kernel tick, at most 10 ms with
 /// HZ=100), with a margin.
 const MTIME_GRANULARITY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// The mtimes of `md`'s `cur/` and `new/` after this run's own changes, or `None` when the
-/// folder holds anything but what `near` says (a mail reader changed it meanwhile). The mtimes
-/// are read first and the listing is taken once the clock has passed them by more than the
-/// timestamp granularity: a change before the listing shows in it, a change after it moves an
-/// mtime past the one returned (the "racy git" problem, solved the same way).
-async fn settled_local_mtimes(
-    md: &MaildirFolder,
-    near: &BTreeMap<NearKey, NearMessage>,
-) -> Option<(i64, i64)> {
-    let mtimes = maildir::dir_mtimes(md.path())?;
-    let newest = u64::try_from(mtimes.0.max(mtimes.1)).ok()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    let age = std::time::Duration::from_nanos(
-        u64::try_from(now.saturating_sub(u128::from(newest))).unwrap_or(u64::MAX),
-    );
-    if let Some(wait) = MTIME_GRANULARITY.checked_sub(age) {
-        tokio::time::sleep(wait).await;
-    }
-    let listed = md.scan().ok()?;
-    let same = listed.len() == near.len()
-        && listed.iter().all(|(k, m)| {
-            near.get(k)
-                .is_some_and(|n| n.file_name == m.file_name && n.sub == m.sub)
-        });
-    if !same {
-        tracing::debug!(folder = %md.path().display(), "changed during the sync: no fingerprint");
-    }
-    same.then_some(mtimes)
-}
 
 /// Rebuilds the server's complete listing from the stored server flags plus what changed since
 /// `stored_modseq`: reported by the QRESYNC SELECT itself, else asked with
@@ -823,6 +896,13 @@ impl Executor<'_> {
                     Error::LocalState(format!("local message {key} vanished while syncing flags"))
                 })?;
                 let renamed = self.md.set_flags(&msg, new)?;
+                if let Some((sink, source)) = &self.index {
+                    sink.published(
+                        source,
+                        &renamed.key.0,
+                        format!("{}/{}", renamed.sub.dir(), renamed.file_name),
+                    );
+                }
                 self.near.insert(key.clone(), renamed);
                 fr.flags_near += 1;
             }
@@ -853,6 +933,9 @@ impl Executor<'_> {
                         }
                     }
                     _ => self.md.delete(&msg)?,
+                }
+                if let Some((sink, source)) = &self.index {
+                    sink.removed(source, &msg.key.0);
                 }
             }
             changes.push(Change::Delete(*row));

@@ -256,10 +256,12 @@ pub async fn sync_account(
         account.upload_budget,
         crate::clock::unix_now(),
     )?;
+    let settle = std::cell::RefCell::new(Vec::new());
     let aids = folder::RunAids {
         copies: copies.as_ref(),
         budgets: &budgets,
         index: live_index,
+        settle: &settle,
     };
     let mut far = far;
     let mut relisted = false;
@@ -344,6 +346,11 @@ pub async fn sync_account(
             break;
         }
     }
+    // The index commits what it has while the folders are proven settled.
+    if let Some(sink) = live_index {
+        sink.flush();
+    }
+    folder::settle_fingerprints(db, settle.take(), live_index).await;
     if !options.dry_run {
         db.record_special_uses(&special_uses)?;
     }

@@ -138,6 +138,7 @@ pub async fn run_account(
             run.index_error = Some(e);
         }
     }
+    tracing::debug!(account = name, "index updated");
     let known = history.map(|h| (name, h));
     if let Err(e) = crate::metrics::write(config, known.as_ref().map(|(n, h)| (*n, h))) {
         run.metrics_error = Some(e);

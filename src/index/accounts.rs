@@ -41,7 +41,9 @@ pub fn update(
         sources.extend(sources_of(*a)?);
     }
     let names: Vec<String> = accounts.iter().map(|a| a.name().to_string()).collect();
+    let opening = std::time::Instant::now();
     let mut index = MailIndex::open(&config.state_dir).map_err(|e| e.to_string())?;
+    tracing::debug!(ms = opening.elapsed().as_millis() as u64, "index opened");
     index
         .update(&names, &sources, progress)
         .map_err(|e| e.to_string())

@@ -2,9 +2,10 @@
 //! the index by the CPU: run one after the other, a pull's core sat idle for half the run. A
 //! [`LiveIndex`] takes each message as soon as its file is published (a [`LiveSink`] is handed
 //! to the sync's folder workers), parses it on its own threads and adds it to the index, with
-//! the catalog rows that say it is indexed. The index update that follows the sync then finds
-//! those files indexed under their names and has only what changed since (flags renamed in the
-//! same run, deletions) left to do; the index it leaves equals a rebuild's (tested).
+//! the catalog rows that say it is indexed; a file the sync renamed (flags) is indexed again
+//! under its new name, a file it removed leaves the index. The index update that follows the
+//! sync then finds the catalog current and writes nothing, unless a mail reader changed the
+//! folder meanwhile; the index it leaves equals a rebuild's (tested).
 //!
 //! Crash safety is the update's: a document is in the catalog only once committed, and every
 //! add deletes its id first, so a kill at any point leaves at most work for the next update.
@@ -30,13 +31,42 @@ const LIVE_COMMIT_EVERY: usize = 500;
 /// Parsed documents waiting for the writer: bounds what parsing ahead can hold in memory.
 const PARSED_QUEUE: usize = 64;
 
-/// A message published into a folder: where it is and under which key.
+/// What the sync says about a folder.
+#[derive(Debug)]
+enum Change {
+    /// Message `key` is in this file now (`cur/<file name>` or `new/<file name>`): delivered,
+    /// or renamed because its flags changed.
+    Published(String),
+    /// Message `key` is gone.
+    Removed,
+    /// Commit what is indexed so far: the sync's folders are done, what is left is proving
+    /// them settled, which takes as long as a commit.
+    Flush,
+    /// The folder holds exactly what the sync left, as of directory mtimes `after`; it held what
+    /// the catalog says when its mtimes were `before`.
+    Settled {
+        before: (i64, i64),
+        after: (i64, i64),
+    },
+}
+
+/// A change the sync made to a folder.
 #[derive(Debug)]
 struct Job {
     source: Arc<FolderSource>,
     key: String,
-    /// `cur/<file name>` or `new/<file name>`.
-    rel_name: String,
+    change: Change,
+}
+
+/// A job after the parsers.
+enum Parsed {
+    /// Its document, to add.
+    Doc(Job, TantivyDocument),
+    /// Nothing to parse (a removal, a settled folder).
+    Pass(Job),
+    /// Its file could not be indexed (gone meanwhile, unreadable): the update after the sync
+    /// lists the folder.
+    Failed(Arc<FolderSource>),
 }
 
 /// Where the sync says what it published; cheap to clone, one per folder worker.
@@ -46,13 +76,49 @@ pub struct LiveSink {
 }
 
 impl LiveSink {
-    /// The file `rel_name` (`cur/…` or `new/…`) of folder `source` holds message `key` now.
+    /// The file `rel_name` (`cur/…` or `new/…`) of folder `source` holds message `key` now
+    /// (delivered, or renamed because its flags changed).
     pub fn published(&self, source: &Arc<FolderSource>, key: &str, rel_name: String) {
         // A stopped indexer (it failed) only leaves the work to the update after the sync.
         let _ = self.jobs.send(Job {
             source: source.clone(),
             key: key.to_string(),
-            rel_name,
+            change: Change::Published(rel_name),
+        });
+    }
+
+    /// Message `key` of folder `source` is gone from it.
+    pub fn removed(&self, source: &Arc<FolderSource>, key: &str) {
+        let _ = self.jobs.send(Job {
+            source: source.clone(),
+            key: key.to_string(),
+            change: Change::Removed,
+        });
+    }
+
+    /// Commits what is indexed so far (the sync is done with its folders).
+    pub fn flush(&self) {
+        let _ = self.jobs.send(Job {
+            source: Arc::new(FolderSource {
+                account: String::new(),
+                folder: String::new(),
+                path: PathBuf::new(),
+            }),
+            key: String::new(),
+            change: Change::Flush,
+        });
+    }
+
+    /// Folder `source` holds exactly what the sync left as of directory mtimes `after`
+    /// (proven by a listing); its mtimes were `before` when the sync read it. If the catalog
+    /// was current then (it recorded `before`) and every change the sync told was indexed, the
+    /// catalog records `after`: the update after the sync skips the folder instead of listing
+    /// it.
+    pub fn settled(&self, source: &Arc<FolderSource>, before: (i64, i64), after: (i64, i64)) {
+        let _ = self.jobs.send(Job {
+            source: source.clone(),
+            key: String::new(),
+            change: Change::Settled { before, after },
         });
     }
 }
@@ -120,10 +186,11 @@ impl MailIndex {
             .index
             .writer_with_num_threads(1, LIVE_WRITER_HEAP)
             .map_err(|e| self.terr(e))?;
-        // tantivy's own merge policy merges the commits' segments in the background while the
-        // download goes on (the update after the sync then finds nothing to add and merges
-        // nothing); `finish` waits for those merges. No explicit merge is asked of this writer,
-        // so none can race with them.
+        // tantivy's log merge policy (layered from small segments up) merges the commits'
+        // segments in the background while the download goes on (the update after the sync
+        // then finds nothing to add and merges nothing); `finish` waits for those merges. No
+        // explicit merge is asked of this writer, so none can race with them.
+        writer.set_merge_policy(super::tiered_merge_policy());
         let fields = self.fields;
         let parsers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -131,13 +198,15 @@ impl MailIndex {
         let first = Mutex::new(Some(first));
         let queue = Mutex::new(queue);
         let keywords: Mutex<HashMap<PathBuf, Arc<KeywordTable>>> = Mutex::new(HashMap::new());
-        let (parsed_tx, parsed) =
-            std::sync::mpsc::sync_channel::<(Job, TantivyDocument)>(PARSED_QUEUE);
+        let (parsed_tx, parsed) = std::sync::mpsc::sync_channel::<Parsed>(PARSED_QUEUE);
         let mut added = 0usize;
         let mut uncommitted: Vec<(Arc<FolderSource>, String, String)> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        let mut settled: Vec<Job> = Vec::new();
+        let mut unclean: std::collections::HashSet<(String, String)> = Default::default();
         let result = std::thread::scope(|scope| {
             for _ in 0..parsers {
-                let parsed_tx: SyncSender<(Job, TantivyDocument)> = parsed_tx.clone();
+                let parsed_tx: SyncSender<Parsed> = parsed_tx.clone();
                 let (first, queue, keywords) = (&first, &queue, &keywords);
                 scope.spawn(move || {
                     loop {
@@ -150,6 +219,12 @@ impl MailIndex {
                             },
                         };
                         let Ok(job) = job else { return };
+                        let Change::Published(rel_name) = &job.change else {
+                            if parsed_tx.send(Parsed::Pass(job)).is_err() {
+                                return;
+                            }
+                            continue;
+                        };
                         let table = {
                             let mut k = keywords.lock().unwrap_or_else(|p| p.into_inner());
                             k.entry(job.source.path.clone())
@@ -161,15 +236,17 @@ impl MailIndex {
                                 .clone()
                         };
                         let id = doc_id(&job.source.account, &job.source.folder, &job.key);
-                        match build_doc(&fields, &job.source, &id, &job.rel_name, &table) {
-                            Ok(Some(doc)) => {
-                                if parsed_tx.send((job, doc)).is_err() {
-                                    return;
-                                }
-                            }
+                        let parsed = match build_doc(&fields, &job.source, &id, rel_name, &table) {
+                            Ok(Some(doc)) => Parsed::Doc(job, doc),
                             // Renamed or deleted meanwhile: the update after the sync sees it.
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!("{e}"),
+                            Ok(None) => Parsed::Failed(job.source),
+                            Err(e) => {
+                                tracing::warn!("{e}");
+                                Parsed::Failed(job.source)
+                            }
+                        };
+                        if parsed_tx.send(parsed).is_err() {
+                            return;
                         }
                     }
                 });
@@ -177,32 +254,105 @@ impl MailIndex {
             drop(parsed_tx);
             // Owned here: returning early (a failure) drops it, which stops the parsers.
             let parsed = parsed;
-            for (job, doc) in parsed.iter() {
-                let id = doc_id(&job.source.account, &job.source.folder, &job.key);
-                writer.delete_term(Term::from_field_text(fields.id, &id));
-                writer.add_document(doc).map_err(|e| self.terr(e))?;
-                uncommitted.push((job.source, job.key, job.rel_name));
-                added += 1;
-                if uncommitted.len() >= LIVE_COMMIT_EVERY {
+            for item in parsed.iter() {
+                match item {
+                    Parsed::Doc(job, doc) => {
+                        let id = doc_id(&job.source.account, &job.source.folder, &job.key);
+                        writer.delete_term(Term::from_field_text(fields.id, &id));
+                        writer.add_document(doc).map_err(|e| self.terr(e))?;
+                        if let Change::Published(rel_name) = job.change {
+                            uncommitted.push((job.source, job.key, rel_name));
+                        }
+                        added += 1;
+                    }
+                    Parsed::Pass(job) => match job.change {
+                        Change::Removed => {
+                            let id = doc_id(&job.source.account, &job.source.folder, &job.key);
+                            writer.delete_term(Term::from_field_text(fields.id, &id));
+                            removed.push(id);
+                        }
+                        Change::Settled { .. } => settled.push(job),
+                        Change::Flush if !uncommitted.is_empty() || !removed.is_empty() => {
+                            writer.commit().map_err(|e| self.terr(e))?;
+                            self.catalog_published(
+                                &std::mem::take(&mut uncommitted),
+                                &std::mem::take(&mut removed),
+                            )?;
+                        }
+                        Change::Flush | Change::Published(_) => {}
+                    },
+                    Parsed::Failed(source) => {
+                        unclean.insert((source.account.clone(), source.folder.clone()));
+                    }
+                }
+                if uncommitted.len() + removed.len() >= LIVE_COMMIT_EVERY {
                     writer.commit().map_err(|e| self.terr(e))?;
-                    self.catalog_published(&std::mem::take(&mut uncommitted))?;
+                    self.catalog_published(
+                        &std::mem::take(&mut uncommitted),
+                        &std::mem::take(&mut removed),
+                    )?;
                 }
             }
             Ok::<(), IndexError>(())
         });
         // A failure above stopped the parsers (their sends fail once `parsed` is gone).
         result?;
-        writer.commit().map_err(|e| self.terr(e))?;
-        self.catalog_published(&uncommitted)?;
+        if !uncommitted.is_empty() || !removed.is_empty() {
+            writer.commit().map_err(|e| self.terr(e))?;
+            self.catalog_published(&uncommitted, &removed)?;
+        }
         writer.wait_merging_threads().map_err(|e| self.terr(e))?;
+        let settled: Vec<Job> = settled
+            .into_iter()
+            .filter(|j| !unclean.contains(&(j.source.account.clone(), j.source.folder.clone())))
+            .collect();
+        self.catalog_settled(&settled)?;
         Ok(added)
     }
 
-    /// Records committed documents in the catalog. The folders' mtimes are left alone, so the
-    /// update after the sync lists those folders and sees what changed since.
+    /// Records the mtimes of settled folders whose catalog was current when the sync read them
+    /// (it still holds their mtimes of then) and took every change since.
+    fn catalog_settled(&mut self, settled: &[Job]) -> Result<(), IndexError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let path = self.dir.join("catalog.sqlite3");
+        let cerr = |source| IndexError::Catalog {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.catalog.transaction().map_err(cerr)?;
+        {
+            let mut set = tx
+                .prepare_cached(
+                    "UPDATE folders SET cur_mtime = ?3, new_mtime = ?4
+                     WHERE account = ?1 AND folder = ?2 AND cur_mtime = ?5 AND new_mtime = ?6",
+                )
+                .map_err(cerr)?;
+            for job in settled {
+                if let Change::Settled { before, after } = job.change {
+                    set.execute(rusqlite::params![
+                        job.source.account,
+                        job.source.folder,
+                        after.0,
+                        after.1,
+                        before.0,
+                        before.1
+                    ])
+                    .map_err(cerr)?;
+                }
+            }
+        }
+        tx.commit().map_err(cerr)
+    }
+
+    /// Records committed documents (and removed ones) in the catalog. The folders' mtimes are
+    /// left alone, so the update after the sync lists those folders and sees what changed
+    /// since.
     fn catalog_published(
         &mut self,
         docs: &[(Arc<FolderSource>, String, String)],
+        removed: &[String],
     ) -> Result<(), IndexError> {
         let path = self.dir.join("catalog.sqlite3");
         let cerr = |source| IndexError::Catalog {
@@ -216,6 +366,14 @@ impl MailIndex {
                 .map(|(src, key, name)| (&**src, key.as_str(), name.as_str())),
         )
         .map_err(cerr)?;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM docs WHERE id = ?1")
+                .map_err(cerr)?;
+            for id in removed {
+                del.execute([id]).map_err(cerr)?;
+            }
+        }
         tx.commit().map_err(cerr)
     }
 }

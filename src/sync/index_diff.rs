@@ -55,14 +55,28 @@ pub fn gone_folders(
 }
 
 /// The directory mtimes (nanoseconds) to record for skipping an unchanged folder next time, or
-/// `None`: a change in the same second as the reading could hide behind an equal mtime, so a
-/// folder changed less than two seconds before `now` (Unix seconds) is listed again next time.
-pub fn settled_mtimes(mtimes: Option<(i64, i64)>, now: i64) -> Option<(i64, i64)> {
+/// `None`: a change made just after the listing could hide behind an equal mtime when the clock
+/// had not yet moved past it by the timestamp granularity. `now_ns` is read before the listing.
+/// On a file system with nanosecond timestamps (any sub-second part in the mtimes) the margin is
+/// [`FINE_GRANULARITY_NS`], a kernel tick with room to spare; where both mtimes are whole
+/// seconds (a file system that keeps only seconds, or an unlucky instant) it is two seconds.
+pub fn settled_mtimes(mtimes: Option<(i64, i64)>, now_ns: i64) -> Option<(i64, i64)> {
+    const SECOND: i64 = 1_000_000_000;
     mtimes.filter(|(c, n)| {
-        let newest = (*c).max(*n) / 1_000_000_000;
-        now.saturating_sub(newest) >= 2
+        let newest = (*c).max(*n);
+        let coarse = c.rem_euclid(SECOND) == 0 && n.rem_euclid(SECOND) == 0;
+        let margin = if coarse {
+            2 * SECOND
+        } else {
+            FINE_GRANULARITY_NS
+        };
+        now_ns.saturating_sub(newest) >= margin
     })
 }
+
+/// The margin past a fine-grained mtime after which a listing can be trusted (20 ms: the
+/// kernel's timestamp tick is at most 10 ms with HZ=100).
+pub const FINE_GRANULARITY_NS: i64 = 20_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -107,11 +121,19 @@ mod tests {
     #[test]
     fn fresh_mtimes_are_not_trusted() {
         let ns = |s: i64| s * 1_000_000_000;
+        // Whole seconds: two seconds of margin.
         assert_eq!(
-            settled_mtimes(Some((ns(100), ns(98))), 102),
+            settled_mtimes(Some((ns(100), ns(98))), ns(102)),
             Some((ns(100), ns(98)))
         );
-        assert_eq!(settled_mtimes(Some((ns(100), ns(101))), 102), None);
-        assert_eq!(settled_mtimes(None, 102), None);
+        assert_eq!(settled_mtimes(Some((ns(100), ns(101))), ns(102)), None);
+        assert_eq!(settled_mtimes(None, ns(102)), None);
+        // Nanoseconds: 20 ms.
+        let fine = ns(100) + 123_456;
+        assert_eq!(
+            settled_mtimes(Some((fine, ns(90))), fine + 25_000_000),
+            Some((fine, ns(90)))
+        );
+        assert_eq!(settled_mtimes(Some((fine, ns(90))), fine + 5_000_000), None);
     }
 }

@@ -304,4 +304,29 @@ fn a_pull_indexes_while_downloading_and_leaves_the_index_a_rebuild_would() {
     let out = w.arctern(&["index", "--rebuild"]);
     assert!(out.status.success());
     assert_eq!(everything(&w), after_pull);
+
+    // A resync tells the index its renames (flags) and removals as it makes them: the update
+    // after it has nothing left, and the index is again the one a rebuild makes.
+    c.store("INBOX", "1:20", "+FLAGS (\\Flagged)");
+    c.expunge("Archive", "1:9");
+    c.append("INBOX", &message(5000, "INBOX", 400), "");
+    let out = w.arctern(&["-vv", "sync"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("add=0 remove=0"),
+        "the update found it all done: {log}"
+    );
+    let out = w.arctern(&["index"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("index: +0 ~0 -0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after_resync = everything(&w);
+    assert_eq!(after_resync.len(), 300 - 9 + 1);
+    assert_eq!(ids(&w, "flag:flagged").len(), 50 + 20 - 3);
+    let out = w.arctern(&["index", "--rebuild"]);
+    assert!(out.status.success());
+    assert_eq!(everything(&w), after_resync);
 }
