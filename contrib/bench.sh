@@ -553,4 +553,25 @@ mkdir -p docs
 python3 contrib/bench/chart.py "$B/results/raw" "$(cat "$B/results/names.json")" \
   "docs/bench-$MESSAGES-$PROFILE.svg" "arctern against its peers: $MESSAGES messages, $PROFILE sizes"
 if [ "$APPEND" = 1 ]; then cat "$OUT" >> BENCHMARKS.md; fi
+# BENCHMARKS.md leads with the latest chart of each data size and profile: the block between
+# the markers under its title is rewritten with every run.
+python3 - "$MESSAGES" "$PROFILE" "$(git describe --always --dirty)" <<'PY'
+import re, sys
+messages, profile, commit = sys.argv[1:4]
+text = open("BENCHMARKS.md").read()
+start, end = "<!-- latest charts -->", "<!-- end of latest charts -->"
+entries = {}
+if start in text:
+    block = text.split(start, 1)[1].split(end, 1)[0]
+    for line in block.strip().splitlines():
+        m = re.search(r"docs/bench-(\d+)-(\w+)\.svg", line)
+        if m:
+            entries[(m.group(1), m.group(2))] = line
+    text = text.split(start, 1)[0] + text.split(end, 1)[1].lstrip("\n")
+entries[(messages, profile)] = (f"![{messages} messages, {profile} sizes, commit {commit}: each peer's time / arctern's]"
+                                f"(docs/bench-{messages}-{profile}.svg)")
+lines = "\n\n".join(entries[k] for k in sorted(entries, key=lambda k: (int(k[0]), k[1])))
+head, rest = text.split("\n", 1)
+open("BENCHMARKS.md", "w").write(f"{head}\n\n{start}\n{lines}\n{end}\n{rest}")
+PY
 cat "$OUT"

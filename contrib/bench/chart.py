@@ -37,8 +37,10 @@ for scen, label in names.items():
         rows.append((label, bars))
 
 LO, HI = 0.1, 100.0  # the x axis, as ratios
-left, right, top, bar_h, gap = 330, 40, 60, 16, 14
-width = 900
+# Room for the longest scenario label (about 6.6 px a character at 12 px).
+left = max(200, int(6.6 * max((len(label) for label, _ in rows), default=0)) + 20)
+right, top, bar_h, gap = 40, 60, 16, 14
+width = left + 600
 plot_w = width - left - right
 height = top + sum(len(b) * bar_h + gap for _, b in rows) + 50
 

@@ -230,7 +230,27 @@ async fn move_group(
             .collect::<Vec<_>>(),
     )?;
     let uids: Vec<Uid> = intents.iter().map(|(m, _)| m.uid).collect();
-    let new_uids = conn.move_messages(&uids, &dest.wire).await?;
+    let new_uids = match conn.move_messages(&uids, &dest.wire).await {
+        Ok(moved) => moved,
+        // Refused: nothing moved; the folders' syncs delete and upload as without MOVE.
+        Err(e @ crate::store::imap::ImapError::Refused { .. }) => {
+            tracing::info!(
+                "moving {} message(s) from {} to {} on the server was refused ({e}); they are uploaded instead",
+                uids.len(),
+                source.row.name,
+                dest.row.name
+            );
+            db.apply(
+                dest.row.id,
+                &ids.iter()
+                    .map(|id| Change::RemoveIntent(*id))
+                    .collect::<Vec<_>>(),
+            )?;
+            return Ok(0);
+        }
+        // The outcome is unknown: the intents stay, and the destination's sync finds what moved.
+        Err(e) => return Err(e.into()),
+    };
     let mut linked = Vec::new();
     let mut gone = Vec::new();
     for ((m, intent), id) in intents.iter().zip(ids) {

@@ -247,7 +247,15 @@ pub async fn sync_account(
             .filter(|(_, create)| create.is_none())
             .map(|(n, _)| n.clone())
             .collect();
-        move_notes = local_moves::move_on_server(&mut conn, db, account, &existing, &far).await?;
+        match local_moves::move_on_server(&mut conn, db, account, &existing, &far).await {
+            Ok(notes) => move_notes = notes,
+            // What was not moved is synced as without moves: deleted and uploaded, or, for a
+            // move whose outcome is unknown, found by its upload intent.
+            Err(e) => tracing::warn!(account = %account.name, "moving messages on the server: {e}"),
+        }
+        if conn.is_poisoned() {
+            conn = imap::connect(&account.imap, &password).await?;
+        }
     }
     let state_file = config.state_path(&account.name);
     let budgets = budget::Budgets::open(
