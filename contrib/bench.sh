@@ -445,6 +445,7 @@ done
 fi
 
 echo "== report"
+COMMIT=$(git describe --always --dirty)
 if [ "$APPEND" = 1 ]; then OUT=$B/results/section.md; else OUT=BENCHMARKS.md; fi
 python3 - "$B/results/raw" "$MESSAGES" "$SEED" "$RUNS" "$PROFILE" "$APPEND" "$POP_SEED" > "$OUT" <<'PY'
 import statistics, subprocess, sys, platform, collections
@@ -555,7 +556,7 @@ python3 contrib/bench/chart.py "$B/results/raw" "$(cat "$B/results/names.json")"
 if [ "$APPEND" = 1 ]; then cat "$OUT" >> BENCHMARKS.md; fi
 # BENCHMARKS.md leads with the latest chart of each data size and profile: the block between
 # the markers under its title is rewritten with every run.
-python3 - "$MESSAGES" "$PROFILE" "$(git describe --always --dirty)" <<'PY'
+python3 - "$MESSAGES" "$PROFILE" "$COMMIT" <<'PY'
 import re, sys
 messages, profile, commit = sys.argv[1:4]
 text = open("BENCHMARKS.md").read()
