@@ -218,7 +218,8 @@ echo "== resync after 200 server-side changes, 50 of them moves of messages with
 next=$((MESSAGES + 100000))
 for r in $(seq "$RUNS"); do
   lo=$(( (r - 1) * 60 + 2001 ))
-  big=$($D search -u bench mailbox INBOX larger 40k | awk '{print $2}' | head -n 50 | paste -sd, -)
+  # awk reads the whole listing (head would close the pipe early: SIGPIPE fails the pipeline).
+  big=$($D search -u bench mailbox INBOX larger 40k | awk 'NR <= 50 {print $2}' | paste -sd, -)
   $D move -u bench Archive mailbox INBOX uid "$big" >/dev/null
   $D flags add -u bench '\Flagged' mailbox INBOX uid "$lo:$((lo + 49))" >/dev/null
   $D flags add -u bench '\Answered' mailbox Archive uid "$lo:$((lo + 49))" >/dev/null
