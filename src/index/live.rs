@@ -317,19 +317,11 @@ impl MailIndex {
         if settled.is_empty() {
             return Ok(());
         }
-        let path = self.dir.join("catalog.sqlite3");
-        let cerr = |source| IndexError::Catalog {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.catalog.transaction().map_err(cerr)?;
-        {
-            let mut set = tx
-                .prepare_cached(
-                    "UPDATE folders SET cur_mtime = ?3, new_mtime = ?4
-                     WHERE account = ?1 AND folder = ?2 AND cur_mtime = ?5 AND new_mtime = ?6",
-                )
-                .map_err(cerr)?;
+        self.in_catalog(|tx| {
+            let mut set = tx.prepare_cached(
+                "UPDATE folders SET cur_mtime = ?3, new_mtime = ?4
+                 WHERE account = ?1 AND folder = ?2 AND cur_mtime = ?5 AND new_mtime = ?6",
+            )?;
             for job in settled {
                 if let Change::Settled { before, after } = job.change {
                     set.execute(rusqlite::params![
@@ -339,12 +331,11 @@ impl MailIndex {
                         after.1,
                         before.0,
                         before.1
-                    ])
-                    .map_err(cerr)?;
+                    ])?;
                 }
             }
-        }
-        tx.commit().map_err(cerr)
+            Ok(())
+        })
     }
 
     /// Records committed documents (and removed ones) in the catalog. The folders' mtimes are
@@ -355,26 +346,17 @@ impl MailIndex {
         docs: &[(Arc<FolderSource>, String, String)],
         removed: &[String],
     ) -> Result<(), IndexError> {
-        let path = self.dir.join("catalog.sqlite3");
-        let cerr = |source| IndexError::Catalog {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.catalog.transaction().map_err(cerr)?;
-        super::put_docs(
-            &tx,
-            docs.iter()
-                .map(|(src, key, name)| (&**src, key.as_str(), name.as_str())),
-        )
-        .map_err(cerr)?;
-        {
-            let mut del = tx
-                .prepare_cached("DELETE FROM docs WHERE id = ?1")
-                .map_err(cerr)?;
+        self.in_catalog(|tx| {
+            super::put_docs(
+                tx,
+                docs.iter()
+                    .map(|(src, key, name)| (&**src, key.as_str(), name.as_str())),
+            )?;
+            let mut del = tx.prepare_cached("DELETE FROM docs WHERE id = ?1")?;
             for id in removed {
-                del.execute([id]).map_err(cerr)?;
+                del.execute([id])?;
             }
-        }
-        tx.commit().map_err(cerr)
+            Ok(())
+        })
     }
 }

@@ -672,13 +672,21 @@ impl MailIndex {
         if mtimes.is_empty() {
             return Ok(());
         }
+        self.in_catalog(|tx| put_folder_mtimes(tx, mtimes))
+    }
+
+    /// Runs `work` in one catalog transaction, committed when it succeeds.
+    fn in_catalog(
+        &mut self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), IndexError> {
         let path = self.dir.join("catalog.sqlite3");
         let cerr = |source| IndexError::Catalog {
             path: path.clone(),
             source,
         };
         let tx = self.catalog.transaction().map_err(cerr)?;
-        put_folder_mtimes(&tx, mtimes).map_err(cerr)?;
+        work(&tx).map_err(cerr)?;
         tx.commit().map_err(cerr)
     }
 

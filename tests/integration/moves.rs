@@ -4,13 +4,18 @@
 
 use crate::support::*;
 
+/// The local file in folder `dir` whose message contains `marker`.
+fn file_containing(dir: &std::path::Path, marker: &str) -> std::path::PathBuf {
+    local_files(dir)
+        .into_iter()
+        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(marker))
+        .unwrap_or_else(|| panic!("no file with {marker:?} in {}", dir.display()))
+}
+
 /// Renames the local file of the message whose body contains `marker` to a new key with info
 /// `letters`, as mu4e does; returns the new path.
 fn rename_with_new_key(dir: &std::path::Path, marker: &str, new_key: &str, letters: &str) {
-    let file = local_files(dir)
-        .into_iter()
-        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(marker))
-        .unwrap();
+    let file = file_containing(dir, marker);
     std::fs::rename(
         &file,
         dir.join("cur").join(format!("{new_key}:2,{letters}")),
@@ -63,12 +68,7 @@ fn a_file_renamed_under_a_new_key_is_relinked_not_uploaded_again() {
 
     // A new file with the old one's Message-ID and size but another header is another
     // message: uploaded, and the vanished one deleted on the server, as before.
-    let file = local_files(&w.maildir)
-        .into_iter()
-        .find(|p| {
-            String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("message 3 in INBOX")
-        })
-        .unwrap();
+    let file = file_containing(&w.maildir, "message 3 in INBOX");
     let mut bytes = std::fs::read(&file).unwrap();
     let at = bytes.windows(9).position(|x| x == b"message 3").unwrap();
     bytes[at] = b'M';
@@ -184,12 +184,7 @@ fn files_the_mail_reader_moved_between_folders_are_moved_on_the_server() {
     let archive = w.maildir.join(".Archive");
     let uidnext_before = c.messages("Archive").last().unwrap().uid;
     // mutt keeps the file name; another reader gives a new name and changes a flag with it.
-    let file_of = |marker: &str| {
-        local_files(&w.maildir)
-            .into_iter()
-            .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(marker))
-            .unwrap()
-    };
+    let file_of = |marker: &str| file_containing(&w.maildir, marker);
     for marker in ["message 1 in INBOX", "message 2 in INBOX"] {
         let file = file_of(marker);
         std::fs::rename(&file, archive.join("cur").join(file.file_name().unwrap())).unwrap();
@@ -201,10 +196,7 @@ fn files_the_mail_reader_moved_between_folders_are_moved_on_the_server() {
     )
     .unwrap();
     // And one the other way, from Archive to INBOX.
-    let back = local_files(&archive)
-        .into_iter()
-        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("message 20"))
-        .unwrap();
+    let back = file_containing(&archive, "message 20");
     std::fs::rename(&back, w.maildir.join("cur").join("1800000003.x.host:2,")).unwrap();
 
     let out = w.sync_ok();
@@ -247,10 +239,7 @@ fn a_run_killed_after_the_server_move_finds_the_moved_copy_and_duplicates_nothin
     }
     w.sync_ok();
     let archive = w.maildir.join(".Archive");
-    let file = local_files(&w.maildir)
-        .into_iter()
-        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("message 1 in"))
-        .unwrap();
+    let file = file_containing(&w.maildir, "message 1 in");
     let moved = archive.join("cur").join("1800000004.moved.host:2,S");
     std::fs::rename(&file, &moved).unwrap();
     // What a run killed right after its UID MOVE leaves: the upload intent it announced in
