@@ -455,20 +455,11 @@ async fn relink_renamed(
     rows: &mut [StateRow],
 ) -> Result<usize, Error> {
     use crate::sync::renames;
-    let vanished: Vec<renames::Vanished> = message_rows
-        .iter()
-        .filter_map(|r| {
-            let key = r.state.near.as_ref()?;
-            let uid = r.state.far?;
-            (!near.contains_key(key) && far.contains_key(&uid)).then_some(())?;
-            Some(renames::Vanished {
-                row: r.state.id,
-                uid,
-                message_id: r.message_id.clone()?,
-                size: r.size?,
-            })
-        })
-        .collect();
+    let vanished = renames::vanished(
+        message_rows.iter().map(super::labels::linked),
+        |k| near.contains_key(k),
+        |u| far.contains_key(&u),
+    );
     if vanished.is_empty() {
         return Ok(0);
     }
@@ -478,16 +469,16 @@ async fn relink_renamed(
     let mut headers_of: BTreeMap<NearKey, Vec<u8>> = BTreeMap::new();
     for (key, msg) in near.iter().filter(|(k, _)| !known.contains(k)) {
         let Ok(raw) = md.read(msg) else { continue };
-        let Some(message_id) = crate::message::message_id(&raw) else {
+        let file = super::labels::file_evidence(&raw);
+        let Some(message_id) = file.message_id else {
             continue;
         };
-        let crlf = eol::lf_to_crlf(&raw);
         fresh.push(renames::Fresh {
             key: key.clone(),
             message_id,
-            size: u32::try_from(crlf.len()).unwrap_or(u32::MAX),
+            size: file.size,
         });
-        headers_of.insert(key.clone(), super::labels::header_section(&crlf).to_vec());
+        headers_of.insert(key.clone(), file.header);
     }
     let candidates = renames::candidates(&vanished, &fresh);
     if candidates.is_empty() {

@@ -30,15 +30,9 @@ pub struct StoredCopies<'a> {
     account: &'a ImapAccount,
     /// Folder name → Maildir key → file path.
     listings: RefCell<HashMap<String, Rc<BTreeMap<String, PathBuf>>>>,
-    /// Files of messages the server took out of a folder, kept until the run ends.
-    departed: RefCell<Vec<Departed>>,
-}
-
-/// A message the server took out of a folder, its file kept for the run.
-struct Departed {
-    message_id: String,
-    size: u32,
-    path: PathBuf,
+    /// Files of messages the server took out of a folder, kept until the run ends, by the
+    /// Message-ID and size of their message.
+    departed: RefCell<HashMap<(String, u32), Vec<PathBuf>>>,
 }
 
 impl<'a> StoredCopies<'a> {
@@ -47,31 +41,30 @@ impl<'a> StoredCopies<'a> {
         StoredCopies {
             account,
             listings: RefCell::new(HashMap::new()),
-            departed: RefCell::new(Vec::new()),
+            departed: RefCell::new(HashMap::new()),
         }
     }
 
     /// Keeps the file at `path` (taken out of its folder by [`MaildirFolder::depart`]) as a
     /// copy of the message with `message_id` and server `size`, until [`StoredCopies::sweep`].
     pub fn depart(&self, message_id: String, size: u32, path: PathBuf) {
-        self.departed.borrow_mut().push(Departed {
-            message_id,
-            size,
-            path,
-        });
+        self.departed
+            .borrow_mut()
+            .entry((message_id, size))
+            .or_default()
+            .push(path);
     }
 
     /// Whether a departed file may be the message with `message_id` and `size`.
     pub fn has_departed(&self, message_id: &str, size: u32) -> bool {
         self.departed
             .borrow()
-            .iter()
-            .any(|d| d.message_id == message_id && d.size == size)
+            .contains_key(&(message_id.to_string(), size))
     }
 
     /// Whether `path` is a departed file of this run.
     pub fn is_departed(&self, path: &std::path::Path) -> bool {
-        self.departed.borrow().iter().any(|d| d.path == path)
+        self.departed.borrow().values().flatten().any(|p| p == path)
     }
 
     /// A departed file with `message_id` and `size` whose header section equals
@@ -84,24 +77,24 @@ impl<'a> StoredCopies<'a> {
     ) -> Option<PathBuf> {
         let departed = self.departed.borrow();
         departed
+            .get(&(message_id.to_string(), size))?
             .iter()
-            .filter(|d| d.message_id == message_id && d.size == size)
-            .find(|d| {
-                std::fs::read(&d.path).is_ok_and(|raw| {
+            .find(|p| {
+                std::fs::read(p).is_ok_and(|raw| {
                     header_section(&eol::lf_to_crlf(&raw)) == header_section(server_header)
                 })
             })
-            .map(|d| d.path.clone())
+            .cloned()
     }
 
     /// Removes the departed files (their messages now live in the folders they moved to, or
     /// on the server only, as its deletion said).
     pub fn sweep(&self) {
-        for d in self.departed.borrow_mut().drain(..) {
-            if let Err(e) = std::fs::remove_file(&d.path)
+        for path in self.departed.borrow_mut().drain().flat_map(|(_, v)| v) {
+            if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                tracing::warn!("cannot remove {}: {e}", d.path.display());
+                tracing::warn!("cannot remove {}: {e}", path.display());
             }
         }
     }
@@ -216,6 +209,38 @@ pub fn namesakes_to_compare(copies: Vec<StoredCopy>, object_id: Option<&str>) ->
             _ => true,
         })
         .collect()
+}
+
+/// What pairing reads of a local file: its Message-ID, its size as the server counts it (CRLF)
+/// and its header section (CRLF).
+pub struct FileEvidence {
+    /// Normalised Message-ID, if any.
+    pub message_id: Option<String>,
+    /// Size with CRLF line ends.
+    pub size: u32,
+    /// Header section, CRLF.
+    pub header: Vec<u8>,
+}
+
+/// [`FileEvidence`] of a file's bytes (LF, as stored).
+pub fn file_evidence(raw: &[u8]) -> FileEvidence {
+    let crlf = eol::lf_to_crlf(raw);
+    FileEvidence {
+        message_id: crate::message::message_id(raw),
+        size: u32::try_from(crlf.len()).unwrap_or(u32::MAX),
+        header: header_section(&crlf).to_vec(),
+    }
+}
+
+/// A state row as the rename and move pairing reads it.
+pub fn linked(r: &crate::db::MessageRow) -> crate::sync::renames::Linked<'_> {
+    crate::sync::renames::Linked {
+        row: r.state.id,
+        uid: r.state.far,
+        key: r.state.near.as_ref(),
+        message_id: r.message_id.as_deref(),
+        size: r.size,
+    }
 }
 
 /// The header section of a message (up to and including the empty line), or all of it.

@@ -22,27 +22,24 @@ use crate::model::{NearKey, Side, Uid};
 use crate::names::FolderName;
 use crate::store::eol;
 use crate::store::imap::ImapConn;
-use crate::store::maildir::{self, MaildirFolder, layout};
+use crate::store::maildir::{self, MaildirFolder, NearMessage, layout};
 use crate::sync::renames;
 use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// What a moved file is, read once.
-struct FreshFile {
-    header: Vec<u8>,
-    size: u32,
-    sha256: Vec<u8>,
-    message_id: Option<String>,
-}
 
 /// A folder looked at for moves.
 struct Looked {
     row: FolderRow,
     wire: String,
-    /// The state's rows with their evidence.
-    rows: Vec<crate::db::MessageRow>,
-    /// Files no row (or intent) knows.
-    fresh: BTreeMap<NearKey, FreshFile>,
+    md: MaildirFolder,
+    /// The Maildir as scanned.
+    near: BTreeMap<NearKey, NearMessage>,
+    /// The state's rows whose file is gone.
+    gone: Vec<crate::db::MessageRow>,
+    /// Keys of files no row (or intent) knows.
+    unknown: Vec<NearKey>,
+    /// Those files read: what pairing needs (filled only when some folder lost a file).
+    fresh: BTreeMap<NearKey, super::labels::FileEvidence>,
 }
 
 /// Moves on the server the messages a mail reader moved between the local folders of `names`
@@ -92,48 +89,51 @@ pub async fn move_on_server(
         let mut known: BTreeSet<NearKey> =
             rows.iter().filter_map(|r| r.state.near.clone()).collect();
         known.extend(db.intents(row.id)?.into_iter().map(|i| i.near_key));
-        let mut fresh = BTreeMap::new();
-        for (key, msg) in near.iter().filter(|(k, _)| !known.contains(*k)) {
-            let Ok(raw) = md.read(msg) else { continue };
-            let crlf = eol::lf_to_crlf(&raw);
-            fresh.insert(
-                key.clone(),
-                FreshFile {
-                    header: super::labels::header_section(&crlf).to_vec(),
-                    size: u32::try_from(crlf.len()).unwrap_or(u32::MAX),
-                    sha256: sha2::Sha256::digest(&crlf).to_vec(),
-                    message_id: crate::message::message_id(&raw),
-                },
-            );
-        }
-        let rows = rows
+        let unknown = near
+            .keys()
+            .filter(|k| !known.contains(*k))
+            .cloned()
+            .collect();
+        let gone = rows
             .into_iter()
             .filter(|r| r.state.near.as_ref().is_some_and(|k| !near.contains_key(k)))
             .collect();
         looked.push(Looked {
             row,
             wire: wire.clone(),
-            rows,
-            fresh,
+            md,
+            near,
+            gone,
+            unknown,
+            fresh: BTreeMap::new(),
         });
     }
+    // Whether the server still has a copy is for its header to say, below.
     let vanished: Vec<(usize, renames::Vanished)> = looked
         .iter()
         .enumerate()
         .flat_map(|(i, l)| {
-            l.rows.iter().filter_map(move |r| {
-                Some((
-                    i,
-                    renames::Vanished {
-                        row: r.state.id,
-                        uid: r.state.far?,
-                        message_id: r.message_id.clone()?,
-                        size: r.size?,
-                    },
-                ))
-            })
+            renames::vanished(
+                l.gone.iter().map(super::labels::linked),
+                |_| false,
+                |_| true,
+            )
+            .into_iter()
+            .map(move |v| (i, v))
         })
         .collect();
+    // Nothing left a folder: nothing moved, and no file needs reading.
+    if vanished.is_empty() {
+        return Ok(notes);
+    }
+    for l in &mut looked {
+        for key in &l.unknown {
+            if let Some(raw) = l.near.get(key).and_then(|m| l.md.read(m).ok()) {
+                l.fresh
+                    .insert(key.clone(), super::labels::file_evidence(&raw));
+            }
+        }
+    }
     let fresh: Vec<(usize, renames::Fresh)> = looked
         .iter()
         .enumerate()
@@ -199,10 +199,14 @@ async fn move_group(
     dest: &Looked,
     group: &[&renames::Move<usize>],
 ) -> Result<usize, Error> {
-    let row_of = |id| source.rows.iter().find(|r| r.state.id == id);
+    let row_of = |id| source.gone.iter().find(|r| r.state.id == id);
     let mut intents = Vec::new();
     for m in group {
         let (Some(row), Some(file)) = (row_of(m.row), dest.fresh.get(&m.key)) else {
+            continue;
+        };
+        // The hash an interrupted run finds the moved copy by: only for what moves.
+        let Some(raw) = dest.near.get(&m.key).and_then(|msg| dest.md.read(msg).ok()) else {
             continue;
         };
         intents.push((
@@ -218,7 +222,7 @@ async fn move_group(
                 flags: row.state.flags.clone(),
                 message_id: file.message_id.clone(),
                 size: Some(file.size),
-                sha256: Some(file.sha256.clone()),
+                sha256: Some(sha2::Sha256::digest(eol::lf_to_crlf(&raw)).to_vec()),
             },
         ));
     }

@@ -27,6 +27,43 @@ pub struct Vanished {
     pub size: u32,
 }
 
+/// A state row as the pairing reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Linked<'a> {
+    /// The row.
+    pub row: RowId,
+    /// Its server UID.
+    pub uid: Option<Uid>,
+    /// Its Maildir key.
+    pub key: Option<&'a NearKey>,
+    /// Its Message-ID.
+    pub message_id: Option<&'a str>,
+    /// Its server size.
+    pub size: Option<u32>,
+}
+
+/// The rows whose local file is gone (`on_disk` says no) while their server copy is still
+/// there (`on_server` says yes), with the evidence to pair them (rows without a Message-ID or
+/// size pair nothing).
+pub fn vanished<'a>(
+    rows: impl IntoIterator<Item = Linked<'a>>,
+    on_disk: impl Fn(&NearKey) -> bool,
+    on_server: impl Fn(Uid) -> bool,
+) -> Vec<Vanished> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let uid = r.uid?;
+            (!on_disk(r.key?) && on_server(uid)).then_some(())?;
+            Some(Vanished {
+                row: r.row,
+                uid,
+                message_id: r.message_id?.to_string(),
+                size: r.size?,
+            })
+        })
+        .collect()
+}
+
 /// A local file no row knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fresh {
@@ -180,6 +217,40 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn vanished_rows_are_those_gone_locally_and_still_on_the_server() {
+        let (k1, k2, k3) = (
+            NearKey("k1".into()),
+            NearKey("k2".into()),
+            NearKey("k3".into()),
+        );
+        let row = |row, uid, key, mid| Linked {
+            row,
+            uid: Some(Uid(uid)),
+            key: Some(key),
+            message_id: mid,
+            size: Some(10),
+        };
+        let got = vanished(
+            [
+                row(1, 1, &k1, Some("a@x")),
+                row(2, 2, &k2, Some("b@x")),
+                row(3, 3, &k3, Some("c@x")),
+                row(4, 4, &k3, None),
+            ],
+            |k| k == &k2,
+            |u| u != Uid(3),
+        );
+        assert_eq!(got, vec![v(1, "a@x", 10).with_uid(1)]);
+    }
+
+    impl Vanished {
+        fn with_uid(mut self, uid: u32) -> Vanished {
+            self.uid = Uid(uid);
+            self
+        }
     }
 
     #[test]
